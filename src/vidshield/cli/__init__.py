@@ -1,0 +1,74 @@
+"""The ``vidshield`` command line. One module per subcommand, each exposing a click command
+named ``command``; modules are imported only when their command runs, so ``--help`` is fast.
+
+Tests call :func:`main` in process: ``main(["detect", "clip.mkv", "--json"]) -> exit status``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from vidshield import __version__
+from vidshield.errors import VidshieldError
+
+# command name -> (module under vidshield.cli, one-line help shown by `vidshield --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("info", "Probe a video file: size, fps, frame count, codec."),
+    "synth": ("synth", "Export the synthetic action data set as video files."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"vidshield.cli.{COMMANDS[name][0]}")
+        return module.command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidshield")
+def cli():
+    """vidshield: detect adversarial videos by temporal consistency, and purify them.
+
+    \b
+    Examples:
+      vidshield demo                      # end-to-end on synthetic videos, offline
+      vidshield info clip.mp4             # probe a video
+      vidshield COMMAND --help            # help and examples for one command
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 1 failure, 2 usage or input error)."""
+    try:
+        rv = cli.main(args=argv, prog_name="vidshield", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except VidshieldError as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        return 2
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
