@@ -1,0 +1,443 @@
+"""The temporal-consistency detector: per-frame labels -> alpha -> clean / sparse / dense.
+
+The detection network is the classifier's per-frame path (the paper's CNN+LSTM with the links
+between LSTM steps removed): ``model.frame_logits(video) -> (N, T, K)``. With a model that
+offers ``forward_with_frames`` (the LRCN), :meth:`TemporalConsistencyDetector.detect_with_logits`
+classifies and detects from one CNN pass.
+
+Long videos: :meth:`TemporalConsistencyDetector.detect_stream` takes the frames in chunks,
+computes each frame's logits once (the per-frame path treats frames independently), and
+reports one :class:`~vidshield.detection.exception.Detection` per sliding window of
+``window`` frames (default: the model's ``input_spec.frames``) every ``stride`` frames
+(default ``window // 2``); a last window is aligned to the end of the video so every frame is
+covered. Memory holds one chunk and the logits of at most ``window`` frames.
+:meth:`TemporalConsistencyDetector.summarize` turns the windows into one verdict per video: the
+most severe window decides (its score, hence alpha, is the maximum over windows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
+from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
+from vidshield.errors import VidshieldError
+from vidshield.utils import atomic_write_json
+from vidshield.video import check_video
+
+__all__ = ["VIDEO_EXTENSIONS", "DetectorConfig", "TemporalConsistencyDetector", "collect_videos", "detect_file"]
+
+#: File name endings treated as videos when a folder is given.
+VIDEO_EXTENSIONS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
+
+_CONFIG_FORMAT = "vidshield-detector"
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Thresholds and score of a detector, saved as JSON (``detector.json``).
+
+    Attributes:
+        gamma1: clean/sparse threshold on ``score`` (paper: 0.175 on alpha).
+        gamma2: sparse/dense threshold (paper: 0.3 on alpha). ``0 <= gamma1 <= gamma2``.
+        score: name in :data:`~vidshield.detection.scores.CONSISTENCY_SCORES` to route on.
+        model: name or path of the model the thresholds were calibrated for (informative).
+        calibration: how the thresholds were chosen (data, F1, AUC ...), free-form JSON.
+    """
+
+    gamma1: float = 0.175
+    gamma2: float = 0.3
+    score: str = "alpha"
+    model: str | None = None
+    calibration: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_thresholds(self.gamma1, self.gamma2)
+        if self.score not in CONSISTENCY_SCORES:
+            raise ValueError(f"unknown consistency score {self.score!r}; known: {sorted(CONSISTENCY_SCORES)}")
+        object.__setattr__(self, "gamma1", float(self.gamma1))
+        object.__setattr__(self, "gamma2", float(self.gamma2))
+        object.__setattr__(self, "calibration", dict(self.calibration))
+
+    def to_dict(self) -> dict:
+        return {
+            "format": _CONFIG_FORMAT,
+            "version": 1,
+            "gamma1": self.gamma1,
+            "gamma2": self.gamma2,
+            "score": self.score,
+            "model": self.model,
+            "calibration": dict(self.calibration),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DetectorConfig":
+        if d.get("format", _CONFIG_FORMAT) != _CONFIG_FORMAT:
+            raise ValueError(f"not a detector config (format {d.get('format')!r})")
+        return cls(
+            gamma1=d.get("gamma1", 0.175),
+            gamma2=d.get("gamma2", 0.3),
+            score=d.get("score", "alpha"),
+            model=d.get("model"),
+            calibration=d.get("calibration") or {},
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as JSON, atomically. Returns the path."""
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DetectorConfig":
+        """Read a config written by :meth:`save` (or by ``vidshield calibrate``).
+
+        Raises:
+            VidshieldError: missing file, invalid JSON or invalid values.
+        """
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError as e:
+            raise VidshieldError(f"detector config not found: {path}") from e
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise VidshieldError(f"detector config {path} is not valid JSON: {e}") from e
+        if not isinstance(d, dict):
+            raise VidshieldError(f"detector config {path} must hold a JSON object")
+        try:
+            return cls.from_dict(d)
+        except (ValueError, TypeError) as e:
+            raise VidshieldError(f"detector config {path} is invalid: {e}") from e
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _inference(model: torch.nn.Module):
+    """Eval mode and no grad; the model's training flag is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+class TemporalConsistencyDetector:
+    """Detects adversarial videos from the temporal consistency of per-frame labels.
+
+    Args:
+        model: a :class:`~vidshield.models.base.VideoClassifier` with a per-frame path
+            (``has_frame_logits`` true and ``frame_logits(video) -> (N, T, K)``), e.g. the LRCN.
+        gamma1: ``score < gamma1`` -> clean (paper: 0.175).
+        gamma2: ``gamma1 <= score < gamma2`` -> sparse, ``>= gamma2`` -> dense (paper: 0.3).
+        score: the consistency score to route on (default the paper's ``"alpha"``).
+        batch_size: videos per forward pass.
+
+    Example:
+        >>> det = TemporalConsistencyDetector(create_model("test-lrcn", num_classes=3))
+        >>> det.detect(video)[0].verdict
+        'clean'
+    """
+
+    def __init__(self, model: torch.nn.Module, *, gamma1: float = 0.175, gamma2: float = 0.3,
+                 score: str = "alpha", batch_size: int = 8):
+        if not getattr(model, "has_frame_logits", False) or not hasattr(model, "frame_logits"):
+            raise ValueError(
+                f"the detector needs a model with a per-frame path (has_frame_logits), e.g. lrcn; "
+                f"{type(model).__name__} has none"
+            )
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.model = model
+        self.batch_size = batch_size
+        self.config = DetectorConfig(gamma1=gamma1, gamma2=gamma2, score=score,
+                                     model=getattr(model, "arch_name", None))
+
+    @classmethod
+    def from_config(cls, config: DetectorConfig | str | Path, model: torch.nn.Module, *,
+                    batch_size: int = 8) -> "TemporalConsistencyDetector":
+        """Build a detector from a :class:`DetectorConfig` or the path of its JSON file."""
+        if not isinstance(config, DetectorConfig):
+            config = DetectorConfig.load(config)
+        det = cls(model, gamma1=config.gamma1, gamma2=config.gamma2, score=config.score, batch_size=batch_size)
+        det.config = config
+        return det
+
+    @property
+    def gamma1(self) -> float:
+        return self.config.gamma1
+
+    @property
+    def gamma2(self) -> float:
+        return self.config.gamma2
+
+    @property
+    def score(self) -> str:
+        return self.config.score
+
+    # -- per-frame logits ------------------------------------------------------------------
+
+    def _run(self, video: torch.Tensor, *, with_video_logits: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        batch = check_video(video)
+        if batch.dim() == 4:
+            batch = batch.unsqueeze(0)
+        if batch.shape[1] < 3:
+            raise ValueError(f"detection needs clips of at least 3 frames; got T = {batch.shape[1]}")
+        device = _model_device(self.model)
+        video_parts, frame_parts = [], []
+        with _inference(self.model):
+            for i in range(0, batch.shape[0], self.batch_size):
+                x = batch[i : i + self.batch_size].to(device)
+                if with_video_logits and hasattr(self.model, "forward_with_frames"):
+                    v, f = self.model.forward_with_frames(x)
+                else:
+                    v = self.model(x) if with_video_logits else None
+                    f = self.model.frame_logits(x)
+                if f.dim() != 3 or tuple(f.shape[:2]) != tuple(x.shape[:2]):
+                    raise ValueError(
+                        f"{type(self.model).__name__}.frame_logits must return (N, T, K) = "
+                        f"({x.shape[0]}, {x.shape[1]}, K); got {tuple(f.shape)}"
+                    )
+                frame_parts.append(f.float().cpu())
+                if v is not None:
+                    video_parts.append(v.float().cpu())
+        video_logits = torch.cat(video_parts) if video_parts else None
+        return video_logits, torch.cat(frame_parts)
+
+    def frame_logits(self, video: torch.Tensor) -> torch.Tensor:
+        """Per-frame logits of the detection network.
+
+        Shape:
+            ``(N, T, 3, H, W)`` or ``(T, 3, H, W)`` float in [0, 1] -> ``float32 (N, T, K)`` on CPU.
+        """
+        return self._run(video, with_video_logits=False)[1]
+
+    # -- detection -------------------------------------------------------------------------
+
+    def detections_from_logits(self, frame_logits: torch.Tensor, *, start: int = 0) -> list[Detection]:
+        """Detections from per-frame logits ``(N, T, K)`` (T >= 3), one per video; ``start`` is
+        recorded in each :class:`Detection` (the first frame's index in the source video)."""
+        scores = compute_scores(frame_logits)
+        labels = frame_logits.argmax(dim=-1)
+        alpha, mask = exception_index(labels)
+        out = []
+        for i in range(labels.shape[0]):
+            value = float(scores[self.score][i])
+            out.append(
+                Detection(
+                    alpha=float(alpha[i]),
+                    verdict=route(value, self.gamma1, self.gamma2),
+                    frame_labels=labels[i].tolist(),
+                    exception_frames=mask[i].nonzero().flatten().tolist(),
+                    start=start,
+                    score_name=self.score,
+                    score=value,
+                    scores={k: float(v[i]) for k, v in scores.items()},
+                )
+            )
+        return out
+
+    def detect(self, video: torch.Tensor) -> list[Detection]:
+        """Detect on a clip ``(T, 3, H, W)`` or a batch ``(N, T, 3, H, W)``, float in [0, 1],
+        T >= 3. Returns one :class:`Detection` per video."""
+        return self.detections_from_logits(self.frame_logits(video))
+
+    def detect_with_logits(self, video: torch.Tensor) -> tuple[list[Detection], torch.Tensor]:
+        """Detect and classify at once: ``(detections, video_logits float32 (N, K) on CPU)``.
+
+        With ``model.forward_with_frames`` (the LRCN) the CNN runs once for both; otherwise the
+        model runs twice (``forward`` and ``frame_logits``).
+        """
+        video_logits, frame_logits = self._run(video, with_video_logits=True)
+        return self.detections_from_logits(frame_logits), video_logits
+
+    def detect_stream(self, chunks: Iterable[tuple[int, torch.Tensor]], *, window: int | None = None,
+                      stride: int | None = None) -> list[Detection]:
+        """Sliding-window detection over a long video given as chunks.
+
+        Args:
+            chunks: ``(start, frames)`` pairs in order, ``frames`` float ``(t, 3, H, W)`` in
+                [0, 1] starting at frame ``start`` (as ``vidshield.io.iter_chunks`` yields them;
+                overlapping chunks are fine, gaps are an error).
+            window: frames per window, >= 3 (default ``model.input_spec.frames``).
+            stride: frames between window starts, 1 .. window (default ``window // 2``). With
+                ``stride <= window - 2`` every frame but the video's first and last is interior
+                to some window, so the union of the windows' exception frames equals the
+                exceptions of the whole label sequence.
+
+        Returns:
+            one :class:`Detection` per window, ``start`` = its first frame; windows start at
+            0, stride, 2*stride ... and a last one ends at the last frame. A video shorter than
+            ``window`` gives a single window over all its frames (at least 3).
+        """
+        window, stride = self._window_args(window, stride)
+        out: list[Detection] = []
+        pending = None  # logits (t, K) of frames pending_start .. next_frame-1
+        pending_start = next_frame = next_window = 0
+        for start, frames in chunks:
+            start = int(start)
+            check_video(frames, name="chunk")
+            if frames.dim() != 4:
+                raise ValueError(f"chunk frames must be (t, 3, H, W); got shape {tuple(frames.shape)}")
+            if start > next_frame:
+                raise ValueError(f"chunks leave a gap: expected a chunk starting at or before frame {next_frame}, got {start}")
+            frames = frames[next_frame - start :]
+            if frames.shape[0] == 0:
+                continue
+            logits = self._stream_logits(frames)
+            pending = logits if pending is None else torch.cat([pending, logits])
+            next_frame += frames.shape[0]
+            while next_window + window <= next_frame:
+                w = pending[next_window - pending_start : next_window - pending_start + window]
+                out.append(self.detections_from_logits(w[None], start=next_window)[0])
+                next_window += stride
+            keep_from = max(pending_start, min(next_window, next_frame - window))
+            pending = pending[keep_from - pending_start :]
+            pending_start = keep_from
+        total = next_frame
+        if total < 3:
+            raise ValueError(f"detection needs at least 3 frames; the stream had {total}")
+        last_end = out[-1].start + window if out else 0
+        if last_end < total:
+            first = max(0, total - window)
+            w = pending[first - pending_start :]
+            out.append(self.detections_from_logits(w[None], start=first)[0])
+        return out
+
+    def _window_args(self, window: int | None, stride: int | None) -> tuple[int, int]:
+        if window is None:
+            spec = getattr(self.model, "input_spec", None)
+            if spec is None:
+                raise ValueError("window is required: the model has no input_spec")
+            window = int(spec.frames)
+        if not isinstance(window, int) or window < 3:
+            raise ValueError(f"window must be an int >= 3 frames, got {window!r}")
+        stride = max(1, window // 2) if stride is None else stride
+        if not isinstance(stride, int) or not 1 <= stride <= window:
+            raise ValueError(f"stride must be an int in 1 .. window ({window}), got {stride!r}")
+        return window, stride
+
+    def _stream_logits(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame logits ``(t, K)`` of frames ``(t, 3, H, W)``, in pieces of at most
+        ``batch_size * 16`` frames (the per-frame path treats every frame on its own)."""
+        device = _model_device(self.model)
+        step = self.batch_size * 16
+        parts = []
+        with _inference(self.model):
+            for i in range(0, frames.shape[0], step):
+                x = frames[i : i + step].unsqueeze(0).to(device)
+                parts.append(self.model.frame_logits(x)[0].float().cpu())
+        return torch.cat(parts)
+
+    def summarize(self, windows: list[Detection]) -> Detection:
+        """One detection for a whole video from its windows: the most severe window decides.
+
+        ``score`` and ``alpha`` are the maxima over windows (each score maximised on its own),
+        ``verdict`` routes the maximum score, ``frame_labels`` covers the whole video and
+        ``exception_frames`` are the union of the windows' exception frames, as indices in the
+        video.
+        """
+        if not windows:
+            raise ValueError("summarize needs at least one window")
+        total = max(w.start + w.num_frames for w in windows)
+        labels = [-1] * total
+        exceptions: set[int] = set()
+        for w in windows:
+            labels[w.start : w.start + w.num_frames] = w.frame_labels
+            exceptions.update(w.start + e for e in w.exception_frames)
+        if -1 in labels:
+            raise ValueError("the windows do not cover the video")
+        score = max(w.score for w in windows)
+        names = set.intersection(*(set(w.scores) for w in windows))
+        return Detection(
+            alpha=max(w.alpha for w in windows),
+            verdict=route(score, self.gamma1, self.gamma2),
+            frame_labels=labels,
+            exception_frames=sorted(exceptions),
+            start=0,
+            score_name=self.score,
+            score=score,
+            scores={n: max(w.scores[n] for w in windows) for n in sorted(names)},
+        )
+
+
+def detect_file(detector: TemporalConsistencyDetector, path: str | Path, *, window: int | None = None,
+                stride: int | None = None, chunk_frames: int = 64) -> tuple[Detection, list[Detection]]:
+    """Detect on a whole video file, streamed in chunks at the model's spatial size.
+
+    Every frame of the file is decoded (no temporal sampling: neighbouring frames must stay
+    neighbours), resized to the model's ``input_spec`` height x width, and cut into windows of
+    ``window`` frames (default ``input_spec.frames``); a clip of exactly ``window`` frames (what
+    the attacks write) is one window. Returns ``(summary, windows)`` with ``summary`` from
+    :meth:`TemporalConsistencyDetector.summarize`.
+
+    Raises:
+        VidshieldError: the file cannot be read, or has fewer than 3 frames.
+    """
+    from vidshield.io import iter_chunks
+
+    spec = getattr(detector.model, "input_spec", None)
+    size = (int(spec.height), int(spec.width)) if spec is not None else None
+    chunks: Iterator = iter_chunks(path, chunk_frames=chunk_frames, size=size)
+    try:
+        windows = detector.detect_stream(chunks, window=window, stride=stride)
+    except ValueError as e:
+        if "at least 3 frames" in str(e):
+            raise VidshieldError(f"{path}: {e}") from e
+        raise
+    return detector.summarize(windows), windows
+
+
+
+def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:
+    """The videos to detect on: a file, or a folder.
+
+    A folder with a ``manifest.json`` (an adversarial set written by the attacks) lists its
+    clips: the manifest is a list of clip entries, or an object whose ``"clips"`` holds them;
+    each entry has ``"file"`` (relative to the folder) and may have ``"success"``. With
+    ``successful_only`` the clips whose attack failed (``"success": false``) are left out, as in
+    the paper's evaluation sets. A folder without a manifest gives every video file in it
+    (:data:`VIDEO_EXTENSIONS`), sorted by name, not recursively.
+
+    Returns:
+        ``(path, entry)`` pairs; ``entry`` is the manifest entry (``{}`` without manifest).
+
+    Raises:
+        VidshieldError: the path does not exist, the manifest is invalid, or no video is found.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [(path, {})]
+    if not path.is_dir():
+        raise VidshieldError(f"no such video file or folder: {path}")
+    manifest = path / "manifest.json"
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise VidshieldError(f"{manifest} is not valid JSON: {e}") from e
+        clips = data.get("clips") if isinstance(data, dict) else data
+        if not isinstance(clips, list) or not all(isinstance(c, dict) and "file" in c for c in clips):
+            raise VidshieldError(f"{manifest} must list clips as objects with a 'file' entry (a list, or under 'clips')")
+        out = [(path / str(c["file"]), c) for c in clips if not (successful_only and c.get("success") is False)]
+        missing = [str(p) for p, _ in out if not p.is_file()]
+        if missing:
+            raise VidshieldError(f"{manifest} lists {len(missing)} missing file(s), e.g. {missing[0]}")
+    else:
+        out = [(p, {}) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+    if not out:
+        raise VidshieldError(f"no videos found in {path} (looked for {', '.join(VIDEO_EXTENSIONS)} or a manifest.json)")
+    return out
