@@ -1,0 +1,52 @@
+"""Data: the synthetic action generator, video-file data sets (folder-per-class, UCF101,
+UT-Interaction), clip sampling, transforms, a frame cache and a seeded DataLoader.
+
+Every data set yields ``(video, label)``: ``float32 (T, 3, H, W)`` in [0, 1] and an ``int``.
+"""
+
+from vidshield.data.cache import FrameCache
+from vidshield.data.datasets import (
+    UCF101,
+    UT_INTERACTION_CLASSES,
+    VIDEO_EXTENSIONS,
+    UTInteraction,
+    VideoClipDataset,
+    VideoFolder,
+    default_data_root,
+)
+from vidshield.data.factory import DATASETS, make_dataset, register_dataset
+from vidshield.data.loader import make_loader, seed_worker
+from vidshield.data.sampling import random_indices, sample_indices, uniform_indices
+from vidshield.data.synthetic import (
+    SyntheticActions,
+    clip_generator,
+    export_synthetic,
+    generate_clip,
+    synthetic_class_names,
+    synthetic_split_seed,
+)
+
+__all__ = [
+    "DATASETS",
+    "FrameCache",
+    "SyntheticActions",
+    "UCF101",
+    "UTInteraction",
+    "UT_INTERACTION_CLASSES",
+    "VIDEO_EXTENSIONS",
+    "VideoClipDataset",
+    "VideoFolder",
+    "clip_generator",
+    "default_data_root",
+    "export_synthetic",
+    "generate_clip",
+    "make_dataset",
+    "make_loader",
+    "random_indices",
+    "register_dataset",
+    "sample_indices",
+    "seed_worker",
+    "synthetic_class_names",
+    "synthetic_split_seed",
+    "uniform_indices",
+]
