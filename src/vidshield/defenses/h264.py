@@ -1,0 +1,85 @@
+"""Re-encoding baseline defense: H.264 (libx264) at a CRF, in memory, then decode back — what
+ART's ``VideoCompression`` does. Used side by side with the temporal defense in the tables."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidshield.defenses.base import Defense
+from vidshield.errors import VideoEncodeError
+from vidshield.video import check_batch, frames_to_tensor, to_uint8
+
+__all__ = ["H264Defense", "h264_roundtrip"]
+
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def h264_roundtrip(video: torch.Tensor, *, crf: int = 28, preset: str = "medium", fps: int = 25) -> torch.Tensor:
+    """Encode one video ``(T, 3, H, W)`` float [0, 1] with libx264 (yuv420p, in memory) and decode it.
+
+    Odd sizes are padded by replication to even (4:2:0 needs it) and cropped back.
+
+    Returns:
+        float32 ``(T, 3, H, W)`` in [0, 1] on the input's device.
+    """
+    t, _, h, w = video.shape
+    ph, pw = h % 2, w % 2
+    x = video.detach().to("cpu", torch.float32)
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    frames = to_uint8(x).permute(0, 2, 3, 1).contiguous().numpy()
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, mode="w", format="matroska") as container:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf), "preset": preset}
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode(None))
+    except (av.error.FFmpegError, ValueError) as e:
+        raise VideoEncodeError(f"libx264 encoding failed: {e}") from e
+    buf.seek(0)
+    with av.open(buf, mode="r") as container:
+        decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    if decoded.shape[0] != t:
+        raise VideoEncodeError(f"libx264 round trip returned {decoded.shape[0]} frames for {t}")
+    return frames_to_tensor(decoded)[..., :h, :w].to(video.device)
+
+
+class H264Defense(Defense):
+    """Whole-video H.264 re-encoding at a CRF (ART's ``VideoCompression``; Armory uses CRF 28).
+
+    Args:
+        crf: libx264 constant rate factor 0..51 (higher = stronger compression).
+        preset: libx264 preset.
+
+    Shape:
+        ``forward(video (N, T, 3, H, W) float [0, 1]) -> same``; not differentiable (BPDA
+        surrogate: identity).
+    """
+
+    differentiable = False
+
+    def __init__(self, *, crf: int = 28, preset: str = "medium") -> None:
+        super().__init__()
+        if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
+            raise ValueError(f"crf must be an int in [0, 51], got {crf!r}")
+        if preset not in _PRESETS:
+            raise ValueError(f"preset must be one of {_PRESETS}, got {preset!r}")
+        self.crf, self.preset = crf, preset
+
+    def extra_repr(self) -> str:
+        return f"crf={self.crf}, preset={self.preset!r}"
+
+    @torch.no_grad()
+    def forward(self, video: torch.Tensor, polluted: torch.Tensor | None = None) -> torch.Tensor:
+        """Re-encode every video of the batch (``polluted`` is accepted and ignored)."""
+        check_batch(video)
+        return torch.stack([h264_roundtrip(v, crf=self.crf, preset=self.preset) for v in video]).to(video.dtype)

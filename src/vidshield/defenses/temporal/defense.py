@@ -1,0 +1,386 @@
+"""The temporal defense: rebuild polluted frames from clean neighbours (paper section on the
+temporal defense; REFERENCE.md sections 1 and 5).
+
+For each frame marked polluted:
+
+1. references = the nearest frames *not* marked polluted before and after it (one side only
+   when the other has none);
+2. block matching (:func:`motion.estimate_motion`) of the polluted frame against each
+   reference; per block the reference with the lower MAD wins (ties: the earlier frame);
+3. prediction = the motion-compensated blocks (exact copies of reference pixels);
+4. residual = ``round(255 * (polluted - prediction))`` per RGB channel (an RGB 4:4:4 residual,
+   as H.264's High 4:4:4 profile can code), coded with the integer DCT and quantised at ``qp``
+   (inter rounding offset): :func:`quant.code_residual`;
+5. reconstruction = ``clip(prediction + decoded_residual / 255, 0, 1)``.
+
+The coarse quantisation removes the low-amplitude perturbation; the motion compensation is what
+keeps the frame's content. Frames not marked are returned bit-identical (copied, never
+round-tripped through 8 bits). A video in which *every* frame is marked cannot be rebuilt and
+raises ``ValueError`` (a detector never marks every frame: Eq. 1 cannot mark the first and last).
+
+Streams: :func:`defend_stream` takes an iterator of frames and flags and yields defended frames
+in order, holding only the current run of polluted frames (plus the last clean one) in memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+
+from vidshield.defenses.base import Defense
+from vidshield.defenses.temporal.motion import _CHANNELS, SEARCH_METHODS, estimate_motion, motion_compensate
+from vidshield.defenses.temporal.quant import MAX_QP, code_residual
+from vidshield.video import check_batch, check_frame_mask, check_video
+
+__all__ = ["TemporalDefense", "rebuild_frames", "defend_stream", "key_frame_mask", "DEFAULT_QP"]
+
+DEFAULT_QP = 36
+_SURROGATES = ("identity", "prediction")
+
+
+def key_frame_mask(t: int, *, every: int, n: int | None = None) -> torch.Tensor:
+    """"Every frame but the key frames": key frames at 0, every, 2 * every, ... are clean.
+
+    Returns:
+        bool ``(T,)``, or ``(n, T)`` when ``n`` is given; True = rebuild this frame.
+    """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be an int >= 1, got {every!r}")
+    if not isinstance(t, int) or t < 1:
+        raise ValueError(f"t must be an int >= 1, got {t!r}")
+    mask = torch.arange(t) % every != 0
+    return mask if n is None else mask.unsqueeze(0).expand(n, t).clone()
+
+
+def _check_params(block, search, method, qp, transform, channels) -> None:
+    for name, v, lo in (("block", block, 1), ("search", search, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    if method not in SEARCH_METHODS:
+        raise ValueError(f"method must be one of {SEARCH_METHODS}, got {method!r}")
+    if isinstance(qp, bool) or not isinstance(qp, int) or not 0 <= qp <= MAX_QP:
+        raise ValueError(f"qp must be an int in [0, {MAX_QP}], got {qp!r}")
+    if transform not in (4, 8):
+        raise ValueError(f"transform must be 4 or 8, got {transform!r}")
+    if channels not in _CHANNELS:
+        raise ValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
+
+
+def _predict(cur, prev, nxt, has_prev, has_next, *, block, search, method, channels, backend):
+    """Bidirectional block prediction -> (prediction (P, C, H, W), use_next bool (P, Hb, Wb))."""
+    sides = []
+    for ref, has in ((prev, has_prev), (nxt, has_next)):
+        if ref is None:
+            sides.append(None)
+            continue
+        vec, mad = estimate_motion(cur, ref, block=block, search=search, method=method, channels=channels, backend=backend)
+        mad = torch.where(has.view(-1, 1, 1), mad, torch.full_like(mad, float("inf")))
+        sides.append((motion_compensate(ref, vec, block=block), mad))
+    if sides[0] is None:
+        return sides[1][0], None
+    if sides[1] is None:
+        return sides[0][0], None
+    (pred_p, mad_p), (pred_n, mad_n) = sides
+    use_next = mad_n < mad_p
+    h, w = cur.shape[-2:]
+    pixel_mask = use_next.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, :h, :w].unsqueeze(1)
+    return torch.where(pixel_mask, pred_n, pred_p), use_next
+
+
+def rebuild_frames(
+    cur: torch.Tensor,
+    prev: torch.Tensor | None,
+    nxt: torch.Tensor | None,
+    *,
+    has_prev: torch.Tensor | None = None,
+    has_next: torch.Tensor | None = None,
+    block: int = 8,
+    search: int = 7,
+    method: str = "full",
+    qp: int = DEFAULT_QP,
+    transform: int = 4,
+    channels: str = "luma",
+    residual: bool = True,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Rebuild frames from their references (the algorithm; :class:`TemporalDefense` wraps it).
+
+    Args:
+        cur: polluted frames float ``(P, 3, H, W)`` in [0, 1].
+        prev, nxt: reference frames before / after, same shape, or None for none on that side.
+        has_prev, has_next: bool ``(P,)``: which rows of ``prev`` / ``nxt`` are real references
+            (default: all, when the tensor is given). Every frame needs at least one.
+        block, search, method, channels: block matching (:func:`motion.block_match`).
+        qp: residual quantisation parameter (0..51): the defense's strength.
+        transform: 4 (4x4 integer DCT) or 8 (8x8).
+        residual: False drops the residual (motion compensation alone).
+        backend: block-matching backend.
+
+    Returns:
+        float32 ``(P, 3, H, W)`` in [0, 1].
+    """
+    _check_params(block, search, method, qp, transform, channels)
+    p = cur.shape[0]
+    for name, ref in (("prev", prev), ("nxt", nxt)):
+        if ref is not None and ref.shape != cur.shape:
+            raise ValueError(f"{name} must have the shape of cur {tuple(cur.shape)}, got {tuple(ref.shape)}")
+    ones = torch.ones(p, dtype=torch.bool, device=cur.device)
+    has_prev = (ones if has_prev is None else has_prev.to(cur.device)) if prev is not None else ~ones
+    has_next = (ones if has_next is None else has_next.to(cur.device)) if nxt is not None else ~ones
+    if not bool((has_prev | has_next).all()):
+        raise ValueError("every frame to rebuild needs a reference before or after it")
+    pred, _ = _predict(
+        cur, prev, nxt, has_prev, has_next, block=block, search=search, method=method, channels=channels, backend=backend
+    )
+    if not residual:
+        return pred.to(torch.float32)
+    res = torch.round((cur - pred) * 255.0).clamp_(-255, 255).to(torch.int32)
+    decoded = code_residual(res, qp, size=transform).to(torch.float32)
+    return (pred + decoded / 255.0).clamp_(0.0, 1.0).to(torch.float32)
+
+
+def _neighbours(mask_row: torch.Tensor) -> tuple[list[int], list[int]]:
+    """For one video's mask (T,): index of the nearest clean frame before / after (-1: none)."""
+    t = mask_row.numel()
+    clean = (~mask_row).tolist()
+    before, after = [-1] * t, [-1] * t
+    last = -1
+    for i in range(t):
+        before[i] = last
+        if clean[i]:
+            last = i
+    last = -1
+    for i in range(t - 1, -1, -1):
+        after[i] = last
+        if clean[i]:
+            last = i
+    return before, after
+
+
+class TemporalDefense(Defense):
+    """Rebuild polluted frames by bidirectional block motion compensation + a quantised
+    integer-DCT residual (see the module docstring).
+
+    Args:
+        block: block size (8; 16 available).
+        search: search range p (7).
+        method: block-matching search, one of :data:`motion.SEARCH_METHODS` ("full").
+        qp: residual QP 0..51 (36): the strength. The residual step doubles every 6 QP.
+        transform: 4 or 8, the integer-DCT size.
+        channels: "luma" (BT.601, default) or "rgb" matching cost.
+        bidirectional: use the clean frames on both sides (True) or only the previous one
+            (falling back to the next one when there is no previous clean frame).
+        residual: code the residual (True) or keep the motion-compensated prediction only.
+        key_every: the mask used when ``forward`` gets none: every frame but the key frames
+            0, k, 2k, ... (None: a mask is required).
+        surrogate: BPDA surrogate, "identity" or "prediction" (the motion-compensated
+            prediction, differentiable with respect to the reference frames).
+        chunk: polluted frames processed at once (memory bound).
+        backend: block-matching backend ("auto": numba on CPU when installed, torch otherwise).
+
+    Shape:
+        ``forward(video (N, T, 3, H, W) float [0, 1], polluted bool (N, T) = None) -> same``.
+    """
+
+    differentiable = False
+
+    def __init__(
+        self,
+        *,
+        block: int = 8,
+        search: int = 7,
+        method: str = "full",
+        qp: int = DEFAULT_QP,
+        transform: int = 4,
+        channels: str = "luma",
+        bidirectional: bool = True,
+        residual: bool = True,
+        key_every: int | None = None,
+        surrogate: str = "identity",
+        chunk: int = 32,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        _check_params(block, search, method, qp, transform, channels)
+        if surrogate not in _SURROGATES:
+            raise ValueError(f"surrogate must be one of {_SURROGATES}, got {surrogate!r}")
+        if key_every is not None and (isinstance(key_every, bool) or not isinstance(key_every, int) or key_every < 1):
+            raise ValueError(f"key_every must be None or an int >= 1, got {key_every!r}")
+        if not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"chunk must be an int >= 1, got {chunk!r}")
+        self.block, self.search, self.method, self.qp = block, search, method, qp
+        self.transform, self.channels, self.bidirectional, self.residual = transform, channels, bidirectional, residual
+        self.key_every, self.surrogate_kind, self.chunk, self.backend = key_every, surrogate, chunk, backend
+
+    def extra_repr(self) -> str:
+        return (
+            f"block={self.block}, search={self.search}, method={self.method!r}, qp={self.qp}, "
+            f"transform={self.transform}, channels={self.channels!r}, bidirectional={self.bidirectional}, "
+            f"residual={self.residual}"
+        )
+
+    def _options(self) -> dict:
+        return dict(
+            block=self.block,
+            search=self.search,
+            method=self.method,
+            qp=self.qp,
+            transform=self.transform,
+            channels=self.channels,
+            residual=self.residual,
+            backend=self.backend,
+        )
+
+    def _mask(self, video: torch.Tensor, polluted: torch.Tensor | None) -> torch.Tensor:
+        n, t = video.shape[:2]
+        if polluted is None:
+            if self.key_every is None:
+                raise ValueError("TemporalDefense needs a polluted mask bool (N, T) (or construct it with key_every=k)")
+            polluted = key_frame_mask(t, every=self.key_every, n=n)
+        check_frame_mask(polluted, n, t, name="polluted")
+        all_marked = polluted.all(dim=1)
+        if bool(all_marked.any()):
+            bad = all_marked.nonzero().flatten().tolist()
+            raise ValueError(f"every frame is marked polluted in video(s) {bad}: no clean frame to rebuild from")
+        return polluted.to(video.device)
+
+    def _plan(self, mask: torch.Tensor):
+        """Lists (n, t, before, after) for every polluted frame."""
+        jobs = []
+        for i in range(mask.shape[0]):
+            before, after = _neighbours(mask[i].cpu())
+            for t in mask[i].nonzero().flatten().tolist():
+                b, a = before[t], after[t] if self.bidirectional or before[t] < 0 else -1
+                jobs.append((i, t, b, a))
+        return jobs
+
+    @torch.no_grad()
+    def forward(self, video: torch.Tensor, polluted: torch.Tensor | None = None) -> torch.Tensor:
+        """Rebuild the frames marked in ``polluted``; unmarked frames are copied unchanged."""
+        check_batch(video)
+        mask = self._mask(video, polluted)
+        out = video.detach().clone()
+        jobs = self._plan(mask)
+        for start in range(0, len(jobs), self.chunk):
+            part = jobs[start : start + self.chunk]
+            n_idx = torch.tensor([j[0] for j in part], device=video.device)
+            t_idx = torch.tensor([j[1] for j in part], device=video.device)
+            b_idx = torch.tensor([max(j[2], 0) for j in part], device=video.device)
+            a_idx = torch.tensor([max(j[3], 0) for j in part], device=video.device)
+            has_b = torch.tensor([j[2] >= 0 for j in part], device=video.device)
+            has_a = torch.tensor([j[3] >= 0 for j in part], device=video.device)
+            rebuilt = rebuild_frames(
+                video[n_idx, t_idx],
+                video[n_idx, b_idx] if bool(has_b.any()) else None,
+                video[n_idx, a_idx] if bool(has_a.any()) else None,
+                has_prev=has_b,
+                has_next=has_a,
+                **self._options(),
+            )
+            out[n_idx, t_idx] = rebuilt.to(out.dtype)
+        return out
+
+    def surrogate(self, video: torch.Tensor, polluted: torch.Tensor | None = None) -> torch.Tensor:
+        """BPDA stand-in: identity, or the motion-compensated prediction of the polluted frames
+        (vectors found without gradient; the gather is differentiable in the reference frames)."""
+        if self.surrogate_kind == "identity":
+            return video
+        check_batch(video, check_range=False)
+        mask = self._mask(video, polluted)
+        frames = []
+        for i in range(video.shape[0]):
+            before, after = _neighbours(mask[i].cpu())
+            row = []
+            for t in range(video.shape[1]):
+                if not bool(mask[i, t]):
+                    row.append(video[i, t])
+                    continue
+                refs = [r for r in (before[t], after[t] if self.bidirectional or before[t] < 0 else -1) if r >= 0]
+                cur = video[i, t].detach()
+                best_pred, best_mad = None, None
+                for r in refs:
+                    with torch.no_grad():
+                        vec, mad = estimate_motion(
+                            cur, video[i, r].detach(), block=self.block, search=self.search, method=self.method,
+                            channels=self.channels, backend=self.backend,
+                        )
+                    pred = motion_compensate(video[i, r], vec, block=self.block)
+                    if best_pred is None:
+                        best_pred, best_mad = pred, mad
+                    else:
+                        pick = (mad < best_mad).repeat_interleave(self.block, 0).repeat_interleave(self.block, 1)
+                        pick = pick[: cur.shape[-2], : cur.shape[-1]]
+                        best_pred = torch.where(pick, pred, best_pred)
+                        best_mad = torch.minimum(mad, best_mad)
+                row.append(best_pred)
+            frames.append(torch.stack(row))
+        return torch.stack(frames)
+
+    def bpda(self, video: torch.Tensor, polluted: torch.Tensor | None = None) -> torch.Tensor:
+        """Forward value of the defense with the gradient of :meth:`surrogate`."""
+        with torch.no_grad():
+            purified = self(video, polluted)
+        approx = self.surrogate(video, polluted)
+        return approx + (purified - approx).detach()
+
+
+def defend_stream(
+    frames: Iterable[torch.Tensor],
+    polluted: Iterable[bool] | Callable[[int], bool],
+    defense: TemporalDefense,
+) -> Iterator[torch.Tensor]:
+    """Defend a stream of frames (e.g. decoded one by one) without holding the whole video.
+
+    Each polluted frame waits until the next clean frame arrives (its forward reference); a run
+    of polluted frames at the end of the stream uses the previous clean frame only. Memory: the
+    longest run of consecutive polluted frames, plus one clean frame.
+
+    Args:
+        frames: float frames ``(3, H, W)`` in [0, 1], all the same size.
+        polluted: one flag per frame (zipped with ``frames``; a count mismatch is an error), or a
+            function ``index -> bool`` (for streams of unknown length).
+        defense: the settings to use (its ``bidirectional`` is honoured).
+
+    Yields:
+        float32 ``(3, H, W)``: clean frames unchanged (the same tensor objects), polluted frames
+        rebuilt, in input order.
+
+    Raises:
+        ValueError: a flag count that differs from the frame count, or no clean frame at all.
+    """
+    sentinel = object()
+    flags = map(polluted, itertools.count()) if callable(polluted) else iter(polluted)
+    last_clean: torch.Tensor | None = None
+    pending: list[torch.Tensor] = []
+
+    def flush(next_clean: torch.Tensor | None) -> list[torch.Tensor]:
+        out = []
+        for start in range(0, len(pending), defense.chunk):
+            cur = torch.stack(pending[start : start + defense.chunk])
+            nxt = None
+            if next_clean is not None and (defense.bidirectional or last_clean is None):
+                nxt = next_clean.unsqueeze(0).expand_as(cur)
+            prev = None if last_clean is None else last_clean.unsqueeze(0).expand_as(cur)
+            out.extend(rebuild_frames(cur, prev, nxt, **defense._options()).unbind(0))
+        pending.clear()
+        return out
+
+    for frame in frames:
+        flag = next(flags, sentinel)
+        if flag is sentinel:
+            raise ValueError("polluted has fewer flags than there are frames")
+        check_video(frame.unsqueeze(0), name="frame")
+        if bool(flag):
+            pending.append(frame)
+            continue
+        yield from flush(frame)
+        last_clean = frame
+        yield frame
+    if not callable(polluted) and next(flags, sentinel) is not sentinel:
+        raise ValueError("polluted has more flags than there are frames")
+    if pending:
+        if last_clean is None:
+            raise ValueError("every frame of the stream is marked polluted: no clean frame to rebuild from")
+        yield from flush(None)
