@@ -1,0 +1,26 @@
+"""Video I/O with PyAV: probe, read (all / uniformly sampled / windowed / streamed in chunks),
+write (lossless FFV1 or libx264rgb, lossy H.264), and a safetensors container for clip sets.
+
+Bad input raises :class:`vidshield.errors.VideoDecodeError` naming the file and the reason;
+frames skipped because of corrupt data are reported with a :class:`CorruptVideoWarning`.
+"""
+
+from vidshield.io._source import MAX_SIDE, CorruptVideoWarning
+from vidshield.io.clips import load_clips, save_clips
+from vidshield.io.probe import VideoInfo, probe
+from vidshield.io.read import iter_chunks, read_frames, read_video, uniform_indices
+from vidshield.io.write import write_video
+
+__all__ = [
+    "MAX_SIDE",
+    "CorruptVideoWarning",
+    "VideoInfo",
+    "probe",
+    "read_frames",
+    "read_video",
+    "iter_chunks",
+    "uniform_indices",
+    "write_video",
+    "save_clips",
+    "load_clips",
+]
