@@ -46,7 +46,7 @@ class PipelineResult:
         defense: the defense applied: ``none``, ``temporal`` or ``spatial``.
         rebuilt_frames: frames the temporal defense rebuilt (empty otherwise).
         label: final predicted class index; ``probs``: final class probabilities (K,).
-        label_before: the classifier's label on the undefended input.
+        label_before, probs_before: the classifier's label and probabilities on the undefended input.
         defended: the defended video ``float32 (T, 3, H, W)`` in [0, 1] (the input when no
             defense ran), on CPU.
         seconds: wall-clock seconds per stage (``detect``, ``defend``, ``classify``), this
@@ -62,6 +62,7 @@ class PipelineResult:
     label: int
     probs: list[float]
     label_before: int
+    probs_before: list[float]
     defended: torch.Tensor = field(repr=False)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -221,8 +222,113 @@ class DefensePipeline:
                     label=int(probs[i].argmax()),
                     probs=probs[i].tolist(),
                     label_before=int(logits_before[i].argmax()),
+                    probs_before=logits_before[i].softmax(-1).tolist(),
                     defended=defended[i],
                     seconds={"detect": t_detect / n, "defend": seconds_defend[i], "classify": t_classify / n},
                 )
             )
         return out
+
+
+def model_view_windows(path, spec, *, max_frames: int | None = None):
+    """Consecutive windows of ``spec.frames`` frames of a video file, as the model sees them
+    (short side scaled, centre crop of ``spec.height x spec.width``, like the evaluation data sets).
+
+    The last window is aligned to the end of the video (it may overlap the one before), so every
+    frame is in a window; a video shorter than one window gives one shorter window.
+
+    Yields:
+        ``(start, clip float32 (t, 3, H, W))``; memory holds at most two windows.
+    """
+    from vidshield.data.transforms import eval_short_side
+    from vidshield.io import iter_chunks
+
+    size = (spec.height, spec.width)
+    previous = None
+    for start, chunk in iter_chunks(path, chunk_frames=spec.frames, short_side=eval_short_side(size), crop=size):
+        if max_frames is not None and start >= max_frames:
+            return
+        if chunk.shape[0] < spec.frames and previous is not None:
+            need = spec.frames - chunk.shape[0]
+            yield start - need, torch.cat([previous[-need:], chunk])
+        else:
+            yield start, chunk
+        previous = chunk
+
+
+@dataclass
+class ScanResult:
+    """The pipeline over a whole video file, window by window.
+
+    Attributes:
+        windows: ``(start frame, PipelineResult)`` per window of the model's clip length.
+        verdict: the most severe window verdict.
+        label_before, label: the video's class before and after defense (mean of the window
+            probabilities).
+        probs_before, probs: those mean probabilities.
+        num_frames: frames scanned.
+    """
+
+    windows: list[tuple[int, PipelineResult]]
+    verdict: str
+    label_before: int
+    label: int
+    probs_before: list[float]
+    probs: list[float]
+    num_frames: int
+
+    def frame_labels(self) -> list[int]:
+        """Per-frame labels of the detection network over the whole video (later windows win)."""
+        labels = [0] * self.num_frames
+        for start, r in self.windows:
+            labels[start : start + len(r.frame_labels)] = r.frame_labels
+        return labels
+
+    def exception_frames(self) -> list[int]:
+        return sorted({start + f for start, r in self.windows for f in r.exception_frames})
+
+    def defended_frames(self):
+        """Yield the defended video frame by frame, float32 ``(3, H, W)`` (model view)."""
+        done = 0
+        for start, r in self.windows:
+            for t in range(done - start, r.defended.shape[0]):
+                yield r.defended[t]
+            done = start + r.defended.shape[0]
+
+    def to_dict(self, class_names: list[str] | None = None) -> dict:
+        name = (lambda i: class_names[i]) if class_names else str
+        return {
+            "verdict": self.verdict,
+            "num_frames": self.num_frames,
+            "label_before": self.label_before,
+            "label": self.label,
+            "class_before": name(self.label_before),
+            "class": name(self.label),
+            "exception_frames": self.exception_frames(),
+            "windows": [{"start": s, **r.to_dict(class_names)} for s, r in self.windows],
+        }
+
+
+def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int | None = None) -> ScanResult:
+    """Run the pipeline over a video file in consecutive windows of the detector model's clip
+    length, at the model's view (see :func:`model_view_windows`). Memory: a few windows."""
+    from vidshield.detection.exception import VERDICTS
+
+    spec = pipeline.detector.model.input_spec
+    windows = []
+    task = progress.add_task("scanning", total=None) if progress is not None else None
+    for start, clip in model_view_windows(path, spec, max_frames=max_frames):
+        if clip.shape[0] < 3:
+            raise ValueError(f"{path}: {clip.shape[0]} frames; detection needs at least 3")
+        (result,) = pipeline.run(clip)
+        result.defended = result.defended.clone()
+        windows.append((start, result))
+        if task is not None:
+            progress.advance(task, clip.shape[0])
+    probs = torch.tensor([r.probs for _, r in windows]).mean(0)
+    before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
+    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index)
+    last_start, last = windows[-1]
+    return ScanResult(windows=windows, verdict=verdict, label_before=int(before.argmax()), label=int(probs.argmax()),
+                      probs_before=before.tolist(), probs=probs.tolist(),
+                      num_frames=last_start + len(last.frame_labels))

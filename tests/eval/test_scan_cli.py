@@ -1,0 +1,44 @@
+"""`vidshield scan` and `vidshield defend --method auto` run in process on tiny models."""
+
+import json
+
+import torch
+
+from vidshield.cli import main
+from vidshield.data import SyntheticActions
+from vidshield.io import probe, read_video, write_video
+
+
+def write_clip(path, frames=20):
+    """A synthetic clip at the tiny models' view (32x32), longer than one 16-frame window."""
+    video, _ = SyntheticActions(1, frames=frames, height=32, width=32, seed=3)[0]
+    return write_video(path, video, fps=25.0)
+
+
+def test_scan_writes_report_plot_and_defended_video(tiny_models, tmp_path, capsys):
+    clip = write_clip(tmp_path / "clip.mkv")
+    report, plot, defended = tmp_path / "r.json", tmp_path / "r.png", tmp_path / "d.mkv"
+    rc = main(["scan", str(clip), "--model", tiny_models["lrcn"], "--comdefend", tiny_models["comdefend"],
+               "--report", str(report), "--plot", str(plot), "--defended", str(defended), "--json"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads(report.read_text())
+    assert printed == saved
+    assert saved["verdict"] in ("clean", "sparse", "dense") and saved["num_frames"] == 20
+    # two windows: frames 0-15 and 4-19 (the last one aligned to the end)
+    assert [w["start"] for w in saved["windows"]] == [0, 4]
+    assert plot.stat().st_size > 1000
+    assert probe(defended).num_frames == 20 and read_video(defended).shape == (20, 3, 32, 32)
+
+
+def test_scan_rejects_a_model_without_a_frame_path(tiny_models, tmp_path, capsys):
+    clip = write_clip(tmp_path / "clip.mkv")
+    assert main(["scan", str(clip), "--model", tiny_models["c3d"], "--comdefend", tiny_models["comdefend"]]) == 2
+    assert "per-frame path" in capsys.readouterr().err
+
+
+def test_scan_reports_an_unreadable_video(tiny_models, tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    assert main(["scan", str(bad), "--model", tiny_models["lrcn"], "--comdefend", tiny_models["comdefend"]]) == 2
+    assert "bad.mp4" in capsys.readouterr().err
