@@ -332,3 +332,46 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
     return ScanResult(windows=windows, verdict=verdict, label_before=int(before.argmax()), label=int(probs.argmax()),
                       probs_before=before.tolist(), probs=probs.tolist(),
                       num_frames=last_start + len(last.frame_labels))
+
+
+def full_resolution_plan(scan: ScanResult) -> tuple[set[int], set[int]]:
+    """From a model-view scan, the frames to defend at full resolution: ``(temporal frames,
+    spatial frames)`` as global frame indices. A frame in a dense window is purified spatially;
+    the rebuilt frames of sparse windows are rebuilt temporally."""
+    temporal, spatial = set(), set()
+    for start, r in scan.windows:
+        if r.defense == "spatial":
+            spatial.update(range(start, start + len(r.frame_labels)))
+        elif r.defense == "temporal":
+            temporal.update(start + f for f in r.rebuilt_frames)
+    return temporal - spatial, spatial
+
+
+def defend_frames_full_resolution(path, temporal_frames: set[int], spatial_frames: set[int], *, temporal, spatial,
+                                  device="cpu", chunk_frames: int = 32, progress=None):
+    """Stream a video at its own resolution and defend the given frames.
+
+    Yields:
+        float32 frames ``(3, H, W)`` in [0, 1], in order: spatial frames purified by ``spatial``,
+        temporal frames rebuilt by ``temporal`` from their nearest clean neighbours, the others
+        unchanged.
+    """
+    from vidshield.defenses.temporal import defend_stream
+    from vidshield.io import iter_chunks
+
+    task = progress.add_task("defending", total=None) if progress is not None else None
+
+    def purified():
+        for start, chunk in iter_chunks(path, chunk_frames=chunk_frames):
+            rows = [i for i in range(chunk.shape[0]) if start + i in spatial_frames]
+            if rows:
+                chunk = chunk.clone()
+                chunk[rows] = spatial(chunk[rows].unsqueeze(0).to(device))[0].cpu()
+            yield from chunk.unbind(0)
+            if task is not None:
+                progress.advance(task, chunk.shape[0])
+
+    if not temporal_frames:
+        yield from purified()
+    else:
+        yield from defend_stream(purified(), lambda i: i in temporal_frames, temporal)

@@ -42,3 +42,23 @@ def test_scan_reports_an_unreadable_video(tiny_models, tmp_path, capsys):
     bad.write_text("not a video")
     assert main(["scan", str(bad), "--model", tiny_models["lrcn"], "--comdefend", tiny_models["comdefend"]]) == 2
     assert "bad.mp4" in capsys.readouterr().err
+
+
+def test_defend_auto_and_spatial_keep_the_full_resolution(tiny_models, tmp_path, capsys):
+    """`defend` detects at the model's 32x32 view but writes the video at its own 48x40 size."""
+    video, _ = SyntheticActions(1, frames=18, height=40, width=48, seed=1)[0]
+    clip = write_video(tmp_path / "clip.mkv", video, fps=25.0)
+    out = tmp_path / "auto.mkv"
+    rc = main(["defend", str(clip), "-o", str(out), "--model", tiny_models["lrcn"],
+               "--comdefend", tiny_models["comdefend"], "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "auto" and summary["settings"]["verdict"] in ("clean", "sparse", "dense")
+    defended = read_video(out)
+    assert defended.shape == (18, 3, 40, 48)
+    untouched = [t for t in range(18) if t not in summary["polluted_frames"]]
+    if summary["settings"]["spatial_frames"] == 0:
+        assert torch.equal(defended[untouched], read_video(clip)[untouched])
+    out = tmp_path / "spatial.mkv"
+    assert main(["defend", str(clip), "-o", str(out), "--method", "spatial", "--comdefend", tiny_models["comdefend"]]) == 0
+    assert read_video(out).shape == (18, 3, 40, 48)
