@@ -5,6 +5,7 @@ Every data set yields ``(video, label)``: ``float32 (T, 3, H, W)`` in [0, 1] and
 """
 
 from vidshield.data.cache import FrameCache
+from vidshield.data.clipset import ClipSet, pack_dataset
 from vidshield.data.datasets import (
     UCF101,
     UT_INTERACTION_CLASSES,
@@ -28,6 +29,8 @@ from vidshield.data.synthetic import (
 
 __all__ = [
     "DATASETS",
+    "ClipSet",
+    "pack_dataset",
     "FrameCache",
     "SyntheticActions",
     "UCF101",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from vidshield.data.clipset import ClipSet
 from vidshield.data.datasets import UCF101, UTInteraction, VideoFolder, default_data_root
 from vidshield.data.synthetic import SyntheticActions, synthetic_split_seed
 from vidshield.data.transforms import train_transform
@@ -75,6 +76,14 @@ def _folder(*, root, split, frames, size, seed, augment, sampling, cache, classe
     return VideoFolder(root, frames=frames, size=size, classes=classes, sampling=sampling, augment=augment, cache=cache)
 
 
+@register_dataset("clips")
+def _clips(*, root, split, frames, size, seed, augment, sampling, cache):
+    if root is None:
+        raise DataRootError("the 'clips' data set needs a root: a folder with <split>.safetensors from `vidshield pack`")
+    root = Path(root)
+    return ClipSet(root / f"{split}.safetensors" if root.is_dir() else root, frames=frames, size=size, augment=augment)
+
+
 def make_dataset(
     name: str,
     *,
@@ -91,7 +100,8 @@ def make_dataset(
     """Build a data set of ``(float32 (T, 3, H, W) in [0, 1], label)`` items by name.
 
     Args:
-        name: ``"synthetic"``, ``"ut-interaction"``, ``"ucf101"`` or ``"folder"``.
+        name: ``"synthetic"``, ``"ut-interaction"``, ``"ucf101"``, ``"folder"`` or ``"clips"`` (a
+            folder of ``<split>.safetensors`` clip sets from ``vidshield pack``).
         root: data folder; default from ``VIDSHIELD_DATA`` (see :func:`default_data_root`).
             ``"folder"`` needs it and uses ``root/<split>`` when that exists.
         split: ``"train"`` or ``"test"`` (``"val"`` too for synthetic).

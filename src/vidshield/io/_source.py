@@ -23,10 +23,13 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-import av
-import av.error
+try:
+    import av
+    import av.error
+except ImportError:  # PyAV missing (e.g. a bare GPU machine): clip sets and tensors still work
+    av = None
 
-from vidshield.errors import VideoDecodeError
+from vidshield.errors import VideoDecodeError, VidshieldError
 
 #: Largest accepted frame side in pixels (files and requested sizes).
 MAX_SIDE = 16384
@@ -40,6 +43,12 @@ _DURATION_TAG = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 
 class CorruptVideoWarning(UserWarning):
     """Some frames of a video could not be decoded and were skipped."""
+
+
+def require_pyav() -> None:
+    """Raise a clear error when PyAV, which every video-file operation needs, is not installed."""
+    if av is None:
+        raise VidshieldError("PyAV is not installed: reading and writing video files needs it (pip install av)")
 
 
 def check_video_path(path: str | os.PathLike) -> Path:
@@ -74,6 +83,7 @@ class VideoSource:
 
     def __init__(self, path: str | os.PathLike):
         self.path = check_video_path(path)
+        require_pyav()
         try:
             self.container = av.open(str(self.path), mode="r")
         except av.error.EOFError as e:

@@ -18,12 +18,16 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-import av
-import av.error
+try:
+    import av
+    import av.error
+except ImportError:  # PyAV missing: see vidshield.io._source.require_pyav
+    av = None
 import numpy as np
 import torch
 
 from vidshield.errors import VideoEncodeError
+from vidshield.io._source import require_pyav
 from vidshield.io._source import MAX_SIDE
 from vidshield.video import check_video, tensor_to_frames
 
@@ -87,6 +91,7 @@ def write_video(
         VideoEncodeError: unsupported suffix, odd sides for yuv420p, frames too large, encoder failure.
         ValueError: malformed ``video``, ``fps`` or ``crf``.
     """
+    require_pyav()
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
