@@ -1,0 +1,94 @@
+import json
+
+import pytest
+import torch
+
+from vidshield.attacks import SparseAttack
+from vidshield.attacks.dataset import MANIFEST_NAME, load_adversarial_set, quantize, write_adversarial_set
+from vidshield.cli import main
+from vidshield.data.synthetic import SyntheticActions
+from vidshield.errors import DataRootError, VidshieldError
+from vidshield.models import create_model, save_model
+
+
+@pytest.fixture(scope="module")
+def ten_class_model(tmp_path_factory):
+    """An (untrained) test-lrcn for the 10-class synthetic set, saved as a checkpoint."""
+    torch.manual_seed(0)
+    model = create_model("test-lrcn", num_classes=10, input_size=(8, 32, 32))
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    save_model(model, path)
+    return model.eval(), path
+
+
+def _header(attack):
+    return {"attack": attack.name, "attack_config": attack.config(), "model": "tiny", "dataset": {"name": "synthetic"}}
+
+
+def test_set_round_trip_matches_manifest(tmp_path, trained_lrcn):
+    data = SyntheticActions(3, num_classes=3, frames=8, height=32, width=32, seed=4)
+    attack = SparseAttack(trained_lrcn, frames=[2, 5], steps=10, lr=1e-2)
+    manifest = write_adversarial_set(tmp_path, data, trained_lrcn, attack, header=_header(attack), seed=1)
+    videos, labels, loaded = load_adversarial_set(tmp_path)
+    assert videos.shape == (3, 8, 3, 32, 32) and labels.tolist() == [0, 1, 2]
+    assert loaded["clips"] == manifest["clips"] and loaded["attack"] == "sparse"
+    for k, entry in enumerate(manifest["clips"]):
+        clean = quantize(data[k][0])
+        assert torch.equal(videos[k][[0, 1, 3, 4, 6, 7]], clean[[0, 1, 3, 4, 6, 7]])  # exact on disk
+        assert entry["perturbed_frames"] <= 2
+        assert entry["linf"] == pytest.approx(float((videos[k] - clean).abs().max()), abs=1e-6)
+
+
+def test_resume_refuses_a_different_attack(tmp_path, trained_lrcn):
+    data = SyntheticActions(1, num_classes=3, frames=8, height=32, width=32)
+    attack = SparseAttack(trained_lrcn, frames=[2], steps=2)
+    write_adversarial_set(tmp_path, data, trained_lrcn, attack, header=_header(attack))
+    other = SparseAttack(trained_lrcn, frames=[3], steps=2)
+    with pytest.raises(VidshieldError, match="different attack_config"):
+        write_adversarial_set(tmp_path, data, trained_lrcn, other, header=_header(other))
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(DataRootError, match="manifest.json not found"):
+        load_adversarial_set(tmp_path)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"format": "vidshield-adversarial-set/1", "clips": [{"file": "x.mkv", "label": 0}]}))
+    with pytest.raises(DataRootError, match="missing"):
+        load_adversarial_set(tmp_path)
+
+
+def test_cli_resume_skips_finished_clips(tmp_path, ten_class_model):
+    _, path = ten_class_model
+    out = tmp_path / "sparse"
+    args = ["attack", "--attack", "sparse", "--model", str(path), "--num-videos", "6", "--steps", "3",
+            "--num-frames", "2", "--out", str(out), "--json"]
+    assert main(args + ["--limit", "2"]) == 0
+    first = {p.name: p.stat().st_mtime_ns for p in out.glob("clip_*.mkv")}
+    assert sorted(first) == ["clip_000000.mkv", "clip_000001.mkv"]
+    assert main(args + ["--limit", "4"]) == 0
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert [c["index"] for c in manifest["clips"]] == [0, 1, 2, 3]
+    assert {name: (out / name).stat().st_mtime_ns for name in first} == first  # not recomputed
+    assert manifest["attack_config"]["num_frames"] == 2 and manifest["seed"] == 0
+    assert manifest["command"].startswith("vidshield")
+    assert all(c["perturbed_frames"] <= 2 for c in manifest["clips"])
+
+
+def test_cli_clean_export_and_dense_training(tmp_path, ten_class_model):
+    _, path = ten_class_model
+    clean = tmp_path / "clean"
+    assert main(["attack", "--attack", "none", "--model", str(path), "--num-videos", "3", "--out", str(clean), "--json"]) == 0
+    videos, labels, manifest = load_adversarial_set(clean)
+    assert all(c["perturbed_frames"] == 0 and not c["success"] for c in manifest["clips"])
+    dense = tmp_path / "dense"
+    assert main(["attack", "--attack", "dense", "--model", str(path), "--num-videos", "2", "--train-steps", "2",
+                 "--train-videos", "4", "--out", str(dense), "--json"]) == 0
+    assert (dense / "universal.safetensors").is_file()
+    _, _, manifest = load_adversarial_set(dense)
+    assert all(c["linf"] <= 10 / 255 + 1e-6 for c in manifest["clips"])
+
+
+def test_cli_usage_errors(tmp_path, ten_class_model, capsys):
+    _, path = ten_class_model
+    assert main(["attack", "--attack", "dense", "--model", str(path), "--out", str(tmp_path / "d")]) == 2
+    assert "--generator" in capsys.readouterr().err
+    assert main(["attack", "--attack", "sparse", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 2
