@@ -16,7 +16,7 @@ from vidshield.defenses.spatial.comdefend import ZOO_DIR
 # Clean held-out synthetic frames must keep at least this PSNR after purification (whole frames,
 # float32). The acceptance bar for shipping a default; update it to (measured - 1 dB) when
 # shipping new weights.
-CLEAN_PSNR_FLOOR_DB = 28.0
+CLEAN_PSNR_FLOOR_DB = 28.6  # measured 29.65 dB on synthetic test frames at 64x64 (shipped weights)
 BF16_MAX_DROP_DB = 0.3
 
 shipped = pytest.mark.skipif(
