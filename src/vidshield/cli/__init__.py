@@ -16,8 +16,20 @@ from vidshield.errors import VidshieldError
 
 # command name -> (module under vidshield.cli, one-line help shown by `vidshield --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "Run the whole system on synthetic videos (offline, about a minute)."),
+    "reproduce": ("reproduce", "Reproduce the paper's Tables 1-4 and figures on a data set."),
+    "scan": ("scan", "Is this video attacked? Verdict, alpha, label before and after defense."),
     "info": ("info", "Probe a video file: size, fps, frame count, codec."),
+    "defend": ("defend", "Purify a video: temporal, spatial or codec defense."),
+    "pack": ("pack", "Decode a data set once into clip-set files (fast training, no PyAV needed)."),
     "synth": ("synth", "Export the synthetic action data set as video files."),
+    "detect": ("detect", "Detect adversarial videos: verdict, alpha and exception frames."),
+    "calibrate": ("calibrate", "Choose the detection thresholds (Tables 1, 2), ROC/AUC and figures."),
+    "train": ("train", "Train a victim classifier (C3D, CNN+LSTM) on a data set."),
+    "evaluate": ("evaluate", "Accuracy, per-class accuracy and confusion matrix of a classifier."),
+    "models": ("models", "List the model architectures and the shipped checkpoints."),
+    "attack": ("attack", "Build an adversarial (or clean) data set: sparse, dense, pgd, framing."),
+    "train-comdefend": ("train_comdefend", "Train the ComDefend spatial defense on video frames."),
 }
 
 

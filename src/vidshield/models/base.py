@@ -43,11 +43,41 @@ class VideoClassifier(nn.Module):
 
     Subclasses set ``input_spec`` (:class:`InputSpec`) and ``num_classes``; normalisation with the
     spec's mean/std happens inside the model, so every caller passes plain [0, 1] RGB.
+    ``arch_name`` and ``arch_config`` (the registry name and the keyword arguments given to
+    :func:`vidshield.models.create_model`) let a checkpoint rebuild the model; ``class_names`` is
+    filled when the model comes from a checkpoint that names its classes.
     """
 
     input_spec: InputSpec
     num_classes: int
     has_frame_logits: bool = False
+    arch_name: str | None = None
+    arch_config: dict | None = None
+    class_names: list[str] | None = None
 
     def frame_logits(self, video: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no per-frame path")
+
+    def check_input(self, video: torch.Tensor, *, exact_frames: bool) -> None:
+        """Raise a ``ValueError`` unless ``video`` is a float batch ``(N, T, 3, H, W)`` with the
+        spec's H x W (and the spec's T when ``exact_frames``). The [0, 1] range is not checked here
+        (one pass over the data per call); attacks call ``forward`` many times."""
+        spec = self.input_spec
+        expected = f"(N, {spec.frames}, 3, {spec.height}, {spec.width})"
+        if not isinstance(video, torch.Tensor) or video.dim() != 5 or not video.is_floating_point():
+            got = f"shape {tuple(video.shape)}, dtype {video.dtype}" if isinstance(video, torch.Tensor) else type(video).__name__
+            raise ValueError(f"{type(self).__name__} expects a float batch {expected} in [0, 1]; got {got}")
+        n, t, c, h, w = video.shape
+        if c != 3 or (h, w) != (spec.height, spec.width) or (exact_frames and t != spec.frames) or n == 0 or t == 0:
+            what = f"{spec.frames}x{spec.height}x{spec.width}" if exact_frames else f"frames of {spec.height}x{spec.width}"
+            raise ValueError(
+                f"{type(self).__name__} ({self.arch_name or 'custom'}) expects clips of {what} "
+                f"{expected}; got shape {tuple(video.shape)} (build the data set from model.input_spec)"
+            )
+
+
+def normalize_video(video: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """``(x - mean) / std`` per RGB channel. Shape: ``(N, T, 3, H, W)`` -> same; new tensor."""
+    mean = video.new_tensor(spec.mean).view(1, 1, 3, 1, 1)
+    std = video.new_tensor(spec.std).view(1, 1, 3, 1, 1)
+    return (video - mean) / std

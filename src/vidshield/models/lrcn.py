@@ -1,0 +1,162 @@
+"""CNN+LSTM (LRCN; Donahue et al., CVPR 2015): the sparse attack's victim and, with its
+recurrence removed, the paper's detection network.
+
+A 2D CNN turns every frame into a feature vector, an LSTM runs over the frame features, and a
+linear classifier gives logits at every time step. The video logits are the **mean of the
+per-step logits** (the paper averages the per-step predictions; averaging logits keeps the output
+a proper logit vector for the cross-entropy loss and for attacks, and ranks classes the same way
+in the common case).
+
+The detection path (:meth:`LRCN.frame_logits`) removes the links between LSTM steps: each frame's
+feature goes through the same LSTM cell from a zero state (h0 = c0 = 0) and the same classifier,
+so every frame gets its own label f(n). :meth:`LRCN.forward_with_frames` computes the CNN features
+once and feeds both paths, so detection costs little more than classification.
+
+Training (see :func:`vidshield.models.training.train_classifier`) adds the cross-entropy of the
+zero-state per-frame logits to that of the video logits (``frame_loss_weight``), so the detection
+network is itself a good per-frame classifier.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from vidshield.models.base import InputSpec, VideoClassifier, normalize_video
+
+_STAGE_CHANNELS = (64, 128, 256, 512)
+
+
+class FrameCNN(nn.Module):
+    """Per-frame 2D CNN: four stages of ``blocks`` x (conv3x3 - BatchNorm - ReLU), each stage
+    followed by a 2x2 max-pool, then global average pooling.
+
+    Shape:
+        ``(M, 3, H, W)`` normalised frames -> ``(M, out_features)``. In eval mode each frame's
+        output depends on that frame only (BatchNorm uses its running statistics).
+    """
+
+    def __init__(self, *, width: float = 1.0, blocks: int = 2):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for channels in _STAGE_CHANNELS:
+            out_ch = max(1, int(round(channels * width)))
+            for _ in range(blocks):
+                layers += [
+                    nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=False),
+                    nn.BatchNorm2d(out_ch),
+                    nn.ReLU(inplace=True),
+                ]
+                in_ch = out_ch
+            layers.append(nn.MaxPool2d(2))
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
+        self.body = nn.Sequential(*layers)
+        self.out_features = in_ch
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.body(frames)
+
+
+class LRCN(VideoClassifier):
+    """CNN+LSTM video classifier with a recurrence-free per-frame path.
+
+    Args:
+        num_classes: number of output classes K.
+        width: channel multiplier of the frame CNN (1.0: stages of 64, 128, 256, 512 channels).
+        blocks: convolutions per CNN stage.
+        hidden: LSTM hidden size (512 in the paper's victim).
+        dropout: dropout on the LSTM outputs before the classifier (training only).
+        input_size: clip size (T, H, W) the model is trained for; any T >= 1 is accepted at
+            inference, H x W must match.
+        mean, std: per-channel normalisation applied inside the model to [0, 1] RGB input.
+
+    Shape:
+        ``forward``: ``(N, T, 3, H, W)`` in [0, 1] -> video logits ``(N, K)`` (mean over steps).
+        ``frame_logits``: -> ``(N, T, K)``, each frame from a zero LSTM state.
+        ``forward_with_frames``: -> both, sharing one CNN pass.
+    """
+
+    has_frame_logits = True
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        width: float = 1.0,
+        blocks: int = 2,
+        hidden: int = 512,
+        dropout: float = 0.5,
+        input_size: tuple[int, int, int] = (40, 112, 112),
+        mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
+        std: tuple[float, float, float] = (0.25, 0.25, 0.25),
+    ):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if width <= 0 or blocks < 1 or hidden < 1:
+            raise ValueError(f"width must be > 0, blocks and hidden >= 1; got {width}, {blocks}, {hidden}")
+        t, h, w = (int(s) for s in input_size)
+        if min(t, h, w) < 1 or min(h, w) < 16:
+            raise ValueError(f"LRCN input_size (T, H, W) needs T >= 1 and H, W >= 16; got {tuple(input_size)}")
+        self.input_spec = InputSpec(frames=t, height=h, width=w, mean=tuple(mean), std=tuple(std))
+        self.num_classes = int(num_classes)
+        self.cnn = FrameCNN(width=width, blocks=blocks)
+        # One layer, no inter-layer dropout: deterministic in train mode (see rnn_backward_mode).
+        self.lstm = nn.LSTM(self.cnn.out_features, hidden, num_layers=1, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden, self.num_classes)
+
+    def frame_features(self, video: torch.Tensor) -> torch.Tensor:
+        """CNN features of every frame. Shape: ``(N, T, 3, H, W)`` in [0, 1] -> ``(N, T, F)``."""
+        self.check_input(video, exact_frames=False)
+        n, t = video.shape[:2]
+        frames = normalize_video(video, self.input_spec).flatten(0, 1)
+        return self.cnn(frames).view(n, t, -1)
+
+    def _recurrent_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """``(N, T, F)`` -> per-step logits ``(N, T, K)`` of the LSTM run over the sequence."""
+        out, _ = self.lstm(features)
+        return self.classifier(self.dropout(out))
+
+    def _zero_state_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """``(N, T, F)`` -> ``(N, T, K)``: every frame through the LSTM from h0 = c0 = 0."""
+        n, t, f = features.shape
+        out, _ = self.lstm(features.reshape(n * t, 1, f))
+        return self.classifier(self.dropout(out)).view(n, t, -1)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self._recurrent_logits(self.frame_features(video)).mean(dim=1)
+
+    def frame_logits(self, video: torch.Tensor) -> torch.Tensor:
+        """Per-frame logits with the recurrence removed (the detection network). ``(N, T, K)``."""
+        return self._zero_state_logits(self.frame_features(video))
+
+    def forward_with_frames(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(video_logits (N, K), frame_logits (N, T, K))`` from one CNN pass; equal to
+        ``forward(video)`` and ``frame_logits(video)``."""
+        features = self.frame_features(video)
+        return self._recurrent_logits(features).mean(dim=1), self._zero_state_logits(features)
+
+    @contextmanager
+    def rnn_backward_mode(self) -> Iterator["LRCN"]:
+        """Put only the LSTM in train mode inside the ``with`` block, then restore it.
+
+        cuDNN computes the LSTM backward pass only in train mode. The LSTM here has one layer and
+        no dropout, so train mode gives exactly the eval-mode outputs; the CNN (BatchNorm) and the
+        classifier dropout keep their current mode. Attacks that need gradients through the model
+        on CUDA use::
+
+            model.eval()
+            with model.rnn_backward_mode():
+                loss = criterion(model(video), labels); loss.backward()
+        """
+        was_training = self.lstm.training
+        self.lstm.train(True)
+        try:
+            yield self
+        finally:
+            self.lstm.train(was_training)

@@ -1,0 +1,311 @@
+"""Training loop for the victim classifiers: AdamW, a cosine learning-rate schedule (stepped per
+batch), validation every epoch, the best model kept, and a resumable "last" checkpoint.
+
+Files written for ``out = runs/c3d``:
+
+- ``runs/c3d.safetensors`` + ``.json``: the best model so far (highest validation top-1, ties
+  broken by the per-frame accuracy), loadable with :func:`vidshield.models.load_model`.
+- ``runs/c3d-last.safetensors`` + ``.json``: model, optimizer and scheduler state after the last
+  finished epoch. Optimizer tensors are stored flat in the safetensors file
+  (``optimizer.state.<param id>.<name>``), everything else as JSON: nothing is pickled.
+
+Resuming reproduces an uninterrupted run: epoch ``e`` shuffles with ``seed + e`` and seeds torch
+(dropout) with ``seed + e``, so the data order and dropout masks do not depend on earlier epochs.
+
+For models with a per-frame path (the CNN+LSTM), the loss is
+``CE(video logits) + frame_loss_weight * CE(zero-state per-frame logits)``, so the detection
+network (the recurrence-removed LSTM) is trained to label single frames as well.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.utils.data import Dataset
+
+from vidshield.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from vidshield.data import make_loader
+from vidshield.errors import CheckpointError
+from vidshield.models.base import VideoClassifier
+from vidshield.models.checkpoints import model_metadata, save_model
+from vidshield.models.evaluation import evaluate_classifier
+
+TRAINING_STATE_FORMAT = "vidshield-training-state/1"
+
+
+def last_checkpoint_path(out: str | Path) -> Path:
+    """``runs/c3d`` -> ``runs/c3d-last.safetensors`` (the resumable state next to the best model)."""
+    weights, _ = checkpoint_paths(out)
+    return weights.with_name(weights.name.removesuffix(".safetensors") + "-last.safetensors")
+
+
+def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer ``state_dict`` into flat tensors and a JSON-compatible rest.
+
+    Returns:
+        ``(tensors, meta)``: tensors named ``optimizer.state.<param id>.<name>``; ``meta`` holds
+        the non-tensor per-parameter values, the tensor names, and ``param_groups``.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, dict] = {}
+    tensor_names: dict[str, list[str]] = {}
+    for param_id, values in state_dict["state"].items():
+        key = str(param_id)
+        plain[key], tensor_names[key] = {}, []
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.state.{key}.{name}"] = value
+                tensor_names[key].append(name)
+            else:
+                plain[key][name] = value
+    meta = {"state": plain, "tensor_names": tensor_names, "param_groups": state_dict["param_groups"]}
+    return tensors, json.loads(json.dumps(meta))
+
+
+def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict, *, like: dict) -> dict:
+    """Inverse of :func:`flatten_optimizer_state`. ``like`` is a fresh optimizer's ``state_dict``,
+    used to restore tuples (e.g. Adam's ``betas``) that JSON turned into lists."""
+    state = {}
+    for key, names in meta["tensor_names"].items():
+        values = dict(meta["state"].get(key, {}))
+        for name in names:
+            full = f"optimizer.state.{key}.{name}"
+            if full not in tensors:
+                raise CheckpointError(f"training state lacks optimizer tensor {full}")
+            values[name] = tensors[full]
+        state[int(key)] = values
+    groups = []
+    for saved, fresh in zip(meta["param_groups"], like["param_groups"]):
+        groups.append({k: tuple(v) if isinstance(fresh.get(k), tuple) else v for k, v in saved.items()})
+    if len(groups) != len(like["param_groups"]):
+        raise CheckpointError("training state has a different number of optimizer parameter groups")
+    return {"state": state, "param_groups": groups}
+
+
+def classification_loss(
+    model: VideoClassifier, videos: torch.Tensor, labels: torch.Tensor, *, frame_loss_weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training loss and video logits.
+
+    ``CE(video logits, labels)``, plus ``frame_loss_weight * CE(per-frame logits, labels)`` over
+    all frames when the model has a per-frame path and the weight is > 0.
+
+    Returns:
+        ``(loss (scalar), video logits (N, K))``.
+    """
+    if model.has_frame_logits and frame_loss_weight > 0:
+        logits, frame_logits = model.forward_with_frames(videos)
+        t = frame_logits.shape[1]
+        frame_loss = F.cross_entropy(frame_logits.flatten(0, 1).float(), labels.repeat_interleave(t))
+        return F.cross_entropy(logits.float(), labels) + frame_loss_weight * frame_loss, logits
+    logits = model(videos)
+    return F.cross_entropy(logits.float(), labels), logits
+
+
+def _selection_key(metrics: dict) -> tuple[float, float]:
+    return (metrics.get("val_top1", 0.0), metrics.get("val_frame_top1", 0.0))
+
+
+def _train_one_epoch(model, loader, optimizer, scheduler, *, device, amp, frame_loss_weight, max_grad_norm, bar, task):
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for videos, labels in loader:
+        videos = videos.to(device, non_blocking=True)
+        labels = torch.as_tensor(labels).long().to(device)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+            loss, logits = classification_loss(model, videos, labels, frame_loss_weight=frame_loss_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        n = labels.shape[0]
+        total_loss += float(loss.detach()) * n
+        correct += int((logits.detach().argmax(dim=1) == labels).sum())
+        seen += n
+        bar.update(task, advance=1, loss=f"{total_loss / seen:.4f}")
+    return {"train_loss": total_loss / seen, "train_top1": correct / seen}
+
+
+def train_classifier(
+    model: VideoClassifier,
+    train_set: Dataset,
+    val_set: Dataset | None = None,
+    *,
+    epochs: int,
+    out: str | Path,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    device: str | torch.device = "cpu",
+    resume: bool = False,
+    seed: int = 0,
+    amp: bool = False,
+    num_workers: int = 0,
+    frame_loss_weight: float = 1.0,
+    max_grad_norm: float | None = 5.0,
+    class_names: list[str] | None = None,
+    extra_metadata: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train ``model`` in place and keep its best and last checkpoints under ``out``.
+
+    Args:
+        model: a model from :func:`vidshield.models.create_model`; moved to ``device``.
+        train_set, val_set: items ``(video (T, 3, H, W) in [0, 1], label int)`` matching the
+            model's input spec. Without ``val_set`` the last epoch counts as the best.
+        epochs: total number of epochs (also when resuming).
+        out: path of the best checkpoint (``x`` -> ``x.safetensors`` + ``x.json``); the
+            resumable state goes to ``x-last.*``.
+        lr, weight_decay: AdamW settings; the learning rate follows a cosine from ``lr`` to 0 over
+            all training steps.
+        resume: continue from ``x-last.*`` when it exists (else start fresh).
+        seed: shuffling and dropout seed (the model's initial weights are the caller's).
+        amp: bf16 autocast (CUDA only; ignored on CPU).
+        frame_loss_weight: weight of the per-frame loss for models with ``has_frame_logits``.
+        max_grad_norm: gradient-norm clip (``None``: no clipping).
+        class_names: stored in the checkpoints (default: ``train_set.classes`` if present).
+        extra_metadata: extra JSON fields for the best checkpoint (data set, command line...).
+        progress: show rich progress bars and one summary line per epoch.
+
+    Returns:
+        ``dict(best_path, last_path, best (metrics of the best epoch), history (one dict per
+        epoch), epochs_run (epochs trained in this call))``.
+
+    Raises:
+        ValueError: bad arguments. CheckpointError: the saved state does not match this run.
+    """
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"epochs and batch_size must be >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
+    if len(train_set) == 0:
+        raise ValueError("the training set is empty")
+    device = torch.device(device)
+    amp = bool(amp and device.type == "cuda")
+    class_names = class_names if class_names is not None else getattr(train_set, "classes", None)
+    if class_names is not None:
+        class_names = list(class_names)
+        if len(class_names) != model.num_classes:
+            raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} classes")
+        model.class_names = class_names
+    model.to(device)
+    best_path, _ = checkpoint_paths(out)
+    last_path = last_checkpoint_path(out)
+    steps_per_epoch = -(-len(train_set) // batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    settings = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "seed": seed,
+        "amp": amp,
+        "frame_loss_weight": frame_loss_weight,
+        "max_grad_norm": max_grad_norm,
+        "train_videos": len(train_set),
+        "val_videos": len(val_set) if val_set is not None else 0,
+    }
+
+    history: list[dict] = []
+    best: dict | None = None
+    start_epoch = 0
+    if resume and last_path.is_file():
+        start_epoch, history, best = _load_training_state(last_path, model, optimizer, scheduler, epochs=epochs)
+
+    console = Console(stderr=True, quiet=not progress)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    epochs_run = 0
+    with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
+        for epoch in range(start_epoch, epochs):
+            started = time.perf_counter()
+            torch.manual_seed(seed + epoch)
+            loader = make_loader(
+                train_set, batch_size=batch_size, shuffle=True, num_workers=num_workers, seed=seed + epoch,
+                pin_memory=device.type == "cuda",
+            )
+            task = bar.add_task(f"epoch {epoch + 1}/{epochs}", total=len(loader), loss="-")
+            metrics = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
+            metrics.update(
+                _train_one_epoch(
+                    model, loader, optimizer, scheduler, device=device, amp=amp,
+                    frame_loss_weight=frame_loss_weight, max_grad_norm=max_grad_norm, bar=bar, task=task,
+                )
+            )
+            bar.remove_task(task)
+            if val_set is not None and len(val_set) > 0:
+                val = evaluate_classifier(model, val_set, batch_size=batch_size, device=device, num_workers=num_workers)
+                metrics["val_top1"] = val["top1"]
+                if "frame_top1" in val:
+                    metrics["val_frame_top1"] = val["frame_top1"]
+            metrics["seconds"] = round(time.perf_counter() - started, 2)
+            history.append(metrics)
+            epochs_run += 1
+            if best is None or val_set is None or _selection_key(metrics) > _selection_key(best):
+                best = dict(metrics)
+                save_model(
+                    model,
+                    best_path,
+                    metadata={**(extra_metadata or {}), "metrics": best, "training": settings, "history": history},
+                )
+            _save_training_state(last_path, model, optimizer, scheduler, epoch=epoch + 1, history=history, best=best, settings=settings)
+            console.print(
+                f"epoch {epoch + 1}/{epochs}: "
+                + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if k != "epoch")
+            )
+    return {"best_path": best_path, "last_path": last_path, "best": best, "history": history, "epochs_run": epochs_run}
+
+
+def _save_training_state(path, model, optimizer, scheduler, *, epoch, history, best, settings) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    optim_tensors, optim_meta = flatten_optimizer_state(optimizer.state_dict())
+    tensors.update(optim_tensors)
+    meta = {
+        "format": TRAINING_STATE_FORMAT,
+        "model": model_metadata(model),
+        "epoch": epoch,
+        "history": history,
+        "best": best,
+        "settings": settings,
+        "optimizer": optim_meta,
+        "scheduler": json.loads(json.dumps(scheduler.state_dict())),
+    }
+    save_checkpoint(path, tensors, meta)
+
+
+def _load_training_state(path, model, optimizer, scheduler, *, epochs) -> tuple[int, list[dict], dict | None]:
+    tensors, meta = load_checkpoint(path)
+    if meta.get("format") != TRAINING_STATE_FORMAT:
+        raise CheckpointError(f"{path} is not a training state (format {meta.get('format')!r})")
+    saved, current = meta["model"], model_metadata(model)
+    for key in ("architecture", "arch_config", "num_classes"):
+        if saved.get(key) != current[key]:
+            raise CheckpointError(
+                f"cannot resume from {path}: it was made for {key} = {saved.get(key)!r}, this run has {current[key]!r}"
+            )
+    if meta["settings"]["epochs"] != epochs:
+        raise CheckpointError(
+            f"cannot resume from {path}: it was made for {meta['settings']['epochs']} epochs "
+            f"(the cosine schedule depends on it); pass --epochs {meta['settings']['epochs']}"
+        )
+    model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(unflatten_optimizer_state(tensors, meta["optimizer"], like=optimizer.state_dict()))
+        scheduler.load_state_dict(meta["scheduler"])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"cannot resume from {path}: {e}") from e
+    return int(meta["epoch"]), list(meta["history"]), meta.get("best")
