@@ -131,3 +131,25 @@ def test_real_temporal_defense_removes_a_small_perturbation(model):
 def test_bad_strategy_is_refused(model):
     with pytest.raises(ValueError, match="strategy"):
         make_pipeline(model, strategy="everything")
+
+
+class Tint(Defense):
+    """A 'spatial defense' that paints every frame red, so purified videos change label."""
+
+    def forward(self, video):
+        out = torch.full_like(video, 0.1)
+        out[:, :, 0] = 0.9
+        return out
+
+
+def test_squeeze_check_catches_a_consistent_attack(model):
+    """A clean verdict whose label changes under the spatial defense is treated as dense."""
+    detector = TemporalConsistencyDetector(model, gamma1=0.05, gamma2=0.3)
+    videos = torch.stack([painted(CLEAN), painted([0] * 10)])  # green, and already red
+    plain = DefensePipeline(model, detector, temporal=Recorder(), spatial=Tint()).run(videos)
+    assert [r.defense for r in plain] == ["none", "none"]
+    checked = DefensePipeline(model, detector, temporal=Recorder(), spatial=Tint(), squeeze_check=True).run(videos)
+    assert [r.verdict for r in checked] == ["clean", "clean"]
+    assert [r.defense for r in checked] == ["spatial", "none"]  # the red video's label did not change
+    assert [r.squeezed for r in checked] == [True, False]
+    assert checked[0].label == 0 and torch.equal(checked[1].defended, videos[1])

@@ -49,6 +49,7 @@ class PipelineResult:
         label_before, probs_before: the classifier's label and probabilities on the undefended input.
         defended: the defended video ``float32 (T, 3, H, W)`` in [0, 1] (the input when no
             defense ran), on CPU.
+        squeezed: routed clean but caught by the squeeze check (so spatially defended).
         seconds: wall-clock seconds per stage (``detect``, ``defend``, ``classify``), this
             video's share of its batch.
     """
@@ -64,6 +65,7 @@ class PipelineResult:
     label_before: int
     probs_before: list[float]
     defended: torch.Tensor = field(repr=False)
+    squeezed: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self, class_names: list[str] | None = None) -> dict:
@@ -74,6 +76,7 @@ class PipelineResult:
             "exception_frames": self.exception_frames,
             "frame_labels": self.frame_labels,
             "defense": self.defense,
+            "squeezed": self.squeezed,
             "rebuilt_frames": self.rebuilt_frames,
             "label_before": self.label_before,
             "label": self.label,
@@ -116,6 +119,10 @@ class DefensePipeline:
         polluted: which frames the temporal defense rebuilds: ``exceptions`` (paper) or
             ``minority``.
         batch_size: videos per forward pass.
+        squeeze_check: beyond the paper: a video the detector calls clean is also purified by the
+            spatial defense; if that changes its label, it is treated as densely attacked (a
+            feature-squeezing check, Xu et al. 2018). Costs a spatial pass on clean videos. A
+            universal dense perturbation flips every frame alike, so alpha misses it; this does not.
 
     Example:
         >>> pipe = DefensePipeline(lrcn, TemporalConsistencyDetector(lrcn), temporal=TemporalDefense(),
@@ -124,7 +131,8 @@ class DefensePipeline:
     """
 
     def __init__(self, classifier, detector: TemporalConsistencyDetector, *, temporal, spatial,
-                 strategy: str = "routed", polluted: str = "exceptions", batch_size: int = 8):
+                 strategy: str = "routed", polluted: str = "exceptions", batch_size: int = 8,
+                 squeeze_check: bool = False):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         if polluted not in POLLUTED_RULES:
@@ -136,6 +144,7 @@ class DefensePipeline:
         self.strategy = strategy
         self.polluted = polluted
         self.batch_size = batch_size
+        self.squeeze_check = squeeze_check
 
     def _defense_for(self, detection: Detection) -> str:
         if self.strategy == "routed":
@@ -192,12 +201,21 @@ class DefensePipeline:
                 share = (time.perf_counter() - t0) / len(idx)
                 for i in idx:
                     seconds_defend[i] = share
-        idx = [i for i, d in enumerate(defenses) if d == "spatial"]
+        squeezed = [False] * n
+        check = self.squeeze_check and self.strategy == "routed"
+        idx = [i for i, d in enumerate(defenses) if d == "spatial" or (check and d == "none")]
         if idx:
             t0 = time.perf_counter()
-            defended[idx] = self.spatial(batch[idx]).cpu()
+            purified = self.spatial(batch[idx]).cpu()
             share = (time.perf_counter() - t0) / len(idx)
-            for i in idx:
+            if check:
+                labels_after = self._classify(purified).argmax(-1)
+            for row, i in enumerate(idx):
+                if defenses[i] == "none" and int(labels_after[row]) == int(logits_before[i].argmax()):
+                    continue  # passed the squeeze check: keep the video as it is
+                squeezed[i] = defenses[i] == "none"
+                defenses[i] = "spatial"
+                defended[i] = purified[row]
                 seconds_defend[i] = share
 
         # Classify again only the videos that changed.
@@ -224,6 +242,7 @@ class DefensePipeline:
                     label_before=int(logits_before[i].argmax()),
                     probs_before=logits_before[i].softmax(-1).tolist(),
                     defended=defended[i],
+                    squeezed=squeezed[i],
                     seconds={"detect": t_detect / n, "defend": seconds_defend[i], "classify": t_classify / n},
                 )
             )

@@ -10,6 +10,11 @@ import click
 from vidshield.cli.options import device_option, resolve_device
 
 
+#: The universal (C-DUP) perturbation trained against the shipped synthetic C3D, shipped so the demo
+#: need not train a generator (`vidshield reproduce` trains its own).
+DEMO_PERTURBATION = "synthetic-c3d-cdup"
+
+
 @click.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Where to write the report and figures [default: a new temporary folder].")
@@ -21,7 +26,7 @@ def command(out, num_videos, seed, device):
     route, defend and classify; print a small Table 3 / Table 4 and where the figures are.
 
     Needs no data set and no download. A reduced version of `vidshield reproduce` (fewer clips,
-    a shorter sparse attack, a shorter generator training), so its numbers are noisy.
+    a shorter sparse attack, the shipped universal perturbation), so its numbers are noisy.
 
     \b
     Examples:
@@ -32,8 +37,8 @@ def command(out, num_videos, seed, device):
     from vidshield.eval.reproduce import ReproduceConfig, reproduce
 
     out = out or Path(tempfile.mkdtemp(prefix="vidshield-demo-"))
-    cfg = ReproduceConfig(dataset="synthetic", num_test=num_videos, sparse_steps=40, dense_steps=150,
-                          dense_train_clips=48, seed=seed)
+    cfg = ReproduceConfig(dataset="synthetic", num_test=num_videos, sparse_steps=40,
+                          dense_perturbation=DEMO_PERTURBATION, seed=seed)
     with progress_bar() as bar:
         results = reproduce(cfg, out, device=resolve_device(device), progress=bar, command="vidshield demo")
     print_summary(results, out)

@@ -56,7 +56,8 @@ def print_summary(results: dict, out: Path) -> None:
 @click.option("--dataset", type=click.Choice(["synthetic", "ut-interaction", "ucf101"]), default="synthetic",
               show_default=True)
 @click.option("--root", type=click.Path(path_type=Path), default=None,
-              help="Data root (default $VIDSHIELD_DATA or ../shared/data); not used for synthetic.")
+              help="Data root (default $VIDSHIELD_DATA or ../shared/data), or a folder of clip sets from "
+              "`vidshield pack`; not used for synthetic.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (resumable).")
 @click.option("--lrcn", default=None, help="CNN+LSTM: shipped name or checkpoint [default: the data set's].")
 @click.option("--c3d", default=None, help="C3D: shipped name or checkpoint [default: the data set's].")
@@ -67,13 +68,15 @@ def print_summary(results: dict, out: Path) -> None:
 @click.option("--sparse-steps", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--dense-steps", type=click.IntRange(min=1), default=400, show_default=True)
 @click.option("--dense-train-clips", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--dense-perturbation", default=None,
+              help="Use this trained universal perturbation (path or zoo name) instead of training one.")
 @click.option("--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense QP.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
 @json_option
 def command(dataset, root, out, lrcn, c3d, comdefend, num_test, sparse_frames, sparse_steps, dense_steps,
-            dense_train_clips, qp, batch_size, seed, device, as_json):
+            dense_train_clips, dense_perturbation, qp, batch_size, seed, device, as_json):
     """Reproduce the paper's experiments: attacks, detection thresholds, every defense.
 
     Builds the clean / sparse / dense test sets, calibrates the detector (Tables 1, 2), measures
@@ -92,7 +95,7 @@ def command(dataset, root, out, lrcn, c3d, comdefend, num_test, sparse_frames, s
     cfg = ReproduceConfig(dataset=dataset, root=None if root is None else str(root), lrcn=lrcn, c3d=c3d,
                           comdefend=comdefend, num_test=num_test, sparse_frames=sparse_frames,
                           sparse_steps=sparse_steps, dense_steps=dense_steps, dense_train_clips=dense_train_clips,
-                          qp=qp, seed=seed, batch_size=batch_size)
+                          dense_perturbation=dense_perturbation, qp=qp, seed=seed, batch_size=batch_size)
     command_line = "vidshield " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
     with progress_bar() as bar:
         results = reproduce(cfg, out, device=resolve_device(device), progress=bar, command=command_line)

@@ -9,7 +9,7 @@ import click
 from vidshield.cli.options import device_option, echo_json, json_option, resolve_device
 
 
-def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, device):
+def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, device, squeeze_check=False):
     """The detect -> route -> defend -> classify pipeline from command-line options."""
     from vidshield.cli.detect import load_detector
     from vidshield.defenses.spatial import SpatialDefense
@@ -27,7 +27,8 @@ def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, d
             param_hint="--classifier",
         )
     return DefensePipeline(classifier, detector, temporal=TemporalDefense(qp=qp),
-                           spatial=SpatialDefense(weights=comdefend).to(device), polluted=polluted)
+                           spatial=SpatialDefense(weights=comdefend).to(device), polluted=polluted,
+                           squeeze_check=squeeze_check)
 
 
 def pipeline_options(f):
@@ -43,6 +44,9 @@ def pipeline_options(f):
         click.option("--polluted", type=click.Choice(["exceptions", "minority"]), default="exceptions",
                      show_default=True, help="Frames the temporal defense rebuilds: the paper's exception "
                      "frames, or every frame off the clip's majority label."),
+        click.option("--squeeze-check", is_flag=True,
+                     help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
+                     "defense marks them as attacked (catches universal perturbations that alpha misses)."),
         device_option,
     ]
     for option in reversed(options):
@@ -60,7 +64,8 @@ def pipeline_options(f):
 @click.option("--defended", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the defended video (model view, lossless .mkv).")
 @json_option
-def command(video, model_ref, classifier_ref, config, comdefend, qp, polluted, device, report, plot, defended, as_json):
+def command(video, model_ref, classifier_ref, config, comdefend, qp, polluted, squeeze_check, device, report, plot,
+            defended, as_json):
     """Detect whether VIDEO was adversarially manipulated, defend it, classify it.
 
     The video is cut into consecutive clips of the model's length at the model's view; each clip
@@ -82,7 +87,7 @@ def command(video, model_ref, classifier_ref, config, comdefend, qp, polluted, d
     from vidshield.utils import atomic_write_json
 
     dev = resolve_device(device)
-    pipe = build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, dev)
+    pipe = build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, dev, squeeze_check)
     with Progress(transient=True, disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names

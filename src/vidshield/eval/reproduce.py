@@ -65,13 +65,18 @@ class ReproduceConfig:
 
     Attributes:
         dataset: ``synthetic``, ``ut-interaction`` or ``ucf101``.
-        root: data root (None: ``$VIDSHIELD_DATA`` or ../shared/data); unused for synthetic.
+        root: data root (None: ``$VIDSHIELD_DATA`` or ../shared/data); unused for synthetic. A
+            folder of packed clip sets (``train.safetensors``, ``test.safetensors`` from
+            ``vidshield pack``) is read instead of the videos.
         lrcn, c3d: shipped model names or checkpoint paths (None: the data set's defaults).
         comdefend: spatial defense weights (shipped name or path).
         num_test: test clips (None: the whole test split; synthetic: 100).
         sparse_frames: frames the sparse attack perturbs (the reference: 10 of 40, a quarter).
-        sparse_steps, sparse_lam, sparse_lr: the sparse attack's Adam settings.
+        sparse_steps, sparse_lam, sparse_lr: the sparse attack's Adam settings (the reference
+            code's: 100 steps, lambda 1, lr 0.255 on the 0-255 scale = 1e-3 here).
         dense_steps, dense_train_clips, dense_p_max: C-DUP generator training.
+        dense_perturbation: a trained universal perturbation to use instead of training one (a
+            path, or a name in the package zoo such as ``synthetic-c3d-cdup``).
         qp, block, search: the temporal defense.
         seed: seeds the data, attacks and shifts.
         batch_size: clips per forward pass.
@@ -86,10 +91,11 @@ class ReproduceConfig:
     sparse_frames: int = 4
     sparse_steps: int = 100
     sparse_lam: float = 1.0
-    sparse_lr: float = 0.01
+    sparse_lr: float = 1e-3
     dense_steps: int = 400
     dense_train_clips: int = 200
     dense_p_max: float = 10 / 255
+    dense_perturbation: str | None = None
     qp: int = 36
     block: int = 8
     search: int = 7
@@ -191,6 +197,23 @@ def _load_models(ctx: _Context) -> None:
     ctx.temporal = TemporalDefense(qp=cfg.qp, block=cfg.block, search=cfg.search)
 
 
+def _data_source(cfg: ReproduceConfig) -> tuple[str, str | None]:
+    """(data set name, root): a root holding packed clip sets is read as the ``clips`` data set."""
+    if cfg.root is not None and (Path(cfg.root) / "test.safetensors").is_file():
+        return "clips", cfg.root
+    return cfg.dataset, cfg.root
+
+
+def _resolve_perturbation(ref: str) -> Path:
+    from vidshield.models.checkpoints import zoo_dir
+
+    path = Path(ref)
+    for candidate in (path, path.with_name(path.name + ".safetensors"), zoo_dir() / f"{ref}.safetensors"):
+        if candidate.is_file():
+            return candidate
+    raise VidshieldError(f"universal perturbation not found: {ref} (a path, or a name in {zoo_dir()})")
+
+
 def _stage_clean(ctx: _Context):
     path = ctx.out / "sets" / "clean.safetensors"
     if path.is_file():
@@ -200,7 +223,8 @@ def _stage_clean(ctx: _Context):
     cfg = ctx.cfg
     spec = ctx.lrcn.input_spec
     kwargs = {"num_videos": cfg.num_test} if cfg.dataset == "synthetic" else {}
-    ds = dataset_for_spec(cfg.dataset, spec, split="test", root=cfg.root, seed=cfg.seed, **kwargs)
+    name, root = _data_source(cfg)
+    ds = dataset_for_spec(name, spec, split="test", root=root, seed=cfg.seed, **kwargs)
     n = len(ds) if cfg.num_test is None else min(cfg.num_test, len(ds))
     if cfg.dataset != "synthetic" and n < len(ds):  # a class-balanced subset, deterministic
         order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed)).tolist()[:n]
@@ -266,11 +290,15 @@ def _stage_dense(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
     cfg = ctx.cfg
     spec = ctx.c3d.input_spec
     pert_path = ctx.out / "sets" / "dense_perturbation.safetensors"
-    if pert_path.is_file():
-        perturbation = load_universal(pert_path)[0]
+    if pert_path.is_file() or cfg.dense_perturbation:
+        perturbation = load_universal(pert_path if pert_path.is_file() else _resolve_perturbation(cfg.dense_perturbation))[0]
+        if tuple(perturbation.shape[1:]) != (3, spec.height, spec.width):
+            raise VidshieldError(f"the universal perturbation is {tuple(perturbation.shape)}; C3D needs frames of "
+                                 f"3x{spec.height}x{spec.width}")
     else:
         kwargs = {"num_videos": cfg.dense_train_clips} if cfg.dataset == "synthetic" else {}
-        ds = dataset_for_spec(cfg.dataset, spec, split="train", root=cfg.root, seed=cfg.seed, **kwargs)
+        name, root = _data_source(cfg)
+        ds = dataset_for_spec(name, spec, split="train", root=root, seed=cfg.seed, **kwargs)
         n = min(cfg.dense_train_clips, len(ds))
         task = _task(ctx, "dense attack: training clips", n)
         train_v, train_y = [], []
@@ -433,24 +461,32 @@ def _tables(ctx: _Context, labels: list[int], reports: dict, detections: dict, p
     items += [("sparse", i, "lrcn") for i in fooled["sparse"]] + [("dense", i, "c3d") for i in fooled["dense"]]
 
     def acc(choose) -> float:
-        ok = [preds[f"{m}/{s}/{choose(s, i)}"][i] == labels[i] for s, i, m in items]
+        ok = [preds[f"{m}/{s}/{choose(s, i, m)}"][i] == labels[i] for s, i, m in items]
         return sum(ok) / len(ok)
 
     route_to = {"clean": "none", "sparse": "temporal", "dense": "spatial"}
+    minority = {"none": "none", "temporal": "temporal-minority", "spatial": "spatial"}
+
+    def squeezed(defense: str, s: str, i: int, m: str) -> str:
+        """Beyond the paper: a clip routed clean whose label changes under the spatial defense is
+        treated as densely attacked (a feature-squeezing check, Xu et al. 2018)."""
+        if defense == "none" and preds[f"{m}/{s}/spatial"][i] != preds[f"{m}/{s}/none"][i]:
+            return "spatial"
+        return defense
+
     t4 = {
-        "no_defense": acc(lambda s, i: "none"),
-        "spatial_only": acc(lambda s, i: "spatial"),
-        "temporal_only": acc(lambda s, i: "temporal"),
+        "no_defense": acc(lambda s, i, m: "none"),
+        "spatial_only": acc(lambda s, i, m: "spatial"),
+        "temporal_only": acc(lambda s, i, m: "temporal"),
     }
     verdicts = {}
     for gname, (g1, g2) in gammas.items():
         v = {(s, i): route(detections[s][i]["alpha"], g1, g2) for s, i, _ in items}
         verdicts[gname] = v
         key = "combined" if gname == "paper" else "combined_calibrated"
-        t4[key] = acc(lambda s, i, v=v: route_to[v[(s, i)]])
-        t4[key + "_minority"] = acc(
-            lambda s, i, v=v: {"none": "none", "temporal": "temporal-minority", "spatial": "spatial"}[route_to[v[(s, i)]]]
-        )
+        t4[key] = acc(lambda s, i, m, v=v: route_to[v[(s, i)]])
+        t4[key + "_minority"] = acc(lambda s, i, m, v=v: minority[route_to[v[(s, i)]]])
+        t4[key + "_squeeze"] = acc(lambda s, i, m, v=v: squeezed(route_to[v[(s, i)]], s, i, m))
     clean_acc = _accuracy(preds["lrcn/clean/none"], labels)
     t4["clean_accuracy"] = clean_acc
     t4["recovery_of_clean"] = {k: t4[k] / clean_acc for k in list(t4) if k.startswith("combined")} if clean_acc else {}
@@ -583,6 +619,9 @@ def _report(ctx: _Context, res: dict, figures: dict, command: str) -> str:
     lines.append(f"| detection + routing, minority rule (beyond the paper) | {_pct(t4['combined_minority'])} | |")
     if "combined_calibrated_minority" in t4:
         lines.append(f"| calibrated + minority rule (beyond the paper) | {_pct(t4['combined_calibrated_minority'])} | |")
+    lines.append(f"| detection + routing + squeeze check (beyond the paper) | {_pct(t4['combined_squeeze'])} | |")
+    if "combined_calibrated_squeeze" in t4:
+        lines.append(f"| calibrated + squeeze check (beyond the paper) | {_pct(t4['combined_calibrated_squeeze'])} | |")
     lines += ["", f"Clean accuracy of the CNN+LSTM: {_pct(t4['clean_accuracy'])}; the combined defense recovers "
               + ", ".join(f"{k}: {_pct(v)}" for k, v in t4["recovery_of_clean"].items()) + " of it.", ""]
     lines += ["Routing (paper thresholds), rows = true set, columns = verdict:", "",
