@@ -26,7 +26,7 @@ def command(out, num_videos, seed, device):
     route, defend and classify; print a small Table 3 / Table 4 and where the figures are.
 
     Needs no data set and no download. A reduced version of `vidshield reproduce` (fewer clips,
-    a shorter sparse attack, the shipped universal perturbation), so its numbers are noisy.
+    and the shipped universal perturbation instead of training one), so its numbers are noisy.
 
     \b
     Examples:
@@ -37,7 +37,7 @@ def command(out, num_videos, seed, device):
     from vidshield.eval.reproduce import ReproduceConfig, reproduce
 
     out = out or Path(tempfile.mkdtemp(prefix="vidshield-demo-"))
-    cfg = ReproduceConfig(dataset="synthetic", num_test=num_videos, sparse_steps=40,
+    cfg = ReproduceConfig(dataset="synthetic", num_test=num_videos,
                           dense_perturbation=DEMO_PERTURBATION, seed=seed)
     with progress_bar() as bar:
         results = reproduce(cfg, out, device=resolve_device(device), progress=bar, command="vidshield demo")

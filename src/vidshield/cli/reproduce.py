@@ -43,7 +43,8 @@ def print_summary(results: dict, out: Path) -> None:
     for key, name in (("no_defense", "no defense"), ("spatial_only", "spatial only"),
                       ("temporal_only", "temporal only"), ("combined", "detect + route (paper thresholds)"),
                       ("combined_calibrated", "detect + route (calibrated)"),
-                      ("combined_minority", "detect + route, minority rule")):
+                      ("combined_minority", "detect + route, minority rule (beyond the paper)"),
+                      ("combined_squeeze", "detect + route + squeeze check (beyond the paper)")):
         if key in t4r:
             t4.add_row(name, pct(t4r[key]), pct(paper["table4"].get(key)) if key in paper["table4"] else "")
     console = Console()
