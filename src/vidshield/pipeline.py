@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from vidshield.detection import Detection, TemporalConsistencyDetector
+from vidshield.utils import module_device
 from vidshield.video import check_video
 
 __all__ = ["STRATEGIES", "POLLUTED_RULES", "PipelineResult", "DefensePipeline", "polluted_frames"]
@@ -100,11 +101,6 @@ def polluted_frames(detection: Detection, rule: str = "exceptions") -> list[int]
     raise ValueError(f"polluted rule must be one of {POLLUTED_RULES}, got {rule!r}")
 
 
-def _device_of(module: torch.nn.Module) -> torch.device:
-    p = next(module.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 class DefensePipeline:
     """Detect -> route -> defend -> classify.
 
@@ -156,7 +152,7 @@ class DefensePipeline:
         was_training = self.classifier.training
         self.classifier.eval()
         try:
-            return self.classifier(video.to(_device_of(self.classifier))).float().cpu()
+            return self.classifier(video.to(module_device(self.classifier))).float().cpu()
         finally:
             self.classifier.train(was_training)
 

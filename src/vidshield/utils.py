@@ -35,6 +35,15 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU for a module with neither)."""
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a ``torch.Generator`` seeded with ``seed``.
     Called from ``main`` functions, never at import time."""

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import MeanColourClassifier, video_from_labels
+from tests.detection.fakes import MeanColourClassifier, video_from_labels
 from vidshield.cli import main
 
 io = pytest.importorskip("vidshield.io")

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from conftest import MeanColourClassifier, NoFramePath, video_from_labels
+from tests.detection.fakes import MeanColourClassifier, NoFramePath, video_from_labels
 from vidshield.detection import DetectorConfig, TemporalConsistencyDetector
 from vidshield.errors import VidshieldError
 

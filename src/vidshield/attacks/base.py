@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from vidshield.attacks.metrics import AttackReport, perturbation_metrics
+from vidshield.utils import module_device as model_device
 from vidshield.video import as_batch, check_batch, check_labels
 
 __all__ = [
@@ -26,15 +27,6 @@ __all__ = [
     "model_device",
     "resolve_target",
 ]
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a parameterless model)."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ import torch
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
 from vidshield.errors import VidshieldError
-from vidshield.utils import atomic_write_json
+from vidshield.utils import atomic_write_json, module_device
 from vidshield.video import check_video
 
 __all__ = ["VIDEO_EXTENSIONS", "DetectorConfig", "TemporalConsistencyDetector", "collect_videos", "detect_file"]
@@ -115,14 +115,6 @@ class DetectorConfig:
             raise VidshieldError(f"detector config {path} is invalid: {e}") from e
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
 @contextlib.contextmanager
 def _inference(model: torch.nn.Module):
     """Eval mode and no grad; the model's training flag is restored afterwards."""
@@ -196,7 +188,7 @@ class TemporalConsistencyDetector:
             batch = batch.unsqueeze(0)
         if batch.shape[1] < 3:
             raise ValueError(f"detection needs clips of at least 3 frames; got T = {batch.shape[1]}")
-        device = _model_device(self.model)
+        device = module_device(self.model)
         video_parts, frame_parts = [], []
         with _inference(self.model):
             for i in range(0, batch.shape[0], self.batch_size):
@@ -333,7 +325,7 @@ class TemporalConsistencyDetector:
     def _stream_logits(self, frames: torch.Tensor) -> torch.Tensor:
         """Per-frame logits ``(t, K)`` of frames ``(t, 3, H, W)``, in pieces of at most
         ``batch_size * 16`` frames (the per-frame path treats every frame on its own)."""
-        device = _model_device(self.model)
+        device = module_device(self.model)
         step = self.batch_size * 16
         parts = []
         with _inference(self.model):
