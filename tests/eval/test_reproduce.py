@@ -16,10 +16,11 @@ def small_config(models, **kw):
 
 def test_reproduce_end_to_end_and_resume(tiny_models, tmp_path):
     out = tmp_path / "run"
-    res = reproduce(small_config(tiny_models), out, command="test")
+    res = reproduce(small_config(tiny_models, extra_defenses=("h264", "bitdepth")), out, command="test")
     for key in ("no_defense", "spatial_only", "temporal_only", "combined", "combined_minority"):
         assert 0.0 <= res["table4"][key] <= 1.0
     assert set(res["table3"]) == {"lrcn", "c3d"}
+    assert set(res["table3"]["c3d"]["dense"]) == {"none", "spatial", "temporal", "temporal-minority", "h264", "bitdepth"}
     assert res["counts"]["test_clips"] == 6
     saved = json.loads((out / "results.json").read_text())
     assert saved["seed"] == 0 and saved["config"]["num_test"] == 6 and saved["command"] == "test"
@@ -34,7 +35,7 @@ def test_reproduce_end_to_end_and_resume(tiny_models, tmp_path):
     assert float((dense - clean).abs().max()) <= 10 / 255 + 1 / 255
     # a rerun resumes from the cached stages and gives the same tables
     stamp = (out / "sets" / "sparse.safetensors").stat().st_mtime_ns
-    again = reproduce(small_config(tiny_models), out, command="test")
+    again = reproduce(small_config(tiny_models, extra_defenses=("h264", "bitdepth")), out, command="test")
     assert (out / "sets" / "sparse.safetensors").stat().st_mtime_ns == stamp
     assert again["table3"] == res["table3"] and again["table4"] == res["table4"]
 

@@ -72,12 +72,14 @@ def print_summary(results: dict, out: Path) -> None:
 @click.option("--dense-perturbation", default=None,
               help="Use this trained universal perturbation (path or zoo name) instead of training one.")
 @click.option("--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense QP.")
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["h264", "jpeg", "median", "bitdepth"]),
+              help="Also measure this baseline defense in Table 3 (repeatable).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
 @json_option
 def command(dataset, root, out, lrcn, c3d, comdefend, num_test, sparse_frames, sparse_steps, dense_steps,
-            dense_train_clips, dense_perturbation, qp, batch_size, seed, device, as_json):
+            dense_train_clips, dense_perturbation, qp, baselines, batch_size, seed, device, as_json):
     """Reproduce the paper's experiments: attacks, detection thresholds, every defense.
 
     Builds the clean / sparse / dense test sets, calibrates the detector (Tables 1, 2), measures
@@ -96,7 +98,8 @@ def command(dataset, root, out, lrcn, c3d, comdefend, num_test, sparse_frames, s
     cfg = ReproduceConfig(dataset=dataset, root=None if root is None else str(root), lrcn=lrcn, c3d=c3d,
                           comdefend=comdefend, num_test=num_test, sparse_frames=sparse_frames,
                           sparse_steps=sparse_steps, dense_steps=dense_steps, dense_train_clips=dense_train_clips,
-                          dense_perturbation=dense_perturbation, qp=qp, seed=seed, batch_size=batch_size)
+                          dense_perturbation=dense_perturbation, qp=qp, extra_defenses=tuple(baselines),
+                          seed=seed, batch_size=batch_size)
     command_line = "vidshield " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
     with progress_bar() as bar:
         results = reproduce(cfg, out, device=resolve_device(device), progress=bar, command=command_line)

@@ -58,6 +58,17 @@ DATASET_DEFAULTS = {
 
 DEFENSES = ("none", "spatial", "temporal", "temporal-minority")
 
+#: Baseline defenses that can be measured beside the paper's (``extra_defenses``), with their settings.
+BASELINES = {"h264": {"crf": 28}, "jpeg": {"quality": 75}, "median": {"kernel": 3}, "bitdepth": {"bits": 4}}
+
+
+def _make_baseline(name: str):
+    from vidshield.defenses.h264 import H264Defense
+    from vidshield.defenses.spatial import BitDepthDefense, JpegDefense, MedianDefense
+
+    classes = {"h264": H264Defense, "jpeg": JpegDefense, "median": MedianDefense, "bitdepth": BitDepthDefense}
+    return classes[name](**BASELINES[name])
+
 
 @dataclass(frozen=True)
 class ReproduceConfig:
@@ -78,6 +89,8 @@ class ReproduceConfig:
         dense_perturbation: a trained universal perturbation to use instead of training one (a
             path, or a name in the package zoo such as ``synthetic-c3d-cdup``).
         qp, block, search: the temporal defense.
+        extra_defenses: baselines measured beside the paper's defenses in Table 3 (names of
+            :data:`BASELINES`: H.264 re-encoding at CRF 28, JPEG 75, 3x3 median, 4-bit depth).
         seed: seeds the data, attacks and shifts.
         batch_size: clips per forward pass.
     """
@@ -99,6 +112,7 @@ class ReproduceConfig:
     qp: int = 36
     block: int = 8
     search: int = 7
+    extra_defenses: tuple[str, ...] = ()
     seed: int = 0
     batch_size: int = 8
 
@@ -111,6 +125,10 @@ class ReproduceConfig:
             raise VidshieldError(
                 f"no shipped models for {self.dataset}: train them with `vidshield train` and pass --lrcn/--c3d"
             )
+        unknown = set(cfg.extra_defenses) - set(BASELINES)
+        if unknown:
+            raise VidshieldError(f"unknown baseline defenses {sorted(unknown)}; choose from {', '.join(BASELINES)}")
+        cfg = replace(cfg, extra_defenses=tuple(cfg.extra_defenses))
         if cfg.num_test is None and cfg.dataset == "synthetic":
             cfg = replace(cfg, num_test=100)
         return cfg
@@ -126,6 +144,7 @@ class _Context:
     c3d: torch.nn.Module = None
     spatial: object = None
     temporal: object = None
+    baselines: dict = field(default_factory=dict)
     class_names: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
 
@@ -195,6 +214,7 @@ def _load_models(ctx: _Context) -> None:
     ctx.class_names = list(ctx.lrcn.class_names or range(ctx.lrcn.num_classes))
     ctx.spatial = SpatialDefense(weights=cfg.comdefend).to(ctx.device)
     ctx.temporal = TemporalDefense(qp=cfg.qp, block=cfg.block, search=cfg.search)
+    ctx.baselines = {name: _make_baseline(name) for name in cfg.extra_defenses}
 
 
 def _data_source(cfg: ReproduceConfig) -> tuple[str, str | None]:
@@ -369,6 +389,8 @@ def _defend(ctx: _Context, defense: str, videos: torch.Tensor, detections: list[
         x = videos[i : i + bs]
         if defense == "spatial":
             out[i : i + bs] = ctx.spatial(x.to(ctx.device)).cpu()
+        elif defense in ctx.baselines:
+            out[i : i + bs] = ctx.baselines[defense](x).cpu()
         else:
             rule = "minority" if defense == "temporal-minority" else "exceptions"
             mask = _temporal_masks(detections[i : i + bs], rule, x.shape[1])
@@ -385,7 +407,8 @@ def _stage_predict(ctx: _Context, sets: dict[str, torch.Tensor], detections: dic
     path = ctx.out / "predictions.json"
     preds = _load_json(path) or {}
     victims = {"clean": ("lrcn", "c3d"), "sparse": ("lrcn",), "dense": ("c3d", "lrcn")}
-    jobs = [(s, d) for s in sets for d in DEFENSES if any(f"{m}/{s}/{d}" not in preds for m in victims[s])]
+    defenses = DEFENSES + ctx.cfg.extra_defenses
+    jobs = [(s, d) for s in sets for d in defenses if any(f"{m}/{s}/{d}" not in preds for m in victims[s])]
     task = _task(ctx, "defend + classify", len(jobs))
     for set_name, defense in jobs:
         t0 = time.perf_counter()
@@ -445,7 +468,8 @@ def _tables(ctx: _Context, labels: list[int], reports: dict, detections: dict, p
 
     # Table 3: every clip (the attack's failures count as correct, as accuracy under attack).
     res["table3"] = {
-        m: {s: {d: _accuracy(preds[f"{m}/{s}/{d}"], labels) for d in DEFENSES} for s in sets}
+        m: {s: {d: _accuracy(preds[f"{m}/{s}/{d}"], labels) for d in DEFENSES + ctx.cfg.extra_defenses}
+            for s in sets}
         for m, sets in (("lrcn", ("clean", "sparse")), ("c3d", ("clean", "dense")))
     }
     res["attacks"] = {
@@ -606,6 +630,13 @@ def _report(ctx: _Context, res: dict, figures: dict, command: str) -> str:
             lines.append(f"| {name} | {s} | {_pct(row['none'])} / {_pct(pr['none'])} | {_pct(row['spatial'])} / "
                          f"{_pct(pr['spatial'])} | {_pct(row['temporal'])} / {_pct(pr['temporal'])} | "
                          f"{_pct(row['temporal-minority'])} |")
+    if cfg.extra_defenses:
+        lines += ["", "Baseline defenses on the same clips (ours only; the paper has none):", "",
+                  "| model | input | " + " | ".join(cfg.extra_defenses) + " |",
+                  "|---|---|" + "---:|" * len(cfg.extra_defenses)]
+        for m, name in (("lrcn", "CNN+LSTM"), ("c3d", "C3D")):
+            for s, row in t3[m].items():
+                lines.append(f"| {name} | {s} | " + " | ".join(_pct(row[d]) for d in cfg.extra_defenses) + " |")
     c = t4["counts"]
     lines += ["", f"## Table 4: mixed set ({c['clean']} clean + {c['sparse']} sparse + {c['dense']} dense, "
               "adversarial clips all fooling their victim)", "",
