@@ -116,3 +116,67 @@ def pattern_search(cur, refp, block, search, rank_table, offsets, starts, length
                 vec[t, by, bx, 1] = cx
                 keys[t, by, bx] = best
     return vec, keys
+
+
+@numba.njit(cache=True, boundscheck=False)
+def code_residual_4x4(x, mf, v, qbits, offset, shift):
+    """H.264 4x4 residual coding, fused: forward integer transform, quantisation, dequantisation,
+    inverse transform, per block, in the same order and integer arithmetic as the torch path.
+
+    x int32 (B, H, W) with H, W multiples of 4; mf, v int64 (4, 4) tables for this QP;
+    qbits, offset: the quantiser's shift and rounding; shift = QP // 6.
+    Returns int32 (B, H, W).
+    """
+    nb, h, w = x.shape
+    out = np.empty_like(x)
+    blk = np.empty((4, 4), np.int64)
+    for b in range(nb):
+        for y0 in range(0, h, 4):
+            for x0 in range(0, w, 4):
+                for i in range(4):  # forward, rows
+                    a0 = np.int64(x[b, y0 + i, x0])
+                    a1 = np.int64(x[b, y0 + i, x0 + 1])
+                    a2 = np.int64(x[b, y0 + i, x0 + 2])
+                    a3 = np.int64(x[b, y0 + i, x0 + 3])
+                    s03, d03, s12, d12 = a0 + a3, a0 - a3, a1 + a2, a1 - a2
+                    blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3] = s03 + s12, 2 * d03 + d12, s03 - s12, d03 - 2 * d12
+                for j in range(4):  # forward, columns
+                    a0, a1, a2, a3 = blk[0, j], blk[1, j], blk[2, j], blk[3, j]
+                    s03, d03, s12, d12 = a0 + a3, a0 - a3, a1 + a2, a1 - a2
+                    blk[0, j], blk[1, j], blk[2, j], blk[3, j] = s03 + s12, 2 * d03 + d12, s03 - s12, d03 - 2 * d12
+                for i in range(4):  # quantise, dequantise
+                    for j in range(4):
+                        y = blk[i, j]
+                        level = ((abs(y) * mf[i, j] + offset) >> qbits) * (1 if y > 0 else (-1 if y < 0 else 0))
+                        blk[i, j] = (level * v[i, j]) << shift
+                for i in range(4):  # inverse, rows
+                    d0, d1, d2, d3 = blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3]
+                    z0, z1, z2, z3 = d0 + d2, d0 - d2, (d1 >> 1) - d3, d1 + (d3 >> 1)
+                    blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3] = z0 + z3, z1 + z2, z1 - z2, z0 - z3
+                for j in range(4):  # inverse, columns, then (+32) >> 6
+                    d0, d1, d2, d3 = blk[0, j], blk[1, j], blk[2, j], blk[3, j]
+                    z0, z1, z2, z3 = d0 + d2, d0 - d2, (d1 >> 1) - d3, d1 + (d3 >> 1)
+                    out[b, y0, x0 + j] = (z0 + z3 + 32) >> 6
+                    out[b, y0 + 1, x0 + j] = (z1 + z2 + 32) >> 6
+                    out[b, y0 + 2, x0 + j] = (z1 - z2 + 32) >> 6
+                    out[b, y0 + 3, x0 + j] = (z0 - z3 + 32) >> 6
+    return out
+
+
+@numba.njit(cache=True, boundscheck=False)
+def compensate(padded, vec, block, reach):
+    """Block copy: padded float32 (B, C, Ph, Pw) (the reference padded by ``reach`` on every
+    side and to the block grid), vec int64 (B, Hb, Wb, 2). Returns float32 (B, C, Hb*block, Wb*block)."""
+    nb, nc = padded.shape[0], padded.shape[1]
+    hb, wb = vec.shape[1], vec.shape[2]
+    out = np.empty((nb, nc, hb * block, wb * block), np.float32)
+    for b in range(nb):
+        for by in range(hb):
+            for bx in range(wb):
+                sy = by * block + vec[b, by, bx, 0] + reach
+                sx = bx * block + vec[b, by, bx, 1] + reach
+                for c in range(nc):
+                    for i in range(block):
+                        for j in range(block):
+                            out[b, c, by * block + i, bx * block + j] = padded[b, c, sy + i, sx + j]
+    return out

@@ -380,6 +380,10 @@ def motion_compensate(ref: torch.Tensor, vectors: torch.Tensor, *, block: int = 
     padded = _pad_to_grid(x if x.is_floating_point() else x.to(torch.float32), block, reach)
     ph, pw = padded.shape[-2:]
     v = vectors.reshape(-1, hb, wb, 2).to(torch.int64)
+    kernels = _numba_kernels()
+    if kernels is not None and padded.device.type == "cpu" and not (torch.is_grad_enabled() and padded.requires_grad):
+        out = torch.from_numpy(kernels.compensate(padded.to(torch.float32).contiguous().numpy(), v.numpy(), block, reach))
+        return out[..., :h, :w].to(ref.dtype).reshape(ref.shape)
     # per-pixel source coordinates in the padded reference
     ys = torch.arange(hb * block, device=ref.device)
     xs = torch.arange(wb * block, device=ref.device)
