@@ -92,3 +92,28 @@ def test_cli_usage_errors(tmp_path, ten_class_model, capsys):
     assert main(["attack", "--attack", "dense", "--model", str(path), "--out", str(tmp_path / "d")]) == 2
     assert "--generator" in capsys.readouterr().err
     assert main(["attack", "--attack", "sparse", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 2
+
+
+def test_evaluate_scores_a_model_on_an_adversarial_set(tmp_path, ten_class_model, capsys):
+    """`vidshield evaluate --adversarial DIR` reports the accuracy on exactly the stored clips."""
+    model, path = ten_class_model
+    dense = tmp_path / "dense"
+    assert main(["attack", "--attack", "dense", "--model", str(path), "--num-videos", "3", "--train-steps", "2",
+                 "--train-videos", "4", "--out", str(dense), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(path), "--adversarial", str(dense), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    videos, labels, manifest = load_adversarial_set(dense)
+    with torch.no_grad():
+        expected = (model(videos).argmax(1) == labels).float().mean().item()
+    assert result["num_videos"] == 3 and result["top1"] == pytest.approx(expected)
+    assert [c["pred_after"] for c in manifest["clips"]] == model(videos).argmax(1).tolist()
+
+
+def test_evaluate_refuses_clips_of_another_size(tmp_path, ten_class_model, capsys):
+    _, path = ten_class_model
+    clean = tmp_path / "clean"
+    assert main(["attack", "--attack", "none", "--model", str(path), "--num-videos", "2", "--out", str(clean)]) == 0
+    other = save_model(create_model("test-lrcn", num_classes=10), tmp_path / "other")  # 16 x 32 x 32
+    assert main(["evaluate", "--model", str(other), "--adversarial", str(clean)]) == 2
+    assert "expects" in capsys.readouterr().err

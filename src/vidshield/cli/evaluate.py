@@ -10,10 +10,39 @@ from vidshield.cli.options import device_option, echo_json, json_option, resolve
 from vidshield.models.datasets import DATASET_NAMES, dataset_for_spec
 
 
+class _ClipList:
+    """Clips held in memory as a data set: items ``(video, label)`` and ``classes``."""
+
+    def __init__(self, videos, labels, classes):
+        self.videos, self.labels, self.classes = videos, labels.tolist(), classes
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.videos[i], self.labels[i]
+
+
+def _adversarial_set(folder: Path, model) -> _ClipList:
+    """An adversarial set from `vidshield attack` as a data set; its clips must fit the model."""
+    from vidshield.attacks.dataset import load_adversarial_set
+
+    videos, labels, manifest = load_adversarial_set(folder)
+    spec = model.input_spec
+    if tuple(videos.shape[1:]) != (spec.frames, 3, spec.height, spec.width):
+        raise click.BadParameter(
+            f"{folder} holds clips of {tuple(videos.shape[1:])}; the model expects "
+            f"({spec.frames}, 3, {spec.height}, {spec.width})", param_hint="--adversarial")
+    classes = list(model.class_names or range(model.num_classes))
+    return _ClipList(videos, labels, classes)
+
+
 @click.command("evaluate")
 @click.option("--model", "model_name", required=True, help="Shipped model name (see `vidshield models`) or checkpoint path.")
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
+@click.option("--adversarial", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Score the model on an adversarial (or clean) set from `vidshield attack` instead of --dataset.")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option("--num-videos", type=click.IntRange(min=1), default=500, show_default=True, help="Synthetic: number of clips.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
@@ -23,7 +52,7 @@ from vidshield.models.datasets import DATASET_NAMES, dataset_for_spec
 @device_option
 @seed_option
 @json_option
-def command(model_name, dataset, root, split, num_videos, batch_size, num_workers, cache, confusion_png, device, seed, as_json):
+def command(model_name, dataset, root, adversarial, split, num_videos, batch_size, num_workers, cache, confusion_png, device, seed, as_json):
     """Top-1 / top-5, per-class accuracy and the confusion matrix of a classifier; for the CNN+LSTM
     also the per-frame (recurrence-removed) accuracy the detector relies on. Clips are built at the
     model's input size.
@@ -33,6 +62,7 @@ def command(model_name, dataset, root, split, num_videos, batch_size, num_worker
       vidshield evaluate --model synthetic-lrcn
       vidshield evaluate --model runs/ut-c3d.safetensors --dataset ut-interaction --root data/ut --json
       vidshield evaluate --model synthetic-c3d --confusion-png confusion.png
+      vidshield evaluate --model synthetic-lrcn --adversarial adv/dense   # a C3D attack shown to the CNN+LSTM
     """
     from rich.console import Console
     from rich.table import Table
@@ -41,14 +71,17 @@ def command(model_name, dataset, root, split, num_videos, batch_size, num_worker
     from vidshield.models import load_model
     from vidshield.models.evaluation import evaluate_classifier, save_confusion_png
 
-    if dataset != "synthetic" and root is None:
+    if adversarial is None and dataset != "synthetic" and root is None:
         raise click.UsageError(f"--root is required for --dataset {dataset}")
     dev = resolve_device(device)
     model = load_model(model_name, device=dev)
-    data = dataset_for_spec(
-        dataset, model.input_spec, split=split, root=root, num_videos=num_videos if dataset == "synthetic" else None,
-        seed=seed, cache=cache,
-    )
+    if adversarial is not None:
+        data, dataset, split = _adversarial_set(adversarial, model), f"adversarial set {adversarial}", "all"
+    else:
+        data = dataset_for_spec(
+            dataset, model.input_spec, split=split, root=root, num_videos=num_videos if dataset == "synthetic" else None,
+            seed=seed, cache=cache,
+        )
     classes = list(data.classes)
     if model.class_names is not None and list(model.class_names) != classes:
         raise CheckpointError(
