@@ -47,3 +47,18 @@ def test_compensation_stays_differentiable():
     vectors = torch.zeros(1, 2, 2, 2, dtype=torch.int64)
     motion.motion_compensate(ref, vectors, block=8).sum().backward()
     assert torch.equal(ref.grad, torch.ones_like(ref))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 37, 53), (1, 3, 64, 64)])
+@pytest.mark.parametrize("qp", [0, 24, 36, 51])
+def test_fused_rebuild_matches_torch(shape, qp, torch_only, monkeypatch):
+    """The whole residual step (round, code, add, clip) fused in numba equals the torch path."""
+    from vidshield.defenses.temporal import defense
+
+    g = torch.Generator().manual_seed(qp)
+    prev = torch.rand(shape, generator=g)
+    cur = (prev.roll(2, -1) + 0.02 * torch.randn(shape, generator=g)).clamp(0, 1)
+    fast = defense.rebuild_frames(cur, prev, None, qp=qp)
+    torch_only()
+    monkeypatch.setattr(defense, "_numba_kernels", lambda: None)
+    assert torch.equal(fast, defense.rebuild_frames(cur, prev, None, qp=qp))

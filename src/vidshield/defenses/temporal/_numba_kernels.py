@@ -119,47 +119,77 @@ def pattern_search(cur, refp, block, search, rank_table, offsets, starts, length
 
 
 @numba.njit(cache=True, boundscheck=False)
-def code_residual_4x4(x, mf, v, qbits, offset, shift):
-    """H.264 4x4 residual coding, fused: forward integer transform, quantisation, dequantisation,
-    inverse transform, per block, in the same order and integer arithmetic as the torch path.
+def _code_block_4x4(blk, mf, v, qbits, offset, shift):
+    """In place on int64 (4, 4): forward integer transform, quantisation, dequantisation, inverse
+    transform with the final (+32) >> 6, in the torch path's order and integer arithmetic."""
+    for i in range(4):  # forward, rows
+        a0, a1, a2, a3 = blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3]
+        s03, d03, s12, d12 = a0 + a3, a0 - a3, a1 + a2, a1 - a2
+        blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3] = s03 + s12, 2 * d03 + d12, s03 - s12, d03 - 2 * d12
+    for j in range(4):  # forward, columns
+        a0, a1, a2, a3 = blk[0, j], blk[1, j], blk[2, j], blk[3, j]
+        s03, d03, s12, d12 = a0 + a3, a0 - a3, a1 + a2, a1 - a2
+        blk[0, j], blk[1, j], blk[2, j], blk[3, j] = s03 + s12, 2 * d03 + d12, s03 - s12, d03 - 2 * d12
+    for i in range(4):  # quantise, dequantise
+        for j in range(4):
+            y = blk[i, j]
+            level = ((abs(y) * mf[i, j] + offset) >> qbits) * (1 if y > 0 else (-1 if y < 0 else 0))
+            blk[i, j] = (level * v[i, j]) << shift
+    for i in range(4):  # inverse, rows
+        d0, d1, d2, d3 = blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3]
+        z0, z1, z2, z3 = d0 + d2, d0 - d2, (d1 >> 1) - d3, d1 + (d3 >> 1)
+        blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3] = z0 + z3, z1 + z2, z1 - z2, z0 - z3
+    for j in range(4):  # inverse, columns
+        d0, d1, d2, d3 = blk[0, j], blk[1, j], blk[2, j], blk[3, j]
+        z0, z1, z2, z3 = d0 + d2, d0 - d2, (d1 >> 1) - d3, d1 + (d3 >> 1)
+        blk[0, j], blk[1, j] = (z0 + z3 + 32) >> 6, (z1 + z2 + 32) >> 6
+        blk[2, j], blk[3, j] = (z1 - z2 + 32) >> 6, (z0 - z3 + 32) >> 6
 
-    x int32 (B, H, W) with H, W multiples of 4; mf, v int64 (4, 4) tables for this QP;
-    qbits, offset: the quantiser's shift and rounding; shift = QP // 6.
-    Returns int32 (B, H, W).
-    """
+
+@numba.njit(cache=True, boundscheck=False)
+def code_residual_4x4(x, mf, v, qbits, offset, shift):
+    """H.264 4x4 residual coding of int32 planes (B, H, W), H and W multiples of 4, fused per block;
+    mf, v int64 (4, 4) tables for this QP; shift = QP // 6. Returns int32 (B, H, W)."""
     nb, h, w = x.shape
     out = np.empty_like(x)
     blk = np.empty((4, 4), np.int64)
     for b in range(nb):
         for y0 in range(0, h, 4):
             for x0 in range(0, w, 4):
-                for i in range(4):  # forward, rows
-                    a0 = np.int64(x[b, y0 + i, x0])
-                    a1 = np.int64(x[b, y0 + i, x0 + 1])
-                    a2 = np.int64(x[b, y0 + i, x0 + 2])
-                    a3 = np.int64(x[b, y0 + i, x0 + 3])
-                    s03, d03, s12, d12 = a0 + a3, a0 - a3, a1 + a2, a1 - a2
-                    blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3] = s03 + s12, 2 * d03 + d12, s03 - s12, d03 - 2 * d12
-                for j in range(4):  # forward, columns
-                    a0, a1, a2, a3 = blk[0, j], blk[1, j], blk[2, j], blk[3, j]
-                    s03, d03, s12, d12 = a0 + a3, a0 - a3, a1 + a2, a1 - a2
-                    blk[0, j], blk[1, j], blk[2, j], blk[3, j] = s03 + s12, 2 * d03 + d12, s03 - s12, d03 - 2 * d12
-                for i in range(4):  # quantise, dequantise
+                for i in range(4):
                     for j in range(4):
-                        y = blk[i, j]
-                        level = ((abs(y) * mf[i, j] + offset) >> qbits) * (1 if y > 0 else (-1 if y < 0 else 0))
-                        blk[i, j] = (level * v[i, j]) << shift
-                for i in range(4):  # inverse, rows
-                    d0, d1, d2, d3 = blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3]
-                    z0, z1, z2, z3 = d0 + d2, d0 - d2, (d1 >> 1) - d3, d1 + (d3 >> 1)
-                    blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3] = z0 + z3, z1 + z2, z1 - z2, z0 - z3
-                for j in range(4):  # inverse, columns, then (+32) >> 6
-                    d0, d1, d2, d3 = blk[0, j], blk[1, j], blk[2, j], blk[3, j]
-                    z0, z1, z2, z3 = d0 + d2, d0 - d2, (d1 >> 1) - d3, d1 + (d3 >> 1)
-                    out[b, y0, x0 + j] = (z0 + z3 + 32) >> 6
-                    out[b, y0 + 1, x0 + j] = (z1 + z2 + 32) >> 6
-                    out[b, y0 + 2, x0 + j] = (z1 - z2 + 32) >> 6
-                    out[b, y0 + 3, x0 + j] = (z0 - z3 + 32) >> 6
+                        blk[i, j] = x[b, y0 + i, x0 + j]
+                _code_block_4x4(blk, mf, v, qbits, offset, shift)
+                for i in range(4):
+                    for j in range(4):
+                        out[b, y0 + i, x0 + j] = blk[i, j]
+    return out
+
+
+@numba.njit(cache=True, boundscheck=False)
+def rebuild_4x4(cur, pred, mf, v, qbits, offset, shift):
+    """The whole residual step of the rebuild, fused: float32 (B, C, H, W) frames and predictions
+    in [0, 1] -> clip(pred + code(round(255 (cur - pred))) / 255, 0, 1), float32 (B, C, H, W).
+    Blocks past the frame edge read the edge (replicate padding), as the torch path pads."""
+    nb, nc, h, w = cur.shape
+    out = np.empty_like(cur)
+    blk = np.empty((4, 4), np.int64)
+    scale = np.float32(255.0)
+    for b in range(nb):
+        for c in range(nc):
+            for y0 in range(0, h, 4):
+                for x0 in range(0, w, 4):
+                    for i in range(4):
+                        yy = min(y0 + i, h - 1)
+                        for j in range(4):
+                            xx = min(x0 + j, w - 1)
+                            r = np.rint((cur[b, c, yy, xx] - pred[b, c, yy, xx]) * scale)
+                            blk[i, j] = np.int64(min(max(r, np.float32(-255.0)), np.float32(255.0)))
+                    _code_block_4x4(blk, mf, v, qbits, offset, shift)
+                    for i in range(min(4, h - y0)):
+                        for j in range(min(4, w - x0)):
+                            val = pred[b, c, y0 + i, x0 + j] + np.float32(blk[i, j]) / scale
+                            out[b, c, y0 + i, x0 + j] = min(max(val, np.float32(0.0)), np.float32(1.0))
     return out
 
 

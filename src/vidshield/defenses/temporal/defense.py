@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 
 from vidshield.defenses.base import Defense
-from vidshield.defenses.temporal.motion import _CHANNELS, SEARCH_METHODS, estimate_motion, motion_compensate
-from vidshield.defenses.temporal.quant import MAX_QP, code_residual
+from vidshield.defenses.temporal.motion import _CHANNELS, SEARCH_METHODS, _numba_kernels, estimate_motion, motion_compensate
+from vidshield.defenses.temporal.quant import MAX_QP, code_residual, quant_tables_4x4
 from vidshield.video import check_batch, check_frame_mask, check_video
 
 __all__ = ["TemporalDefense", "rebuild_frames", "defend_stream", "key_frame_mask", "DEFAULT_QP"]
@@ -136,6 +136,12 @@ def rebuild_frames(
     )
     if not residual:
         return pred.to(torch.float32)
+    kernels = _numba_kernels()
+    if transform == 4 and kernels is not None and cur.device.type == "cpu":
+        mf, v, qbits, offset = quant_tables_4x4(qp)
+        out = kernels.rebuild_4x4(cur.to(torch.float32).contiguous().numpy(), pred.to(torch.float32).contiguous().numpy(),
+                                  mf, v, qbits, offset, qp // 6)
+        return torch.from_numpy(out)
     res = torch.round((cur - pred) * 255.0).clamp_(-255, 255).to(torch.int32)
     decoded = code_residual(res, qp, size=transform).to(torch.float32)
     return (pred + decoded / 255.0).clamp_(0.0, 1.0).to(torch.float32)

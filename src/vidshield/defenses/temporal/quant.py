@@ -167,6 +167,13 @@ def quant_step(qp: int) -> float:
     return 0.625 * 2.0 ** (_check_qp(qp) / 6.0)
 
 
+def quant_tables_4x4(qp: int, *, intra: bool = False):
+    """numpy ``(mf (4, 4), v (4, 4), qbits, offset)`` of the 4x4 quantiser at ``qp`` (for the kernels)."""
+    qbits = 15 + qp // 6
+    return (_table(4, "mf", qp, torch.device("cpu")).numpy(), _table(4, "v", qp, torch.device("cpu")).numpy(),
+            qbits, (1 << qbits) // (3 if intra else 6))
+
+
 def code_residual(residual: torch.Tensor, qp: int, *, size: int = 4, intra: bool = False) -> torch.Tensor:
     """Transform, quantise, dequantise and inverse-transform a residual plane, as a decoder sees it.
 
@@ -202,10 +209,8 @@ def code_residual(residual: torch.Tensor, qp: int, *, size: int = 4, intra: bool
     kernels = _numba_kernels()
     if size == 4 and kernels is not None and x.device.type == "cpu":
         # fused numba kernel: the same integer arithmetic, block by block (tested to be bit-identical)
-        qbits = 15 + qp // 6
-        mf = _table(4, "mf", qp, x.device).numpy()
-        v = _table(4, "v", qp, x.device).numpy()
-        rec = kernels.code_residual_4x4(x[:, 0].numpy(), mf, v, qbits, (1 << qbits) // (3 if intra else 6), qp // 6)
+        mf, v, qbits, offset = quant_tables_4x4(qp, intra=intra)
+        rec = kernels.code_residual_4x4(x[:, 0].numpy(), mf, v, qbits, offset, qp // 6)
         return torch.from_numpy(rec)[:, :h, :w].reshape(*lead, h, w).to(torch.int64)
     # planar layout (size, size, B, hb, wb): each butterfly term is one contiguous tensor
     planar = x.reshape(-1, hb, size, wb, size).permute(2, 4, 0, 1, 3).contiguous()
