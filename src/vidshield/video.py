@@ -64,7 +64,7 @@ def check_video(video: torch.Tensor, *, name: str = "video", check_range: bool =
     if any(s == 0 for s in video.shape):
         raise ValueError(f"{name} has an empty dimension: {_describe(video)}")
     if check_range:
-        lo, hi = float(video.detach().min()), float(video.detach().max())
+        lo, hi = (float(v) for v in torch.aminmax(video.detach()))
         if lo < -_RANGE_TOL or hi > 1 + _RANGE_TOL or not (np.isfinite(lo) and np.isfinite(hi)):
             raise ValueError(f"{name} values must lie in [0, 1]; found min {lo:.4g}, max {hi:.4g}")
     return video

@@ -27,10 +27,21 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 
 from vidshield.defenses.base import Defense
-from vidshield.defenses.temporal.motion import _CHANNELS, SEARCH_METHODS, _numba_kernels, estimate_motion, motion_compensate
+import numpy as np
+
+from vidshield.defenses.temporal.motion import (
+    _CHANNELS,
+    SEARCH_METHODS,
+    _float32_frames,
+    _match_numba,
+    _numba_kernels,
+    estimate_motion,
+    motion_compensate,
+)
 from vidshield.defenses.temporal.quant import MAX_QP, code_residual, quant_tables_4x4
 from vidshield.video import check_batch, check_frame_mask, check_video
 
@@ -131,20 +142,78 @@ def rebuild_frames(
     has_next = (ones if has_next is None else has_next.to(cur.device)) if nxt is not None else ~ones
     if not bool((has_prev | has_next).all()):
         raise ValueError("every frame to rebuild needs a reference before or after it")
-    pred, _ = _predict(
-        cur, prev, nxt, has_prev, has_next, block=block, search=search, method=method, channels=channels, backend=backend
-    )
-    if not residual:
-        return pred.to(torch.float32)
-    kernels = _numba_kernels()
-    if transform == 4 and kernels is not None and cur.device.type == "cpu":
-        mf, v, qbits, offset = quant_tables_4x4(qp)
-        out = kernels.rebuild_4x4(cur.to(torch.float32).contiguous().numpy(), pred.to(torch.float32).contiguous().numpy(),
-                                  mf, v, qbits, offset, qp // 6)
-        return torch.from_numpy(out)
+    kernels = _numba_kernels() if backend != "torch" else None
+    if kernels is not None and cur.device.type == "cpu":
+        return _rebuild_numba(kernels, cur, prev, nxt, has_prev, has_next, block=block, search=search, method=method,
+                              qp=qp, transform=transform, channels=channels, residual=residual)
+    pred, _ = _predict(cur, prev, nxt, has_prev, has_next, block=block, search=search, method=method,
+                       channels=channels, backend=backend)
+    return _add_residual(cur, pred, qp, transform) if residual else pred.to(torch.float32)
+
+
+def _add_residual(cur: torch.Tensor, pred: torch.Tensor, qp: int, transform: int) -> torch.Tensor:
+    """clip(pred + decoded residual / 255, 0, 1) with the torch transform and quantiser."""
     res = torch.round((cur - pred) * 255.0).clamp_(-255, 255).to(torch.int32)
     decoded = code_residual(res, qp, size=transform).to(torch.float32)
     return (pred + decoded / 255.0).clamp_(0.0, 1.0).to(torch.float32)
+
+
+class _NumbaRebuilder:
+    """The numba path of :func:`rebuild_frames`, one frame at a time: the frame's planes,
+    prediction and output stay in the cache, the workspace is reused, and the planes of the last
+    few reference frames are kept (a run of polluted frames shares its two references).
+    Bit-identical to the torch path."""
+
+    def __init__(self, kernels, *, block, search, method, qp, transform, channels, residual) -> None:
+        self.kernels, self.block, self.search = kernels, block, search
+        self.method = "full" if search == 0 else method
+        self.qp, self.transform, self.luma, self.residual = qp, transform, channels == "luma", residual
+        self.tables = quant_tables_4x4(qp)
+        self.pred: np.ndarray | None = None
+        self.ref_planes: dict = {}
+
+    def _planes_of(self, frame: np.ndarray, key) -> np.ndarray:
+        if key is None or key not in self.ref_planes:
+            planes = self.kernels.to_planes(frame, self.luma, self.block, self.search)
+            if key is None:
+                return planes
+            if len(self.ref_planes) >= 4:
+                self.ref_planes.pop(next(iter(self.ref_planes)))
+            self.ref_planes[key] = planes
+        return self.ref_planes[key]
+
+    def rebuild(self, cur: np.ndarray, refs: list, out: np.ndarray) -> None:
+        """cur float32 (1, 3, H, W); refs: one or two ``(frame (1, 3, H, W), cache key or None)``
+        (earlier side first); writes the rebuilt frame into ``out`` (1, 3, H, W)."""
+        k = self.kernels
+        cur_planes = k.to_planes(cur, self.luma, self.block, 0)  # once for both sides
+        found = []
+        for frame, key in refs:
+            vec, sad = _match_numba(k, cur_planes, self._planes_of(frame, key), self.block, self.search, self.method)
+            found.append((frame, vec, sad))
+        (ref_a, vec_a, sad_a), (ref_b, vec_b, sad_b) = found if len(found) == 2 else found * 2
+        pick_b = sad_b < sad_a  # per block the lower cost; ties (and a single side) take the earlier frame
+        if not self.residual:
+            k.compensate(ref_a, ref_b, vec_a, vec_b, pick_b, self.block, out)
+            return
+        if self.pred is None or self.pred.shape != cur.shape:
+            self.pred = np.empty_like(cur)
+        k.compensate(ref_a, ref_b, vec_a, vec_b, pick_b, self.block, self.pred)
+        if self.transform == 4:
+            k.rebuild_4x4(cur, self.pred, *self.tables, self.qp // 6, out)
+        else:
+            out[:] = _add_residual(torch.from_numpy(cur), torch.from_numpy(self.pred), self.qp, self.transform).numpy()
+
+
+def _rebuild_numba(kernels, cur, prev, nxt, has_prev, has_next, **options) -> torch.Tensor:
+    cur_np = _float32_frames(cur)
+    sides = [(_float32_frames(ref), has.cpu().tolist()) for ref, has in ((prev, has_prev), (nxt, has_next)) if ref is not None]
+    out = np.empty_like(cur_np)
+    worker = _NumbaRebuilder(kernels, **options)
+    for i in range(cur_np.shape[0]):
+        one = slice(i, i + 1)
+        worker.rebuild(cur_np[one], [(frames[one], None) for frames, has in sides if has[i]], out[one])
+    return torch.from_numpy(out)
 
 
 def _neighbours(mask_row: torch.Tensor) -> tuple[list[int], list[int]]:
@@ -267,8 +336,12 @@ class TemporalDefense(Defense):
         """Rebuild the frames marked in ``polluted``; unmarked frames are copied unchanged."""
         check_batch(video)
         mask = self._mask(video, polluted)
-        out = video.detach().clone()
+        out = video.detach().clone(memory_format=torch.contiguous_format)
         jobs = self._plan(mask)
+        kernels = _numba_kernels() if self.backend != "torch" else None
+        if kernels is not None and video.device.type == "cpu":
+            self._forward_numba(kernels, video, out, jobs)
+            return out
         for start in range(0, len(jobs), self.chunk):
             part = jobs[start : start + self.chunk]
             n_idx = torch.tensor([j[0] for j in part], device=video.device)
@@ -287,6 +360,19 @@ class TemporalDefense(Defense):
             )
             out[n_idx, t_idx] = rebuilt.to(out.dtype)
         return out
+
+    def _forward_numba(self, kernels, video: torch.Tensor, out: torch.Tensor, jobs: list) -> None:
+        """Rebuild frame by frame straight into ``out`` (contiguous; no gathered copies), the
+        reference planes reused along a run of polluted frames."""
+        frames = video.detach().to(torch.float32).contiguous().numpy()
+        direct = out.dtype == torch.float32
+        target = out.numpy() if direct else np.empty_like(frames[0, :1])
+        worker = _NumbaRebuilder(kernels, **{k: v for k, v in self._options().items() if k != "backend"})
+        for n, t, b, a in jobs:
+            dst = target[n, t : t + 1] if direct else target
+            worker.rebuild(frames[n, t : t + 1], [(frames[n, r : r + 1], (n, r)) for r in (b, a) if r >= 0], dst)
+            if not direct:
+                out[n, t] = torch.from_numpy(dst[0]).to(out.dtype)
 
     def surrogate(self, video: torch.Tensor, polluted: torch.Tensor | None = None) -> torch.Tensor:
         """BPDA stand-in: identity, or the motion-compensated prediction of the polluted frames

@@ -29,8 +29,9 @@ repeated until the center wins, then the small diamond), ``hexagon`` (Zhu, Lin, 
 large hexagon repeated, then the 4-point small pattern). The fast searches evaluate the
 origin first and only move while the cost improves.
 
-Backends: ``numba`` (CPU kernels, used automatically for CPU tensors when numba is installed)
-and ``torch`` (vectorised over all blocks and frames; CPU or CUDA). Both give identical results.
+Backends: ``numba`` (CPU kernels, used automatically for CPU tensors when numba is installed;
+on x86 the SAD of 8 columns is one ``psadbw`` instruction, as in video encoders) and ``torch``
+(vectorised over all blocks and frames; CPU or CUDA). Both give identical results.
 """
 
 from __future__ import annotations
@@ -144,6 +145,23 @@ def _check_planes(cur, ref, channel_dim: bool) -> None:
         raise ValueError(f"cur and ref must be on the same device, got {cur.device} and {ref.device}")
 
 
+def _check_search_args(block, search, method, backend) -> None:
+    if method not in SEARCH_METHODS:
+        raise ValueError(f"method must be one of {SEARCH_METHODS}, got {method!r}")
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    for name, v, lo in (("block", block, 1), ("search", search, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    if block * 255 > 32767:
+        raise ValueError(f"block must be at most 128, got {block}")
+
+
+def _float32_frames(x: torch.Tensor) -> np.ndarray:
+    """Frames ``(..., C, H, W)`` -> contiguous float32 numpy ``(B, C, H, W)`` (no copy when possible)."""
+    return x.detach().reshape(-1, *x.shape[-3:]).to(torch.float32).contiguous().numpy()
+
+
 def block_match(
     cur: torch.Tensor,
     ref: torch.Tensor,
@@ -173,53 +191,59 @@ def block_match(
         0..255 scale, with ``Hb = ceil(H / block)``, ``Wb = ceil(W / block)``.
     """
     _check_planes(cur, ref, channel_dim)
-    if method not in SEARCH_METHODS:
-        raise ValueError(f"method must be one of {SEARCH_METHODS}, got {method!r}")
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-    for name, v, lo in (("block", block, 1), ("search", search, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
-    if block * 255 > 32767:
-        raise ValueError(f"block must be at most 128, got {block}")
+    _check_search_args(block, search, method, backend)
     lead = cur.shape[:-3] if channel_dim else cur.shape[:-2]
     h, w = cur.shape[-2:]
     nc = cur.shape[-3] if channel_dim else 1
 
-    def prep(x: torch.Tensor, extra: int) -> torch.Tensor:
-        x = x.reshape(-1, nc, h, w)
-        x = x.round().to(torch.int16) if x.is_floating_point() else x.to(torch.int16)
-        return _pad_to_grid(x, block, extra)
-
-    c, r = prep(cur, 0), prep(ref, search)
     kernels = _numba_kernels() if backend != "torch" else None
     if backend == "numba" and (kernels is None or cur.device.type != "cpu"):
         raise ValueError("backend='numba' needs numba installed and CPU tensors")
-    use_numba = kernels is not None and cur.device.type == "cpu"
     if search == 0:
         method = "full"  # a single candidate: every search is the same
-    if use_numba:
-        vec, sad = _match_numba(kernels, c, r, block, search, method)
+    if kernels is not None and cur.device.type == "cpu":
+        c, r = (_integer_planes(x.reshape(-1, nc, h, w)) for x in (cur, ref))
+        if c.dtype != r.dtype:
+            c, r = c.to(torch.int16), r.to(torch.int16)
+        vec, sad = _match_numba(
+            kernels, kernels.pad_planes(c.numpy(), block, 0), kernels.pad_planes(r.numpy(), block, search), block, search, method
+        )
+        vec, sad = torch.from_numpy(vec), torch.from_numpy(sad)
     else:
+        c, r = (_pad_to_grid(_integer_planes(x.reshape(-1, nc, h, w)).to(torch.int16), block, e) for x, e in ((cur, 0), (ref, search)))
         vec, sad = _match_torch(c, r, block, search, method)
     mad = sad.to(torch.float32) / (block * block * nc)
     hb, wb = vec.shape[1:3]
     return vec.reshape(*lead, hb, wb, 2).to(cur.device), mad.reshape(*lead, hb, wb).to(cur.device)
 
 
-def _match_numba(kernels, c, r, block, search, method):
-    cn, rn = c.numpy(), r.numpy()
+def _integer_planes(x: torch.Tensor) -> torch.Tensor:
+    """Planes rounded to integers: uint8 when every value is in 0..255, int16 otherwise."""
+    if x.dtype == torch.uint8:
+        return x.contiguous()
+    x = x.round() if x.is_floating_point() else x
+    if x.numel() and 0 <= int(x.min()) and int(x.max()) <= 255:
+        return x.to(torch.uint8).contiguous()
+    return x.to(torch.int16).contiguous()
+
+
+def _match_numba(kernels, c: np.ndarray, r: np.ndarray, block: int, search: int, method: str):
+    """Numba block matching of padded planes (see :func:`_match_torch`) -> numpy (vectors, SAD)."""
     if method == "full":
-        vec, sad = kernels.full_search(cn, rn, block, search, _order(search))
-        return torch.from_numpy(vec), torch.from_numpy(sad)
+        kernel = kernels.full_search
+        if c.dtype == np.uint8 and block % 8 == 0 and kernels.HAS_AVX2:
+            kernel = kernels.full_search_psadbw
+        elif c.dtype == np.uint8 and block % 4 == 0 and c.shape[1] * block * block * 255 < 1 << 16:
+            kernel = kernels.full_search_packed
+        return kernel(c, r, block, search, _order(search))
     stages, repeat, ntss = _stages(method, search)
     offsets = np.asarray([o for st in stages for o in st], dtype=np.int64)
     lengths = np.asarray([len(st) for st in stages], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     vec, key = kernels.pattern_search(
-        cn, rn, block, search, _rank_table(search), offsets, starts, lengths, np.asarray(repeat), ntss
+        c, r, block, search, _rank_table(search), offsets, starts, lengths, np.asarray(repeat), ntss
     )
-    return torch.from_numpy(vec), torch.from_numpy(key) // len(_order(search))
+    return vec, key // len(_order(search))
 
 
 def _match_torch(c, r, block, search, method):
@@ -331,6 +355,21 @@ def estimate_motion(
     for name, x in (("cur", cur), ("ref", ref)):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 3 or x.shape[-3] != 3:
             raise ValueError(f"{name} must be float RGB frames (..., 3, H, W) in [0, 1]")
+    if channels not in _CHANNELS:
+        raise ValueError(f"channels must be one of {_CHANNELS}, got {channels!r}")
+    if cur.shape != ref.shape:
+        raise ValueError(f"cur and ref must have the same shape, got {tuple(cur.shape)} and {tuple(ref.shape)}")
+    _check_search_args(block, search, method, backend)
+    kernels = _numba_kernels() if backend != "torch" else None
+    if backend == "numba" and (kernels is None or cur.device.type != "cpu"):
+        raise ValueError("backend='numba' needs numba installed and CPU tensors")
+    if kernels is not None and cur.device.type == "cpu" and ref.device.type == "cpu":
+        lead, (h, w) = cur.shape[:-3], cur.shape[-2:]
+        c, r = (kernels.to_planes(_float32_frames(x), channels == "luma", block, e) for x, e in ((cur, 0), (ref, search)))
+        vec, sad = _match_numba(kernels, c, r, block, search, "full" if search == 0 else method)
+        mad = torch.from_numpy(sad).to(torch.float32) / (block * block * c.shape[1])
+        hb, wb = vec.shape[1:3]
+        return torch.from_numpy(vec).reshape(*lead, hb, wb, 2), mad.reshape(*lead, hb, wb)
     return block_match(
         frame_planes(cur, channels),
         frame_planes(ref, channels),
@@ -374,16 +413,18 @@ def motion_compensate(ref: torch.Tensor, vectors: torch.Tensor, *, block: int = 
         )
     if vectors.numel() == 0:
         return ref.clone()
-    reach = int(vectors.abs().max())
     nc = ref.shape[-3]
+    v = vectors.reshape(-1, hb, wb, 2).to(torch.int64).contiguous()
+    kernels = _numba_kernels()
+    if kernels is not None and ref.device.type == "cpu" and not (torch.is_grad_enabled() and ref.requires_grad):
+        frames = _float32_frames(ref)
+        no_pick = np.zeros(v.shape[:3], dtype=np.bool_)
+        out = torch.from_numpy(kernels.compensate(frames, frames, v.numpy(), v.numpy(), no_pick, block, np.empty_like(frames)))
+        return out.to(ref.dtype).reshape(ref.shape)
+    reach = int(vectors.abs().max())
     x = ref.reshape(-1, nc, h, w)
     padded = _pad_to_grid(x if x.is_floating_point() else x.to(torch.float32), block, reach)
     ph, pw = padded.shape[-2:]
-    v = vectors.reshape(-1, hb, wb, 2).to(torch.int64)
-    kernels = _numba_kernels()
-    if kernels is not None and padded.device.type == "cpu" and not (torch.is_grad_enabled() and padded.requires_grad):
-        out = torch.from_numpy(kernels.compensate(padded.to(torch.float32).contiguous().numpy(), v.numpy(), block, reach))
-        return out[..., :h, :w].to(ref.dtype).reshape(ref.shape)
     # per-pixel source coordinates in the padded reference
     ys = torch.arange(hb * block, device=ref.device)
     xs = torch.arange(wb * block, device=ref.device)
