@@ -207,12 +207,19 @@ class _NumbaRebuilder:
 
 def _rebuild_numba(kernels, cur, prev, nxt, has_prev, has_next, **options) -> torch.Tensor:
     cur_np = _float32_frames(cur)
-    sides = [(_float32_frames(ref), has.cpu().tolist()) for ref, has in ((prev, has_prev), (nxt, has_next)) if ref is not None]
+    sides = []
+    for side, ref, has in (("prev", prev, has_prev), ("next", nxt, has_next)):
+        if ref is None:
+            continue
+        # one frame broadcast over the batch (``expand``, as defend_stream passes it): convert it
+        # once and keep its planes, instead of materialising a copy per polluted frame
+        shared = ref.shape[0] > 1 and ref.stride(0) == 0
+        sides.append((_float32_frames(ref[:1] if shared else ref), has.cpu().tolist(), side if shared else None))
     out = np.empty_like(cur_np)
     worker = _NumbaRebuilder(kernels, **options)
     for i in range(cur_np.shape[0]):
-        one = slice(i, i + 1)
-        worker.rebuild(cur_np[one], [(frames[one], None) for frames, has in sides if has[i]], out[one])
+        refs = [(frames[:1] if key else frames[i : i + 1], key) for frames, has, key in sides if has[i]]
+        worker.rebuild(cur_np[i : i + 1], refs, out[i : i + 1])
     return torch.from_numpy(out)
 
 
