@@ -98,6 +98,11 @@ def speed(video: torch.Tensor, device: torch.device, *, chunk: int = 1, repeats:
                 torch.cuda.synchronize()
             fps = cur.shape[0] / (time.perf_counter() - start)
             best[f"{method}_fps"] = max(best.get(f"{method}_fps", 0.0), fps)
+        start = time.perf_counter()  # block matching alone (planes + full search), frame by frame
+        for i in range(cur.shape[0]):
+            estimate_motion(cur[i : i + 1], prev[i : i + 1])
+        ms = 1000 * (time.perf_counter() - start) / cur.shape[0]
+        best["estimate_motion_full_ms"] = min(best.get("estimate_motion_full_ms", float("inf")), ms)
         # the Defense module as the pipeline calls it: bidirectional, key frame every 8, the
         # whole clip in (range check, output copy), rebuilt frames per second
         defense, clip = TemporalDefense(key_every=8), video.to(device).unsqueeze(0).contiguous()
@@ -108,7 +113,7 @@ def speed(video: torch.Tensor, device: torch.device, *, chunk: int = 1, repeats:
             torch.cuda.synchronize()
         fps = rebuilt / (time.perf_counter() - start)
         best["defense_bidirectional_key8_fps"] = max(best.get("defense_bidirectional_key8_fps", 0.0), fps)
-    return {"chunk": chunk, **{k: round(v, 1) for k, v in best.items()}}
+    return {"chunk": chunk, **{k: round(v, 2 if k.endswith("_ms") else 1) for k, v in best.items()}}
 
 
 def quality(video: torch.Tensor, device: torch.device, qps, chunk: int = 16) -> dict:
