@@ -364,7 +364,7 @@ def estimate_motion(
     if backend == "numba" and (kernels is None or cur.device.type != "cpu"):
         raise ValueError("backend='numba' needs numba installed and CPU tensors")
     if kernels is not None and cur.device.type == "cpu" and ref.device.type == "cpu":
-        lead, (h, w) = cur.shape[:-3], cur.shape[-2:]
+        lead = cur.shape[:-3]
         c, r = (kernels.to_planes(_float32_frames(x), channels == "luma", block, e) for x, e in ((cur, 0), (ref, search)))
         vec, sad = _match_numba(kernels, c, r, block, search, "full" if search == 0 else method)
         mad = torch.from_numpy(sad).to(torch.float32) / (block * block * c.shape[1])
