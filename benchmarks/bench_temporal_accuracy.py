@@ -6,6 +6,8 @@ temporal defense rebuilding
 
 * ``exceptions``: the detector's exception frames (the paper; Table 3's "temporal" column),
 * ``minority``: frames whose label differs from the clip's majority label,
+* ``exceptions+ends``: the exception frames plus the one-sided exceptions at the clip's ends
+  (beyond the paper; :func:`vidshield.pipeline.polluted_frames`),
 * ``true_frames``: the frames the attack actually perturbed (known here: the clean clip is at
   hand), which separates the defense's own limit from the detector's misses,
 
@@ -28,6 +30,7 @@ from vidshield.defenses.temporal import TemporalDefense
 from vidshield.eval.reproduce import _temporal_masks
 from vidshield.io import load_clips
 from vidshield.models.checkpoints import load_model
+from vidshield.pipeline import POLLUTED_RULES
 
 
 def accuracy(model, videos: torch.Tensor, labels: torch.Tensor, batch: int = 16) -> float:
@@ -58,12 +61,12 @@ def main(argv=None) -> dict:
     t = clean.shape[1]
     perturbed = (sparse != clean).flatten(2).any(2)  # (N, T) frames the attack changed
     masks = {
-        name: {rule: _temporal_masks(detections[name], rule, t) for rule in ("exceptions", "minority")}
+        name: {rule: _temporal_masks(detections[name], rule, t) for rule in POLLUTED_RULES}
         for name in ("clean", "sparse")
     }
     masks["sparse"]["true_frames"] = perturbed
     masks["clean"]["true_frames"] = torch.zeros_like(perturbed)
-    exc = masks["sparse"]["exceptions"]
+    exc, ends = masks["sparse"]["exceptions"], masks["sparse"]["exceptions+ends"]
     report = {
         "results": str(args.results),
         "model": cfg["lrcn"],
@@ -72,6 +75,9 @@ def main(argv=None) -> dict:
         "perturbed_frames_per_attacked_clip": round(perturbed.sum().item() / max(int(perturbed.any(1).sum()), 1), 2),
         "detector_recall_of_perturbed_frames": round((exc & perturbed).sum().item() / max(perturbed.sum().item(), 1), 3),
         "detector_precision": round((exc & perturbed).sum().item() / max(exc.sum().item(), 1), 3),
+        "with_ends_recall": round((ends & perturbed).sum().item() / max(perturbed.sum().item(), 1), 3),
+        "with_ends_precision": round((ends & perturbed).sum().item() / max(ends.sum().item(), 1), 3),
+        "clean_frames_flagged": {rule: int(m.sum()) for rule, m in masks["clean"].items() if rule != "true_frames"},
         "accuracy": {},
     }
     h264 = H264Defense(crf=28)

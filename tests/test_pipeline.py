@@ -111,6 +111,18 @@ def test_minority_rule_marks_a_whole_flipped_run():
     assert polluted_frames(det, "minority") == [2, 3, 4]
 
 
+def test_ends_rule_adds_one_sided_exceptions_at_the_clip_ends():
+    from vidshield.detection import Detection
+
+    labels = [0, 2, 2, 1, 2, 2, 2, 2, 2, 3]  # frame 3 is an exception; frames 0 and 9 are one-sided ones
+    det = Detection(alpha=0.1, verdict="sparse", frame_labels=labels, exception_frames=[3])
+    assert polluted_frames(det, "exceptions") == [3]
+    assert polluted_frames(det, "exceptions+ends") == [0, 3, 9]
+    # an end frame whose two neighbours disagree with each other is not flagged
+    det = Detection(alpha=0.2, verdict="sparse", frame_labels=[0, 2, 1, 1, 1], exception_frames=[1])
+    assert polluted_frames(det, "exceptions+ends") == [1]
+
+
 def test_real_temporal_defense_removes_a_small_perturbation(model):
     """A 6/255 nudge that flips one frame of a static clip is quantised away by the rebuild (at QP 36
     a flat residual survives from about 8.3/255: the DC step is 40 on the 4x-scaled coefficient)."""

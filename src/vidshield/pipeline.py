@@ -15,6 +15,11 @@ Which frames the temporal defense rebuilds (``polluted``):
   most frequent label. A sparse attack that flips a run of neighbouring frames (the reference mask
   perturbs frames 11-13 and 19-22 of 40) leaves most of the run unflagged by Eq. 1; the minority
   rule catches the whole run. Both are measured side by side by ``vidshield reproduce``.
+- ``"exceptions+ends"`` (beyond the paper): the exception frames plus a *one-sided exception*
+  at each end of the clip: the first frame when its label differs from frame 2's while frames 2
+  and 3 agree (the last frame likewise). Eq. 1 needs two neighbours, so it never sees the end
+  frames, and the sparse attack's spread frames start at frame 0; this closes that blind spot
+  (``benchmarks/bench_temporal_accuracy.py`` compares the rules).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ __all__ = ["STRATEGIES", "POLLUTED_RULES", "PipelineResult", "DefensePipeline", 
 
 #: ``routed`` is the paper's combined defense; the others apply one defense to every video.
 STRATEGIES = ("routed", "none", "spatial", "temporal")
-POLLUTED_RULES = ("exceptions", "minority")
+POLLUTED_RULES = ("exceptions", "minority", "exceptions+ends")
 
 
 @dataclass
@@ -98,6 +103,13 @@ def polluted_frames(detection: Detection, rule: str = "exceptions") -> list[int]
         labels = torch.tensor(detection.frame_labels)
         majority = int(torch.mode(labels).values)
         return (labels != majority).nonzero().flatten().tolist()
+    if rule == "exceptions+ends":
+        labels, frames = detection.frame_labels, set(detection.exception_frames)
+        if labels[0] != labels[1] == labels[2]:
+            frames.add(0)
+        if labels[-1] != labels[-2] == labels[-3]:
+            frames.add(len(labels) - 1)
+        return sorted(frames)
     raise ValueError(f"polluted rule must be one of {POLLUTED_RULES}, got {rule!r}")
 
 

@@ -11,6 +11,7 @@ import torch
 from rich.progress import Progress
 
 from vidshield.cli.options import device_option, echo_json, json_option, resolve_device
+from vidshield.pipeline import POLLUTED_RULES
 
 
 def _parse_frames(text: str) -> list[int]:
@@ -129,7 +130,7 @@ METHODS = {"auto": _auto, "temporal": _temporal, "spatial": _spatial, "h264": _h
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="auto: detector config from `vidshield calibrate`.")
 @click.option("--comdefend", default="comdefend", show_default=True, help="auto / spatial: ComDefend weights.")
-@click.option("--polluted", type=click.Choice(["exceptions", "minority"]), default="exceptions", show_default=True,
+@click.option("--polluted", type=click.Choice(list(POLLUTED_RULES)), default="exceptions", show_default=True,
               help="auto: frames the temporal defense rebuilds.")
 @click.option("--frames", "frames_text", default=None, help="Temporal: comma-separated polluted frame indices, e.g. 3,7.")
 @click.option("--every", type=click.IntRange(min=1), default=None, help="Temporal: rebuild every frame but the key frames 0, K, 2K, ...")

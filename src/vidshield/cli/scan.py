@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from vidshield.cli.options import device_option, echo_json, json_option, resolve_device
+from vidshield.pipeline import POLLUTED_RULES
 
 
 def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, device, squeeze_check=False):
@@ -41,9 +42,10 @@ def pipeline_options(f):
                      help="Detector config from `vidshield calibrate` (thresholds)."),
         click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights."),
         click.option("--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense QP."),
-        click.option("--polluted", type=click.Choice(["exceptions", "minority"]), default="exceptions",
+        click.option("--polluted", type=click.Choice(list(POLLUTED_RULES)), default="exceptions",
                      show_default=True, help="Frames the temporal defense rebuilds: the paper's exception "
-                     "frames, or every frame off the clip's majority label."),
+                     "frames, every frame off the clip's majority label, or the exception frames plus "
+                     "the end frames when they disagree with two agreeing neighbours."),
         click.option("--squeeze-check", is_flag=True,
                      help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
                      "defense marks them as attacked (catches universal perturbations that alpha misses)."),
