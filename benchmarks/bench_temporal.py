@@ -9,6 +9,8 @@ previous frame). Vectors: agreement with the motion vectors FFmpeg's H.264 decod
 (flags2=+export_mvs) on textured 8x8 / 16x16 blocks with a past reference.
 
     .venv/bin/python benchmarks/bench_temporal.py [--frames 48] [--device cpu|cuda] [--chunk 1] [--json]
+    .venv/bin/python benchmarks/bench_temporal.py --save-clips bikes.safetensors   # then, without PyAV:
+    python benchmarks/bench_temporal.py --clips-file bikes.safetensors --device cuda
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from vidshield.defenses.temporal import SEARCH_METHODS, TemporalDefense, estimate_motion, key_frame_mask, rebuild_frames
 from vidshield.video import rgb_to_luma
@@ -32,6 +34,8 @@ MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 def decode(path: Path, frames: int, *, size: tuple[int, int] | None = None, stride: int = 1) -> torch.Tensor:
     """First ``frames`` frames (every ``stride``-th) as float (T, 3, H, W) in [0, 1]."""
+    import av
+
     out = []
     with av.open(str(path)) as c:
         for i, f in enumerate(c.decode(video=0)):
@@ -46,6 +50,8 @@ def decode(path: Path, frames: int, *, size: tuple[int, int] | None = None, stri
 
 def x264_fps(video: torch.Tensor) -> float:
     """libx264 preset medium, threads=1, encode time only (frames pre-converted to yuv420p)."""
+    import av
+
     frames = (video * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     h, w = frames.shape[1:3]
     yuv = [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p") for f in frames]
@@ -78,7 +84,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     return s.mean().item()
 
 
-def speed(video: torch.Tensor, device: torch.device, *, chunk: int = 1, repeats: int = 3) -> dict:
+def speed(video: torch.Tensor, device: torch.device, *, chunk: int = 1, repeats: int = 3, with_x264: bool = True) -> dict:
     """Frames/s of rebuilding every frame from its previous one, ``chunk`` frames per call (1:
     frame by frame, as a stream), per search method, and of x264 on the same frames; each figure
     is the best of ``repeats`` rounds, the rounds interleaving x264 and the methods."""
@@ -87,7 +93,8 @@ def speed(video: torch.Tensor, device: torch.device, *, chunk: int = 1, repeats:
         rebuild_frames(cur[:2], prev[:2], None, method=method)  # warm-up (numba compile, CUDA init)
     best: dict[str, float] = {}
     for _ in range(repeats):
-        best["x264_medium_1thread_fps"] = max(best.get("x264_medium_1thread_fps", 0.0), x264_fps(video))
+        if with_x264:
+            best["x264_medium_1thread_fps"] = max(best.get("x264_medium_1thread_fps", 0.0), x264_fps(video))
         for method in SEARCH_METHODS:
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -133,6 +140,8 @@ def quality(video: torch.Tensor, device: torch.device, qps, chunk: int = 16) -> 
 
 def ffmpeg_vectors(path: Path, frames: int):
     """Per decoded frame: list of (w, h, dst_x, dst_y, dy, dx) for past-reference blocks."""
+    import av
+
     out = []
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
@@ -189,12 +198,28 @@ def main(argv=None) -> dict:
     p.add_argument("--chunk", type=int, default=1, help="frames per rebuild call in the speed test (1: a stream)")
     p.add_argument("--repeats", type=int, default=3, help="speed rounds; the best of each is reported")
     p.add_argument("--speed-only", action="store_true")
+    p.add_argument("--save-clips", type=Path, help="decode the two speed clips to this .safetensors file and stop")
+    p.add_argument("--clips-file", type=Path,
+                   help="speed test on clips saved by --save-clips (no PyAV needed, e.g. on a GPU machine; no x264 figure)")
     p.add_argument("--qps", default="24,30,36,42")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     qps = [int(q) for q in args.qps.split(",")]
+    if args.clips_file:  # speed only, from frames decoded elsewhere
+        saved = load_file(str(args.clips_file))
+        report = {"device": str(device), "threads": args.threads, "frames": args.frames, "speed": {}}
+        for name, frames in saved.items():
+            video = frames[: args.frames].float().div(255)
+            report["speed"][name] = speed(video, device, chunk=args.chunk, repeats=args.repeats, with_x264=False)
+        print(json.dumps(report, indent=2))
+        return report
+    if args.save_clips:
+        clips = {"bikes_640x272": decode(MEDIA / "bikes.mp4", args.frames),
+                 "bikes_320x240": decode(MEDIA / "bikes.mp4", args.frames, size=(240, 320))}
+        save_file({k: v.mul(255).round().to(torch.uint8).contiguous() for k, v in clips.items()}, str(args.save_clips))
+        return {}
     bikes = decode(MEDIA / "bikes.mp4", args.frames)
     clips = {
         "bikes_640x272": (MEDIA / "bikes.mp4", bikes),
