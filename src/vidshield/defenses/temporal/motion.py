@@ -255,24 +255,26 @@ def _match_torch(c, r, block, search, method):
     c32 = c.to(torch.int32)
     r32 = r.to(torch.int32)
     if method == "full":
-        # one row of displacements (a dy, every dx) per step: the 2p + 1 horizontal shifts of the
-        # reference are a view (unfold), so a step is a handful of kernels, not one per candidate
+        # on a GPU, a row of displacements (a dy, every dx) per step: the 2p + 1 horizontal shifts
+        # of the reference are a view (unfold), so a step is a handful of kernels, not one per
+        # candidate, and frames go in large steps; on a CPU one displacement at a time over a few
+        # frames keeps the differences in the cache
         width = 2 * search + 1
+        cuda = c.device.type == "cuda"
+        group, budget = (width, 256 << 20) if cuda else (1, 4 << 20)
+        frames_per_step = max(1, budget // (nc * hp * group * wp * 4))
         best = torch.full((nb, hb, wb), torch.iinfo(torch.int64).max, dtype=torch.int64, device=c.device)
-        # frames per step: bounded by the bytes of their differences (small on CPU, where the
-        # cache decides; large on a GPU, where the number of kernel launches does)
-        budget = (256 << 20) if c.device.type == "cuda" else (4 << 20)
-        frames_per_step = max(1, budget // (nc * hp * width * wp * 4))
         for start in range(0, nb, frames_per_step):
             part = slice(start, start + frames_per_step)
             cur_part, shifts = c32[part].unsqueeze(3), r32[part].unfold(-1, wp, 1)  # (b, C, Hr, 2p+1, Wp)
             b = cur_part.shape[0]
             for dy in range(-search, search + 1):
-                diff = (cur_part - shifts[:, :, search + dy : search + dy + hp]).abs_()
-                rows = diff.view(b, nc, hp, width, wb, block).sum(dim=-1)  # the block's columns first (contiguous)
-                sad = rows.view(b, nc, hb, block, width, wb).sum(dim=(1, 3))  # (b, Hb, 2p+1, Wb)
-                keys = sad * n_rank + rank[dy + search].view(1, 1, width, 1)
-                torch.minimum(best[part], keys.amin(dim=2), out=best[part])
+                for g in range(0, width, group):
+                    diff = (cur_part - shifts[:, :, search + dy : search + dy + hp, g : g + group]).abs_()
+                    rows = diff.view(b, nc, hp, group, wb, block).sum(dim=-1)  # the block's columns first
+                    sad = rows.view(b, nc, hb, block, group, wb).sum(dim=(1, 3))  # (b, Hb, group, Wb)
+                    keys = sad * n_rank + rank[dy + search, g : g + group].view(1, 1, group, 1)
+                    torch.minimum(best[part], keys.amin(dim=2), out=best[part])
         order = torch.from_numpy(_order(search)).to(c.device)
         return order[best % n_rank], best // n_rank
 
