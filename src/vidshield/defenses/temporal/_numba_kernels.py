@@ -179,6 +179,17 @@ def pattern_search(cur, refp, block, search, rank_table, offsets, starts, length
     return vec, keys
 
 
+@numba.njit(inline="always")
+def _unpack_keys(keys, order, vec_row, sad_row):
+    """Best keys ``SAD * R + rank`` of a block row -> its vectors (Wb, 2) and SADs (Wb,)."""
+    n_rank = order.shape[0]
+    for bx in range(keys.shape[0]):
+        k = keys[bx] % n_rank
+        vec_row[bx, 0] = order[k, 0]
+        vec_row[bx, 1] = order[k, 1]
+        sad_row[bx] = keys[bx] // n_rank
+
+
 @numba.njit(cache=True, boundscheck=False)
 def full_search_packed(cur, refp, block, search, order):
     """:func:`full_search` for uint8 planes when ``block % 4 == 0`` and ``C * block^2 * 255 < 2^16``
@@ -220,11 +231,7 @@ def full_search_packed(cur, refp, block, search, order):
                         w += acc64[bx * words + q]
                     s = (w + (w >> 16) + (w >> 32) + (w >> 48)) & 0xFFFF
                     keys[bx] = min(keys[bx], np.int64(s) * n_rank + k)
-            for bx in range(wb):
-                k = keys[bx] % n_rank
-                vec[t, by, bx, 0] = order[k, 0]
-                vec[t, by, bx, 1] = order[k, 1]
-                sad[t, by, bx] = keys[bx] // n_rank
+            _unpack_keys(keys, order, vec[t, by], sad[t, by])
     return vec, sad
 
 
@@ -301,11 +308,7 @@ def full_search_psadbw(cur, refp, block, search, order):
                     for g in range(1, groups):
                         s += acc[bx * groups + g]
                     keys[bx] = min(keys[bx], np.int64(s) * n_rank + k)
-            for bx in range(wb):
-                k = keys[bx] % n_rank
-                vec[t, by, bx, 0] = order[k, 0]
-                vec[t, by, bx, 1] = order[k, 1]
-                sad[t, by, bx] = keys[bx] // n_rank
+            _unpack_keys(keys, order, vec[t, by], sad[t, by])
     return vec, sad
 
 
