@@ -31,8 +31,6 @@ import numpy as np
 import torch
 
 from vidshield.defenses.base import Defense
-import numpy as np
-
 from vidshield.defenses.temporal.motion import (
     _CHANNELS,
     SEARCH_METHODS,
@@ -206,6 +204,7 @@ class _NumbaRebuilder:
 
 
 def _rebuild_numba(kernels, cur, prev, nxt, has_prev, has_next, **options) -> torch.Tensor:
+    """:func:`rebuild_frames` on CPU tensors with the numba kernels -> float32 (P, 3, H, W)."""
     cur_np = _float32_frames(cur)
     sides = []
     for side, ref, has in (("prev", prev, has_prev), ("next", nxt, has_next)):
