@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vidshield.cli import main
-from vidshield.data import ClipSet, SyntheticActions, make_dataset
+from vidshield.data import ClipSet, make_dataset
 from vidshield.errors import DataRootError
 
 

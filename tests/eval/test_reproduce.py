@@ -4,7 +4,6 @@ commands run in process, all on tiny models made here."""
 import json
 
 import pytest
-import torch
 
 from vidshield.eval.reproduce import ReproduceConfig, reproduce
 

@@ -1,6 +1,5 @@
 import json
 
-import pytest
 
 from vidshield.cli import main
 

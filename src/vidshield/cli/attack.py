@@ -80,7 +80,6 @@ def command(attack_name, model_name, dataset, root, split, num_videos, limit, ou
       vidshield attack --attack pgd --model synthetic-lrcn --eps 0.0157 --num-frames 4 --out sets/pgd4
       vidshield attack --attack none --model synthetic-lrcn --out sets/clean
     """
-    import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from vidshield import attacks as A
