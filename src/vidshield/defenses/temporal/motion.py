@@ -274,7 +274,8 @@ def _match_torch(c, r, block, search, method):
                     rows = diff.view(b, nc, hp, group, wb, block).sum(dim=-1)  # the block's columns first
                     sad = rows.view(b, nc, hb, block, group, wb).sum(dim=(1, 3))  # (b, Hb, group, Wb)
                     keys = sad * n_rank + rank[dy + search, g : g + group].view(1, 1, group, 1)
-                    torch.minimum(best[part], keys.amin(dim=2), out=best[part])
+                    step_best = keys[:, :, 0] if group == 1 else keys.amin(dim=2)  # (amin over 1 is slow on CPU)
+                    torch.minimum(best[part], step_best, out=best[part])
         order = torch.from_numpy(_order(search)).to(c.device)
         return order[best % n_rank], best // n_rank
 
