@@ -67,13 +67,20 @@ def main(argv=None) -> dict:
         with torch.no_grad():
             return round((model(video).argmax(1) == y).float().mean().item(), 4)
 
-    spatial, h264, jpeg, median = SpatialDefense(), H264Defense(crf=28), JpegDefense(quality=75), MedianDefense(kernel=3)
+    spatial, h264, jpeg, median = (
+        SpatialDefense(),
+        H264Defense(crf=28),
+        JpegDefense(quality=75),
+        MedianDefense(kernel=3),
+    )
     temporal_id, temporal_mc = TemporalDefense(surrogate="identity"), TemporalDefense(surrogate="prediction")
     # name -> (defense forward, [BPDA variants]); the temporal defense rebuilds the sparse frames
     defenses = {
         "none": (lambda v: v, [lambda v: v]),
-        "temporal": (lambda v: temporal_id(v, sparse_mask),
-                     [lambda v: temporal_id.bpda(v, sparse_mask), lambda v: temporal_mc.bpda(v, sparse_mask)]),
+        "temporal": (
+            lambda v: temporal_id(v, sparse_mask),
+            [lambda v: temporal_id.bpda(v, sparse_mask), lambda v: temporal_mc.bpda(v, sparse_mask)],
+        ),
         "comdefend": (spatial, [spatial.bpda]),
         "h264_crf28": (h264, [h264.bpda]),
         "jpeg75": (jpeg, [jpeg.bpda]),
@@ -94,8 +101,12 @@ def main(argv=None) -> dict:
                 gen = torch.Generator().manual_seed(args.seed)
                 adv = pgd_attack(Defended(model, bpda), x, y, eps=eps, steps=args.steps, mask=mask, generator=gen)
                 adaptive.append(accuracy(defend(adv)))
-            rows[name] = {"clean": accuracy(defend(x)), "non_adaptive": accuracy(defend(plain)),
-                          "adaptive": min(adaptive), "adaptive_per_surrogate": adaptive}
+            rows[name] = {
+                "clean": accuracy(defend(x)),
+                "non_adaptive": accuracy(defend(plain)),
+                "adaptive": min(adaptive),
+                "adaptive_per_surrogate": adaptive,
+            }
             print(f"{threat} {name}: {rows[name]}", flush=True)
         rows["seconds"] = round(time.perf_counter() - start, 1)
         report["threats"][threat] = {"eps_255": round(eps * 255, 1), "frames": 4 if mask is not None else t, **rows}

@@ -27,8 +27,14 @@ import torch.nn.functional as F
 def _data(spec, n, split, seed, num_classes=None):
     from vidshield.data import SyntheticActions, synthetic_split_seed
 
-    data = SyntheticActions(n, num_classes=num_classes or 10, frames=spec.frames, height=spec.height, width=spec.width,
-                            seed=synthetic_split_seed(seed, split))
+    data = SyntheticActions(
+        n,
+        num_classes=num_classes or 10,
+        frames=spec.frames,
+        height=spec.height,
+        width=spec.width,
+        seed=synthetic_split_seed(seed, split),
+    )
     items = [data[i] for i in range(n)]
     return torch.stack([v for v, _ in items]), torch.tensor([int(y) for _, y in items], dtype=torch.int64)
 
@@ -66,8 +72,10 @@ def main(argv=None) -> int:
         from art.attacks.evasion import FrameSaliencyAttack, ProjectedGradientDescent
         from art.estimators.classification import PyTorchClassifier
     except ImportError:
-        print("bench_art_frame_saliency: ART is not installed; install the optional extra with "
-              "`.venv/bin/pip install adversarial-robustness-toolbox` (benchmark only).")
+        print(
+            "bench_art_frame_saliency: ART is not installed; install the optional extra with "
+            "`.venv/bin/pip install adversarial-robustness-toolbox` (benchmark only)."
+        )
         return 1
 
     from vidshield.attacks import SparseAttack
@@ -93,9 +101,17 @@ def main(argv=None) -> int:
         print("bench_art_frame_saliency: the model gets no test clip right")
         return 1
 
-    classifier = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(spec.frames, 3, spec.height, spec.width),
-                                   nb_classes=num_classes, clip_values=(0.0, 1.0), device_type="cpu")
-    pgd = ProjectedGradientDescent(classifier, eps=args.eps, eps_step=args.eps / 4, max_iter=args.pgd_steps, verbose=False)
+    classifier = PyTorchClassifier(
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(spec.frames, 3, spec.height, spec.width),
+        nb_classes=num_classes,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
+    pgd = ProjectedGradientDescent(
+        classifier, eps=args.eps, eps_step=args.eps / 4, max_iter=args.pgd_steps, verbose=False
+    )
     art_attack = FrameSaliencyAttack(classifier, pgd, method="iterative_saliency", frame_index=1, verbose=False)
     t0 = time.perf_counter()
     art_adv = torch.from_numpy(art_attack.generate(x.numpy(), y=np.eye(num_classes)[y.numpy()]).astype(np.float32))
@@ -104,11 +120,14 @@ def main(argv=None) -> int:
     art_frames = ((art_adv - x).flatten(2).abs().amax(2) > 1e-8).sum(1).float()
 
     ours = {}
-    for label, k in [("sparse k=T/4 spread", max(1, spec.frames // 4)), ("sparse k=T/4 salient", max(1, spec.frames // 4))]:
+    for label, k in [
+        ("sparse k=T/4 spread", max(1, spec.frames // 4)),
+        ("sparse k=T/4 salient", max(1, spec.frames // 4)),
+    ]:
         mode = "salient" if "salient" in label else "spread"
         attack = SparseAttack(model, num_frames=k, mask_mode=mode, eps=args.eps, lr=args.eps / 4, steps=100)
         t0 = time.perf_counter()
-        adv, reports = attack.attack_with_report(x, y)
+        _adv, reports = attack.attack_with_report(x, y)
         ours[label] = {
             "success_rate": sum(r.success for r in reports) / n,
             "perturbed_frames": sum(r.perturbed_frames for r in reports) / n,
@@ -134,10 +153,15 @@ def main(argv=None) -> int:
             "false_positive_rate": sum(d.verdict != "clean" for d in clean_det) / len(clean_det),
             "alpha_mean_clean": float(np.mean(alphas_clean)),
             "alpha_mean_art": float(np.mean(alphas_art)),
-            "auc_alpha": float(roc_auc_score([0] * len(alphas_clean) + [1] * len(alphas_art), alphas_clean + alphas_art)),
-            "auc_js_divergence": float(roc_auc_score(
-                [0] * len(clean_det) + [1] * len(art_det),
-                [d.scores["js_divergence"] for d in clean_det] + [d.scores["js_divergence"] for d in art_det])),
+            "auc_alpha": float(
+                roc_auc_score([0] * len(alphas_clean) + [1] * len(alphas_art), alphas_clean + alphas_art)
+            ),
+            "auc_js_divergence": float(
+                roc_auc_score(
+                    [0] * len(clean_det) + [1] * len(art_det),
+                    [d.scores["js_divergence"] for d in clean_det] + [d.scores["js_divergence"] for d in art_det],
+                )
+            ),
         }
     result = {
         "model": "tiny test-lrcn" if args.tiny else args.model,
@@ -156,11 +180,15 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{result['model']}: {n} correctly classified {spec.frames}-frame clips, l_inf budget {args.eps * 255:.1f}/255")
+    print(
+        f"{result['model']}: {n} correctly classified {spec.frames}-frame clips, l_inf budget {args.eps * 255:.1f}/255"
+    )
     print("method | success rate | perturbed frames | l_inf (/255) | s/clip")
     for name in ["art_frame_saliency_pgd", *ours]:
         r = result[name]
-        print(f"{name} | {r['success_rate']:.3f} | {r['perturbed_frames']:.2f} | {r['linf_255']:.2f} | {r['seconds_per_clip']:.3f}")
+        print(
+            f"{name} | {r['success_rate']:.3f} | {r['perturbed_frames']:.2f} | {r['linf_255']:.2f} | {r['seconds_per_clip']:.3f}"
+        )
     print("detection of the ART attack (thresholds not calibrated on it):", json.dumps(detection))
     return 0
 

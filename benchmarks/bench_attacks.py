@@ -45,8 +45,9 @@ def _run(name, attack, model, x, y, batch: int, device, **call):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for i in range(0, len(y), batch):
-        adv, rep = attack.attack_with_report(x[i : i + batch].to(device), y[i : i + batch].to(device),
-                                             generator=torch.Generator().manual_seed(i), **call)
+        adv, rep = attack.attack_with_report(
+            x[i : i + batch].to(device), y[i : i + batch].to(device), generator=torch.Generator().manual_seed(i), **call
+        )
         reports += rep
         adv_all.append(adv.cpu())
     if device.type == "cuda":
@@ -107,7 +108,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     framing = A.train_framing(lrcn, tx, ty, border=4, steps=args.train_steps, seed=args.seed)
     train_s = time.perf_counter() - t0
-    row = _run("framing w=4 (universal)", A.AdversarialFraming(lrcn, framing, width=4), lrcn, x, y, args.batch, device)[0]
+    row = _run("framing w=4 (universal)", A.AdversarialFraming(lrcn, framing, width=4), lrcn, x, y, args.batch, device)[
+        0
+    ]
     rows.append({"model": "synthetic-lrcn", **row, "train_seconds": train_s})
 
     xc, yc = _clips(c3d.input_spec, args.clips, args.seed)
@@ -119,11 +122,16 @@ def main(argv=None) -> int:
         A.train_universal(gen, c3d, txc, tyc, steps=args.train_steps, seed=args.seed)
         train_s = time.perf_counter() - t0
         attack = A.UniversalAttack(c3d, gen)
-        row, adv = _run(label, attack, c3d, xc, yc, args.batch, device)
+        row, _adv = _run(label, attack, c3d, xc, yc, args.batch, device)
         rows.append({"model": "synthetic-c3d", **row, "train_seconds": train_s})
         if not two_d and lrcn.input_spec.height == spec.height and lrcn.input_spec.width == spec.width:
             transfer = A.UniversalAttack(lrcn, attack.perturbation)
-            rows.append({"model": "synthetic-lrcn (transfer)", **_run(label + " from C3D", transfer, lrcn, x, y, args.batch, device)[0]})
+            rows.append(
+                {
+                    "model": "synthetic-lrcn (transfer)",
+                    **_run(label + " from C3D", transfer, lrcn, x, y, args.batch, device)[0],
+                }
+            )
 
     result = {"device": str(device), "clips": args.clips, "torch": torch.__version__, "rows": rows}
     if args.out is not None:
@@ -132,8 +140,19 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    cols = ["model", "attack", "accuracy_before", "accuracy_after", "success_rate", "perturbed_frames", "l21",
-            "linf_255", "mean_abs_255", "psnr", "seconds_per_clip"]
+    cols = [
+        "model",
+        "attack",
+        "accuracy_before",
+        "accuracy_after",
+        "success_rate",
+        "perturbed_frames",
+        "l21",
+        "linf_255",
+        "mean_abs_255",
+        "psnr",
+        "seconds_per_clip",
+    ]
     print(f"device {device}, {args.clips} synthetic test clips")
     print(" | ".join(cols))
     for r in rows:

@@ -56,7 +56,9 @@ def generate(path: Path, *, seconds: float, width: int, height: int, fps: int, p
         stream.options = {"preset": preset, "crf": "23"}
         for i in range(frames):
             oy, ox = (i // 2) % pad, (3 * i) % pad
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[oy : oy + height, ox : ox + width]), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(texture[oy : oy + height, ox : ox + width]), format="rgb24"
+            )
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
@@ -133,15 +135,32 @@ def main(argv=None) -> int:
     media = Path(os.environ.get("VIDSHIELD_MEDIA") or REPO.parent / "shared" / "media")
     with tempfile.TemporaryDirectory() as tmp:
         video = args.keep or Path(tmp) / "long.mp4"
-        gen = generate(video, seconds=args.duration, width=args.width, height=args.height, fps=args.fps, preset=args.preset)
+        gen = generate(
+            video, seconds=args.duration, width=args.width, height=args.height, fps=args.fps, preset=args.preset
+        )
         child = subprocess.run(
-            [sys.executable, __file__, "--stream", str(video), "--chunk", str(args.chunk), "--overlap", str(args.overlap)],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--stream",
+                str(video),
+                "--chunk",
+                str(args.chunk),
+                "--overlap",
+                str(args.overlap),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         streamed = json.loads(child.stdout.strip().splitlines()[-1])
     result = {
         "video": {"seconds": args.duration, "width": args.width, "height": args.height, "fps": args.fps},
-        "generate": {**gen, "seconds": round(gen["seconds"], 2), "encode_fps": round(gen["frames"] / gen["seconds"], 1)},
+        "generate": {
+            **gen,
+            "seconds": round(gen["seconds"], 2),
+            "encode_fps": round(gen["frames"] / gen["seconds"], 1),
+        },
         "stream_iter_chunks": streamed,
         "bikes_read_frames": bikes(args.bikes or media / "bikes.mp4"),
         "cpu_count": os.cpu_count(),

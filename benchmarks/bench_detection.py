@@ -40,7 +40,9 @@ def _time(fn, repeats: int) -> float:
 def bench(name: str, *, batch: int, repeats: int, device: str) -> dict:
     model = create_model(name, num_classes=10).to(device).eval()
     spec = model.input_spec
-    video = torch.rand(batch, spec.frames, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(0)).to(device)
+    video = torch.rand(batch, spec.frames, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(0)).to(
+        device
+    )
     det = TemporalConsistencyDetector(model, batch_size=batch)
 
     def sync():
@@ -65,7 +67,10 @@ def bench(name: str, *, batch: int, repeats: int, device: str) -> dict:
     t_cls, t_det, t_two = (_time(f, repeats) for f in (classify, one_pass, two_passes))
     per = 1000.0 / batch
     return {
-        "model": name, "device": device, "input": [spec.frames, spec.height, spec.width], "batch": batch,
+        "model": name,
+        "device": device,
+        "input": [spec.frames, spec.height, spec.width],
+        "batch": batch,
         "classify_ms_per_video": round(t_cls * per, 3),
         "classify_and_detect_ms_per_video": round(t_det * per, 3),
         "two_passes_ms_per_video": round(t_two * per, 3),

@@ -55,8 +55,12 @@ def bench_model(name, *, batch_size, device, amp, train, min_seconds, ratio=True
     video = torch.rand(batch_size, spec.frames, 3, spec.height, spec.width, device=device)
     labels = torch.randint(0, 10, (batch_size,), device=device)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)
-    row = {"model": name, "batch_size": batch_size, "input": [spec.frames, spec.height, spec.width],
-           "parameters": sum(p.numel() for p in model.parameters())}
+    row = {
+        "model": name,
+        "batch_size": batch_size,
+        "input": [spec.frames, spec.height, spec.width],
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     timing = dict(device=device, warmup=2, min_seconds=min_seconds, min_iters=3)
 
     model.eval()
@@ -64,7 +68,9 @@ def bench_model(name, *, batch_size, device, amp, train, min_seconds, ratio=True
         row["inference_clips_per_s"] = batch_size / _time(lambda: model(video), **timing)
         if model.has_frame_logits and ratio:
             short = dict(timing, min_seconds=min_seconds / 5, warmup=1)
-            row["detection_overhead_ratio"] = _ratio(lambda: model.forward_with_frames(video), lambda: model(video), **short)
+            row["detection_overhead_ratio"] = _ratio(
+                lambda: model.forward_with_frames(video), lambda: model(video), **short
+            )
             row["separate_paths_ratio"] = _ratio(
                 lambda: (model(video), model.frame_logits(video)), lambda: model(video), **short
             )
@@ -77,7 +83,8 @@ def bench_model(name, *, batch_size, device, amp, train, min_seconds, ratio=True
                 if model.has_frame_logits:
                     logits, frames = model.forward_with_frames(video)
                     loss = F.cross_entropy(logits.float(), labels) + F.cross_entropy(
-                        frames.flatten(0, 1).float(), labels.repeat_interleave(frames.shape[1]))
+                        frames.flatten(0, 1).float(), labels.repeat_interleave(frames.shape[1])
+                    )
                 else:
                     loss = F.cross_entropy(model(video).float(), labels)
             opt.zero_grad(set_to_none=True)
@@ -99,20 +106,44 @@ def main() -> None:
     device = torch.device(args.device)
     rows = []
     for name in ("test-c3d", "test-lrcn", "c3d-small", "lrcn-small"):
-        rows.append(bench_model(name, batch_size=args.batch_size, device=device, amp=args.amp, train=True, min_seconds=args.min_seconds))
+        rows.append(
+            bench_model(
+                name, batch_size=args.batch_size, device=device, amp=args.amp, train=True, min_seconds=args.min_seconds
+            )
+        )
     if args.full:
         for name in ("c3d", "lrcn"):
-            rows.append(bench_model(name, batch_size=args.batch_size, device=device, amp=args.amp, train=True, min_seconds=args.min_seconds))
+            rows.append(
+                bench_model(
+                    name,
+                    batch_size=args.batch_size,
+                    device=device,
+                    amp=args.amp,
+                    train=True,
+                    min_seconds=args.min_seconds,
+                )
+            )
     else:  # the full models on a CPU: inference at batch 1 only
         for name in ("c3d", "lrcn"):
-            rows.append(bench_model(name, batch_size=1, device=device, amp=False, train=False, min_seconds=args.min_seconds, ratio=False))
-    print(json.dumps({
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "amp": args.amp,
-        "results": rows,
-    }, indent=2))
+            rows.append(
+                bench_model(
+                    name, batch_size=1, device=device, amp=False, train=False, min_seconds=args.min_seconds, ratio=False
+                )
+            )
+    print(
+        json.dumps(
+            {
+                "device": torch.cuda.get_device_name(device)
+                if device.type == "cuda"
+                else platform.processor() or "cpu",
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "amp": args.amp,
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -84,7 +84,9 @@ def variants(model: ComDefend, device: torch.device, *, compile_: bool):
     if device.type == "cuda" or cpu_supports_bf16():
         out["bf16 cl"] = defense(dtype="bfloat16")
         out["bf16 cl tile32"] = defense(dtype="bfloat16", tile=32)
-        out["bf16 weights"] = lambda x: half.purify(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)).float()
+        out["bf16 weights"] = lambda x: half.purify(
+            x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        ).float()
     if compile_:
         fp32_compiled = torch.compile(nchw.purify)
         out["compiled fp32"] = lambda x: fp32_compiled(x)
@@ -101,7 +103,9 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=8, help="frames per forward pass")
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--matmul-size", type=int, default=2048)
-    parser.add_argument("--weights", default=None, help="ComDefend checkpoint: adds PSNR columns (default: random init)")
+    parser.add_argument(
+        "--weights", default=None, help="ComDefend checkpoint: adds PSNR columns (default: random init)"
+    )
     parser.add_argument("--only", default=None, help="comma-separated variant names to run")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile variants")
     parser.add_argument("--json", action="store_true")
@@ -115,12 +119,18 @@ def main(argv=None) -> int:
         model = ComDefend().to(device).eval()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     report = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "load_average_1min": load,
-        "cpu_bf16_kernels": cpu_supports_bf16(), "flop_per_pixel": FLOP_PER_PIXEL,
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "load_average_1min": load,
+        "cpu_bf16_kernels": cpu_supports_bf16(),
+        "flop_per_pixel": FLOP_PER_PIXEL,
         "matmul_fp32_gflops": matmul_gflops(device, torch.float32, args.matmul_size, args.min_seconds),
         "matmul_bf16_gflops": matmul_gflops(device, torch.bfloat16, args.matmul_size, args.min_seconds),
-        "weights": args.weights or "random init", "rows": [],
+        "weights": args.weights or "random init",
+        "rows": [],
     }
     fns = variants(model, device, compile_=args.compile)
     if args.only:
@@ -134,28 +144,41 @@ def main(argv=None) -> int:
         reference = None
         for name, fn in fns.items():
             with torch.inference_mode():
-                seconds = _seconds(lambda: fn(frames), device, min_seconds=args.min_seconds)
+                seconds = _seconds(lambda fn=fn, frames=frames: fn(frames), device, min_seconds=args.min_seconds)
                 out = fn(frames).float()
             reference = out if reference is None else reference
             gflops = FLOP_PER_PIXEL * h * w * args.frames / seconds / 1e9
-            report["rows"].append({
-                "size": f"{w}x{h}", "variant": name, "frames_per_s": args.frames / seconds, "gflops": gflops,
-                "of_fp32_matmul": gflops / report["matmul_fp32_gflops"],
-                "psnr_vs_input_db": float(psnr(out, frames).mean()),
-                "psnr_vs_fp32_nchw_db": float(psnr(out, reference).mean()),
-            })
+            report["rows"].append(
+                {
+                    "size": f"{w}x{h}",
+                    "variant": name,
+                    "frames_per_s": args.frames / seconds,
+                    "gflops": gflops,
+                    "of_fp32_matmul": gflops / report["matmul_fp32_gflops"],
+                    "psnr_vs_input_db": float(psnr(out, frames).mean()),
+                    "psnr_vs_fp32_nchw_db": float(psnr(out, reference).mean()),
+                }
+            )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"device {report['device']}  torch {report['torch']}  threads {report['threads']}  "
-          f"load {load}  cpu bf16 kernels {report['cpu_bf16_kernels']}")
-    print(f"matmul {args.matmul_size}^3: fp32 {report['matmul_fp32_gflops']:.0f} GFLOP/s, "
-          f"bf16 {report['matmul_bf16_gflops']:.0f} GFLOP/s;  ComDefend {FLOP_PER_PIXEL / 1e6:.2f} MFLOP/pixel;  "
-          f"weights: {report['weights']}")
-    print(f"{'size':>8} {'variant':<16} {'frames/s':>9} {'GFLOP/s':>8} {'% fp32 mm':>9} {'PSNR in':>8} {'PSNR fp32':>9}")
+    print(
+        f"device {report['device']}  torch {report['torch']}  threads {report['threads']}  "
+        f"load {load}  cpu bf16 kernels {report['cpu_bf16_kernels']}"
+    )
+    print(
+        f"matmul {args.matmul_size}^3: fp32 {report['matmul_fp32_gflops']:.0f} GFLOP/s, "
+        f"bf16 {report['matmul_bf16_gflops']:.0f} GFLOP/s;  ComDefend {FLOP_PER_PIXEL / 1e6:.2f} MFLOP/pixel;  "
+        f"weights: {report['weights']}"
+    )
+    print(
+        f"{'size':>8} {'variant':<16} {'frames/s':>9} {'GFLOP/s':>8} {'% fp32 mm':>9} {'PSNR in':>8} {'PSNR fp32':>9}"
+    )
     for r in report["rows"]:
-        print(f"{r['size']:>8} {r['variant']:<16} {r['frames_per_s']:9.2f} {r['gflops']:8.0f} "
-              f"{100 * r['of_fp32_matmul']:8.0f}% {r['psnr_vs_input_db']:8.2f} {r['psnr_vs_fp32_nchw_db']:9.2f}")
+        print(
+            f"{r['size']:>8} {r['variant']:<16} {r['frames_per_s']:9.2f} {r['gflops']:8.0f} "
+            f"{100 * r['of_fp32_matmul']:8.0f}% {r['psnr_vs_input_db']:8.2f} {r['psnr_vs_fp32_nchw_db']:9.2f}"
+        )
     return 0
 
 

@@ -84,7 +84,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     return s.mean().item()
 
 
-def speed(video: torch.Tensor, device: torch.device, *, chunk: int = 1, repeats: int = 3, with_x264: bool = True) -> dict:
+def speed(
+    video: torch.Tensor, device: torch.device, *, chunk: int = 1, repeats: int = 3, with_x264: bool = True
+) -> dict:
     """Frames/s of rebuilding every frame from its previous one, ``chunk`` frames per call (1:
     frame by frame, as a stream), per search method, and of x264 on the same frames; each figure
     is the best of ``repeats`` rounds, the rounds interleaving x264 and the methods."""
@@ -155,8 +157,16 @@ def ffmpeg_vectors(path: Path, frames: int):
                 for r in a:
                     scale = max(int(r["motion_scale"]), 1)
                     # the block at dst came from src = dst + motion/scale in the past frame
-                    rows.append((int(r["w"]), int(r["h"]), int(r["dst_x"]), int(r["dst_y"]),
-                                 int(r["motion_y"]) / scale, int(r["motion_x"]) / scale))
+                    rows.append(
+                        (
+                            int(r["w"]),
+                            int(r["h"]),
+                            int(r["dst_x"]),
+                            int(r["dst_y"]),
+                            int(r["motion_y"]) / scale,
+                            int(r["motion_x"]) / scale,
+                        )
+                    )
             out.append(rows)
             if i + 1 == frames:
                 break
@@ -199,8 +209,11 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=3, help="speed rounds; the best of each is reported")
     p.add_argument("--speed-only", action="store_true")
     p.add_argument("--save-clips", type=Path, help="decode the two speed clips to this .safetensors file and stop")
-    p.add_argument("--clips-file", type=Path,
-                   help="speed test on clips saved by --save-clips (no PyAV needed, e.g. on a GPU machine; no x264 figure)")
+    p.add_argument(
+        "--clips-file",
+        type=Path,
+        help="speed test on clips saved by --save-clips (no PyAV needed, e.g. on a GPU machine; no x264 figure)",
+    )
     p.add_argument("--qps", default="24,30,36,42")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -216,8 +229,10 @@ def main(argv=None) -> dict:
         print(json.dumps(report, indent=2))
         return report
     if args.save_clips:
-        clips = {"bikes_640x272": decode(MEDIA / "bikes.mp4", args.frames),
-                 "bikes_320x240": decode(MEDIA / "bikes.mp4", args.frames, size=(240, 320))}
+        clips = {
+            "bikes_640x272": decode(MEDIA / "bikes.mp4", args.frames),
+            "bikes_320x240": decode(MEDIA / "bikes.mp4", args.frames, size=(240, 320)),
+        }
         save_file({k: v.mul(255).round().to(torch.uint8).contiguous() for k, v in clips.items()}, str(args.save_clips))
         return {}
     bikes = decode(MEDIA / "bikes.mp4", args.frames)
@@ -227,7 +242,14 @@ def main(argv=None) -> dict:
         "carphone_176x144": (MEDIA / "carphone_pristine.mp4", decode(MEDIA / "carphone_pristine.mp4", args.frames)),
         "bigbuckbunny_1280x720": (MEDIA / "bigbuckbunny.mp4", decode(MEDIA / "bigbuckbunny.mp4", min(args.frames, 16))),
     }
-    report = {"device": str(device), "threads": args.threads, "frames": args.frames, "speed": {}, "quality": {}, "vectors": {}}
+    report = {
+        "device": str(device),
+        "threads": args.threads,
+        "frames": args.frames,
+        "speed": {},
+        "quality": {},
+        "vectors": {},
+    }
     for name in ("bikes_640x272", "bikes_320x240"):
         report["speed"][name] = speed(clips[name][1], device, chunk=args.chunk, repeats=args.repeats)
     for name, (path, video) in ({} if args.speed_only else clips).items():

@@ -73,7 +73,9 @@ def main(argv=None) -> dict:
         "clips": len(labels),
         "attacked_clips": int(perturbed.any(1).sum()),
         "perturbed_frames_per_attacked_clip": round(perturbed.sum().item() / max(int(perturbed.any(1).sum()), 1), 2),
-        "detector_recall_of_perturbed_frames": round((exc & perturbed).sum().item() / max(perturbed.sum().item(), 1), 3),
+        "detector_recall_of_perturbed_frames": round(
+            (exc & perturbed).sum().item() / max(perturbed.sum().item(), 1), 3
+        ),
         "detector_precision": round((exc & perturbed).sum().item() / max(exc.sum().item(), 1), 3),
         "with_ends_recall": round((ends & perturbed).sum().item() / max(perturbed.sum().item(), 1), 3),
         "with_ends_precision": round((ends & perturbed).sum().item() / max(ends.sum().item(), 1), 3),

@@ -24,7 +24,9 @@ def rng() -> torch.Generator:
     return torch.Generator().manual_seed(0)
 
 
-def make_moving_video(frames: int = 8, height: int = 32, width: int = 48, *, dy: int = 1, dx: int = 2, seed: int = 0) -> torch.Tensor:
+def make_moving_video(
+    frames: int = 8, height: int = 32, width: int = 48, *, dy: int = 1, dx: int = 2, seed: int = 0
+) -> torch.Tensor:
     """A smooth random texture translated by ``(dy, dx)`` whole pixels per frame.
 
     Frame ``t`` is the window of the texture at offset ``(t*dy, t*dx)`` (so frame t+1 equals frame t

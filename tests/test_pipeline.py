@@ -78,10 +78,10 @@ def test_router_sends_each_verdict_to_its_defense(model):
     assert [r.verdict for r in results] == ["clean", "sparse", "dense"]
     assert [r.defense for r in results] == ["none", "temporal", "spatial"]
     # temporal got the sparse video with exactly its exception frame marked
-    (n, mask), = pipe.temporal.calls
+    ((n, mask),) = pipe.temporal.calls
     assert n == 1 and mask[0].nonzero().flatten().tolist() == [3]
     assert results[1].rebuilt_frames == [3]
-    (n, _), = pipe.spatial.calls
+    ((n, _),) = pipe.spatial.calls
     assert n == 1
     # the clean video is passed through untouched
     assert torch.equal(results[0].defended, videos[0])

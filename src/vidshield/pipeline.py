@@ -138,9 +138,18 @@ class DefensePipeline:
         >>> [r.verdict for r in pipe.run(videos)]
     """
 
-    def __init__(self, classifier, detector: TemporalConsistencyDetector, *, temporal, spatial,
-                 strategy: str = "routed", polluted: str = "exceptions", batch_size: int = 8,
-                 squeeze_check: bool = False):
+    def __init__(
+        self,
+        classifier,
+        detector: TemporalConsistencyDetector,
+        *,
+        temporal,
+        spatial,
+        strategy: str = "routed",
+        polluted: str = "exceptions",
+        batch_size: int = 8,
+        squeeze_check: bool = False,
+    ):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         if polluted not in POLLUTED_RULES:
@@ -356,9 +365,15 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
     before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
     verdict = max((r.verdict for _, r in windows), key=VERDICTS.index)
     last_start, last = windows[-1]
-    return ScanResult(windows=windows, verdict=verdict, label_before=int(before.argmax()), label=int(probs.argmax()),
-                      probs_before=before.tolist(), probs=probs.tolist(),
-                      num_frames=last_start + len(last.frame_labels))
+    return ScanResult(
+        windows=windows,
+        verdict=verdict,
+        label_before=int(before.argmax()),
+        label=int(probs.argmax()),
+        probs_before=before.tolist(),
+        probs=probs.tolist(),
+        num_frames=last_start + len(last.frame_labels),
+    )
 
 
 def full_resolution_plan(scan: ScanResult) -> tuple[set[int], set[int]]:
@@ -374,8 +389,17 @@ def full_resolution_plan(scan: ScanResult) -> tuple[set[int], set[int]]:
     return temporal - spatial, spatial
 
 
-def defend_frames_full_resolution(path, temporal_frames: set[int], spatial_frames: set[int], *, temporal, spatial,
-                                  device="cpu", chunk_frames: int = 32, progress=None):
+def defend_frames_full_resolution(
+    path,
+    temporal_frames: set[int],
+    spatial_frames: set[int],
+    *,
+    temporal,
+    spatial,
+    device="cpu",
+    chunk_frames: int = 32,
+    progress=None,
+):
     """Stream a video at its own resolution and defend the given frames.
 
     Yields:

@@ -51,7 +51,9 @@ def test_resume_refuses_a_different_attack(tmp_path, trained_lrcn):
 def test_load_errors(tmp_path):
     with pytest.raises(DataRootError, match="manifest.json not found"):
         load_adversarial_set(tmp_path)
-    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"format": "vidshield-adversarial-set/1", "clips": [{"file": "x.mkv", "label": 0}]}))
+    (tmp_path / MANIFEST_NAME).write_text(
+        json.dumps({"format": "vidshield-adversarial-set/1", "clips": [{"file": "x.mkv", "label": 0}]})
+    )
     with pytest.raises(DataRootError, match="missing"):
         load_adversarial_set(tmp_path)
 
@@ -59,8 +61,22 @@ def test_load_errors(tmp_path):
 def test_cli_resume_skips_finished_clips(tmp_path, ten_class_model):
     _, path = ten_class_model
     out = tmp_path / "sparse"
-    args = ["attack", "--attack", "sparse", "--model", str(path), "--num-videos", "6", "--steps", "3",
-            "--num-frames", "2", "--out", str(out), "--json"]
+    args = [
+        "attack",
+        "--attack",
+        "sparse",
+        "--model",
+        str(path),
+        "--num-videos",
+        "6",
+        "--steps",
+        "3",
+        "--num-frames",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(args + ["--limit", "2"]) == 0
     first = {p.name: p.stat().st_mtime_ns for p in out.glob("clip_*.mkv")}
     assert sorted(first) == ["clip_000000.mkv", "clip_000001.mkv"]
@@ -76,12 +92,34 @@ def test_cli_resume_skips_finished_clips(tmp_path, ten_class_model):
 def test_cli_clean_export_and_dense_training(tmp_path, ten_class_model):
     _, path = ten_class_model
     clean = tmp_path / "clean"
-    assert main(["attack", "--attack", "none", "--model", str(path), "--num-videos", "3", "--out", str(clean), "--json"]) == 0
-    videos, labels, manifest = load_adversarial_set(clean)
+    assert (
+        main(["attack", "--attack", "none", "--model", str(path), "--num-videos", "3", "--out", str(clean), "--json"])
+        == 0
+    )
+    _videos, _labels, manifest = load_adversarial_set(clean)
     assert all(c["perturbed_frames"] == 0 and not c["success"] for c in manifest["clips"])
     dense = tmp_path / "dense"
-    assert main(["attack", "--attack", "dense", "--model", str(path), "--num-videos", "2", "--train-steps", "2",
-                 "--train-videos", "4", "--out", str(dense), "--json"]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                "--attack",
+                "dense",
+                "--model",
+                str(path),
+                "--num-videos",
+                "2",
+                "--train-steps",
+                "2",
+                "--train-videos",
+                "4",
+                "--out",
+                str(dense),
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert (dense / "universal.safetensors").is_file()
     _, _, manifest = load_adversarial_set(dense)
     assert all(c["linf"] <= 10 / 255 + 1e-6 for c in manifest["clips"])
@@ -98,8 +136,27 @@ def test_evaluate_scores_a_model_on_an_adversarial_set(tmp_path, ten_class_model
     """`vidshield evaluate --adversarial DIR` reports the accuracy on exactly the stored clips."""
     model, path = ten_class_model
     dense = tmp_path / "dense"
-    assert main(["attack", "--attack", "dense", "--model", str(path), "--num-videos", "3", "--train-steps", "2",
-                 "--train-videos", "4", "--out", str(dense), "--json"]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                "--attack",
+                "dense",
+                "--model",
+                str(path),
+                "--num-videos",
+                "3",
+                "--train-steps",
+                "2",
+                "--train-videos",
+                "4",
+                "--out",
+                str(dense),
+                "--json",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["evaluate", "--model", str(path), "--adversarial", str(dense), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

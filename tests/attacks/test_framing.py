@@ -34,7 +34,7 @@ def test_trained_framing_lowers_accuracy(trained_lrcn, train_clips, correct_clip
 def test_framing_save_load_and_errors(tmp_path):
     framing = torch.rand(2, 3, 16, 16)
     save_framing(tmp_path / "f", framing, width=2)
-    loaded, width, meta = load_framing(tmp_path / "f")
+    loaded, width, _meta = load_framing(tmp_path / "f")
     assert torch.equal(loaded, framing) and width == 2
     with pytest.raises(ValueError, match="border width"):
         border_mask(16, 16, 8)

@@ -8,7 +8,9 @@ from vidshield.attacks.base import predict
 def test_pgd_keeps_eps_and_lowers_accuracy(trained_lrcn, correct_clips):
     x, y = correct_clips
     eps = 16 / 255
-    adv, reports = PGD(trained_lrcn, eps=eps, steps=10).attack_with_report(x, y, generator=torch.Generator().manual_seed(0))
+    adv, reports = PGD(trained_lrcn, eps=eps, steps=10).attack_with_report(
+        x, y, generator=torch.Generator().manual_seed(0)
+    )
     assert float((adv - x).abs().max()) <= eps + 1e-6
     assert float((predict(trained_lrcn, adv) == y).float().mean()) <= 0.5
     assert all(r.perturbed_frames == 8 for r in reports)

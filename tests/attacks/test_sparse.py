@@ -60,9 +60,9 @@ def test_salient_mode_perturbs_k_frames_per_video(trained_lrcn, correct_clips):
 def test_targeted_mode_reaches_the_target(trained_lrcn, correct_clips):
     x, y = correct_clips
     target = (y + 1) % 3
-    adv, reports = SparseAttack(trained_lrcn, num_frames=4, steps=100, lr=3e-3, lam=0.1, targeted=True).attack_with_report(
-        x, y, target=target
-    )
+    _adv, reports = SparseAttack(
+        trained_lrcn, num_frames=4, steps=100, lr=3e-3, lam=0.1, targeted=True
+    ).attack_with_report(x, y, target=target)
     assert sum(r.success for r in reports) >= 5
     assert all(r.target == int(t) for r, t in zip(reports, target))
 

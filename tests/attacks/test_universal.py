@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from vidshield.attacks import CDUPGenerator, UniversalAttack, apply_universal, load_universal, save_universal, train_universal
+from vidshield.attacks import (
+    CDUPGenerator,
+    UniversalAttack,
+    apply_universal,
+    load_universal,
+    save_universal,
+    train_universal,
+)
 from vidshield.attacks.base import predict
 from vidshield.attacks.universal import sample_training_batch, universal_loss
 from vidshield.errors import CheckpointError
@@ -78,8 +85,12 @@ def test_training_is_deterministic(trained_lrcn, train_clips):
 def test_losses_and_targeted_batches():
     logits = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3]]))
     labels = torch.tensor([0, 1])
-    assert float(universal_loss(logits, labels, None)) == pytest.approx(float(-(torch.log(torch.tensor(0.3)) + torch.log(torch.tensor(0.5))) / 2))
-    assert float(universal_loss(logits, labels, 0)) == pytest.approx(float(-(torch.log(torch.tensor(0.3)) + torch.log(torch.tensor(0.5))) / 2))
+    assert float(universal_loss(logits, labels, None)) == pytest.approx(
+        float(-(torch.log(torch.tensor(0.3)) + torch.log(torch.tensor(0.5))) / 2)
+    )
+    assert float(universal_loss(logits, labels, 0)) == pytest.approx(
+        float(-(torch.log(torch.tensor(0.3)) + torch.log(torch.tensor(0.5))) / 2)
+    )
     idx = sample_training_batch(torch.tensor([0, 1, 2, 0, 1, 2]), 8, 2, torch.Generator().manual_seed(0))
     lab = torch.tensor([0, 1, 2, 0, 1, 2])[idx]
     assert int((lab == 2).sum()) == 4 and int((lab != 2).sum()) == 4

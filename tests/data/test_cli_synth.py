@@ -21,7 +21,7 @@ def test_synth_writes_loadable_tree(tmp_path, capsys):
     folder = VideoFolder(out / "test", frames=3)
     generated = make_dataset("synthetic", split="test", seed=1, num_videos=4, frames=3, size=(16, 24), num_classes=2)
     assert len(folder) == 4 and folder.classes == generated.classes
-    path, label = folder.samples[0]
+    path, _label = folder.samples[0]
     assert path.endswith("disc-orbit/test_000000.mkv")
     assert torch.equal(folder[0][0], (generated[0][0] * 255).round() / 255)
 

@@ -21,7 +21,6 @@ from vidshield.errors import DataRootError
 
 from .conftest import UCF_CLASSES, tiny_video, write_tiny
 
-
 # ---------------------------------------------------------------- VideoFolder
 
 
@@ -198,7 +197,7 @@ def test_make_dataset_file_sets(ut_tree, ucf_tree, tmp_path, monkeypatch):
     aug = make_dataset("ut-interaction", frames=4, size=(16, 16), augment=True)
     assert aug.sampling == "random" and aug.augment
     video, _ = aug[0]
-    assert video.shape == (4, 3, 16, 16) and 0 <= video.min() and video.max() <= 1
+    assert video.shape == (4, 3, 16, 16) and video.min() >= 0 and video.max() <= 1
     ucf = make_dataset("ucf101", root=ucf_tree, split="train", fold=2, frames=4, size=(16, 16))
     assert isinstance(ucf, UCF101) and ucf.fold == 2 and len(ucf) == 12
     export_synthetic(tmp_path / "exp", num_videos=3, num_classes=3, frames=2, height=16, width=16)

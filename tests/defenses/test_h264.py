@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from tests.conftest import make_moving_video
+
 from vidshield.defenses.h264 import H264Defense
 
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from tests.detection.fakes import MeanColourClassifier, video_from_labels
+
 from vidshield.cli import main
 
 io = pytest.importorskip("vidshield.io")
@@ -14,9 +14,9 @@ models = pytest.importorskip("vidshield.models")
 SIZE = 16
 
 # 8-frame label sequences with known alpha (eighths).
-CLEAN = [[0] * 8, [1] * 8, [0, 0, 0, 2, 0, 0, 0, 0]]                                    # 0, 0, 1/8
+CLEAN = [[0] * 8, [1] * 8, [0, 0, 0, 2, 0, 0, 0, 0]]  # 0, 0, 1/8
 SPARSE = [[0, 1, 0, 0, 0, 2, 0, 0], [1, 1, 0, 1, 1, 1, 2, 1], [2, 2, 2, 0, 2, 2, 0, 2]]  # 2/8 each
-DENSE = [[0, 1, 0, 1, 0, 0, 2, 0], [0, 1, 0, 1, 0, 1, 0, 0], [0, 1] * 4]                # 4/8, 5/8, 6/8
+DENSE = [[0, 1, 0, 1, 0, 0, 2, 0], [0, 1, 0, 1, 0, 1, 0, 0], [0, 1] * 4]  # 4/8, 5/8, 6/8
 
 
 @pytest.fixture
@@ -78,13 +78,31 @@ def test_detect_errors(tmp_path, colour_model, capsys):
 
 def test_calibrate_then_detect_with_the_config(tmp_path, colour_model, capsys):
     dirs = {}
-    for name, seqs, failed in (("clean", CLEAN, None), ("sparse", SPARSE, [[0, 1] * 4]), ("dense", DENSE, None),
-                               ("other", [[0, 2, 0, 0, 1, 0, 0, 0], [2] * 8], None)):
+    for name, seqs, failed in (
+        ("clean", CLEAN, None),
+        ("sparse", SPARSE, [[0, 1] * 4]),
+        ("dense", DENSE, None),
+        ("other", [[0, 2, 0, 0, 1, 0, 0, 0], [2] * 8], None),
+    ):
         (tmp_path / name).mkdir()
         dirs[name] = _write_set(tmp_path / name, seqs, failed)
     out = tmp_path / "calib"
-    argv = ["calibrate", "--clean", str(dirs["clean"]), "--sparse", str(dirs["sparse"]), "--dense", str(dirs["dense"]),
-            "--holdout", f"other={dirs['other']}", "--model", "fake", "--out", str(out), "--json"]
+    argv = [
+        "calibrate",
+        "--clean",
+        str(dirs["clean"]),
+        "--sparse",
+        str(dirs["sparse"]),
+        "--dense",
+        str(dirs["dense"]),
+        "--holdout",
+        f"other={dirs['other']}",
+        "--model",
+        "fake",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     # Table 1 separates perfectly from 0.15 (clean max 1/8, adversarial min 2/8); Table 2 from 0.275.
@@ -93,7 +111,14 @@ def test_calibrate_then_detect_with_the_config(tmp_path, colour_model, capsys):
     assert summary["counts"] == {"clean": 3, "sparse": 3, "dense": 3}  # the failed clip is left out
     assert summary["auc"]["alpha"] == {"clean_vs_adversarial": 1.0, "sparse_vs_dense": 1.0}
     assert summary["holdout"]["other"]["detected_adversarial"] == 0.5
-    for f in ("detector.json", "results.json", "tables.md", "fig2_distributions.png", "fig3_label_strips.png", "fig4_roc.png"):
+    for f in (
+        "detector.json",
+        "results.json",
+        "tables.md",
+        "fig2_distributions.png",
+        "fig3_label_strips.png",
+        "fig4_roc.png",
+    ):
         assert (out / f).is_file(), f
     results = json.loads((out / "results.json").read_text())
     assert len(results["videos"]) == 11 and results["calibration"]["table1"]["best"]["threshold"] == 0.15
@@ -105,7 +130,10 @@ def test_calibrate_then_detect_with_the_config(tmp_path, colour_model, capsys):
 
     # Re-calibrating from the stored scores on another score needs no model and no decoding.
     out2 = tmp_path / "calib-flip"
-    assert main(["calibrate", "--reuse", str(out / "results.json"), "--score", "flip_rate", "--out", str(out2), "--json"]) == 0
+    assert (
+        main(["calibrate", "--reuse", str(out / "results.json"), "--score", "flip_rate", "--out", str(out2), "--json"])
+        == 0
+    )
     s2 = json.loads(capsys.readouterr().out)
     assert s2["score"] == "flip_rate" and s2["counts"] == summary["counts"]
     assert json.loads((out2 / "detector.json").read_text())["score"] == "flip_rate"

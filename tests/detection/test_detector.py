@@ -2,14 +2,14 @@ import json
 
 import pytest
 import torch
-
 from tests.detection.fakes import MeanColourClassifier, NoFramePath, video_from_labels
+
 from vidshield.detection import DetectorConfig, TemporalConsistencyDetector
 from vidshield.errors import VidshieldError
 
-CLEAN = [0] * 8                       # alpha 0
-SPARSE = [0, 0, 1, 0, 0, 2, 0, 0]     # 2 exceptions -> alpha 0.25
-DENSE = [0, 1, 0, 1, 0, 1, 0, 1]      # 6 exceptions -> alpha 0.75
+CLEAN = [0] * 8  # alpha 0
+SPARSE = [0, 0, 1, 0, 0, 2, 0, 0]  # 2 exceptions -> alpha 0.25
+DENSE = [0, 1, 0, 1, 0, 1, 0, 1]  # 6 exceptions -> alpha 0.75
 
 
 def test_verdicts_from_controlled_labels(colour_model):
@@ -73,8 +73,13 @@ def test_bad_videos(colour_model):
 
 
 def test_config_round_trip(tmp_path, colour_model):
-    cfg = DetectorConfig(gamma1=0.15, gamma2=0.325, score="js_divergence", model="test-lrcn",
-                         calibration={"f1": [0.9, 0.8], "data": "synthetic"})
+    cfg = DetectorConfig(
+        gamma1=0.15,
+        gamma2=0.325,
+        score="js_divergence",
+        model="test-lrcn",
+        calibration={"f1": [0.9, 0.8], "data": "synthetic"},
+    )
     path = cfg.save(tmp_path / "detector.json")
     assert DetectorConfig.load(path) == cfg
     assert json.loads(path.read_text())["gamma2"] == 0.325

@@ -22,14 +22,22 @@ def test_trained_lrcn_calibrate_and_detect(tmp_path, capsys):
     torch.manual_seed(0)
     model = create_model("test-lrcn", num_classes=4)
     s = model.input_spec
-    make = lambda n, seed: SyntheticActions(n, num_classes=4, frames=s.frames, height=s.height, width=s.width, seed=seed)
-    result = train_classifier(model, make(160, 1), make(40, 2), epochs=4, out=tmp_path / "lrcn", batch_size=16,
-                              lr=3e-3, progress=False)
+
+    def make(n, seed):
+        return SyntheticActions(n, num_classes=4, frames=s.frames, height=s.height, width=s.width, seed=seed)
+
+    result = train_classifier(
+        model, make(160, 1), make(40, 2), epochs=4, out=tmp_path / "lrcn", batch_size=16, lr=3e-3, progress=False
+    )
     model = load_model(result["best_path"])
     test = make(12, 3)
     x = torch.stack([test[i][0] for i in range(len(test))])
     y = torch.tensor([test[i][1] for i in range(len(test))])
-    sets = {"clean": x, "sparse": SparseAttack(model, num_frames=4, steps=30)(x, y), "dense": PGD(model, eps=8 / 255, steps=5)(x, y)}
+    sets = {
+        "clean": x,
+        "sparse": SparseAttack(model, num_frames=4, steps=30)(x, y),
+        "dense": PGD(model, eps=8 / 255, steps=5)(x, y),
+    }
     for name, videos in sets.items():
         for i, v in enumerate(videos):
             write_video(tmp_path / name / f"clip{i:02d}.mkv", v)
@@ -41,8 +49,20 @@ def test_trained_lrcn_calibrate_and_detect(tmp_path, capsys):
     assert sum(d.alpha for d in det.detect(sets["sparse"])) > sum(d.alpha for d in clean)
 
     out = tmp_path / "calib"
-    argv = ["calibrate", "--clean", str(tmp_path / "clean"), "--sparse", str(tmp_path / "sparse"), "--dense",
-            str(tmp_path / "dense"), "--model", str(result["best_path"]), "--out", str(out), "--json"]
+    argv = [
+        "calibrate",
+        "--clean",
+        str(tmp_path / "clean"),
+        "--sparse",
+        str(tmp_path / "sparse"),
+        "--dense",
+        str(tmp_path / "dense"),
+        "--model",
+        str(result["best_path"]),
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["counts"] == {"clean": 12, "sparse": 12, "dense": 12}

@@ -65,13 +65,16 @@ def test_accepts_lists_and_does_not_mutate():
     assert exception_index([0, 1, 0, 0])[0] == 0.25
 
 
-@pytest.mark.parametrize("bad, msg", [
-    (torch.tensor([0, 1]), "at least 3 frames"),
-    (torch.zeros(2, 2, dtype=torch.int64), "at least 3 frames"),
-    (torch.zeros(5), "integer"),
-    (torch.zeros(5, dtype=torch.bool), "integer"),
-    (torch.zeros(2, 3, 4, dtype=torch.int64), "shape"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        (torch.tensor([0, 1]), "at least 3 frames"),
+        (torch.zeros(2, 2, dtype=torch.int64), "at least 3 frames"),
+        (torch.zeros(5), "integer"),
+        (torch.zeros(5, dtype=torch.bool), "integer"),
+        (torch.zeros(2, 3, 4, dtype=torch.int64), "shape"),
+    ],
+)
 def test_bad_input(bad, msg):
     with pytest.raises(ValueError, match=msg):
         exception_index(bad)

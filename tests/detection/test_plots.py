@@ -7,10 +7,17 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_figures_are_written_as_png(tmp_path):
-    f2 = plot_score_distributions({"clean": [0.0, 0.05], "sparse": [0.2, 0.25], "dense": [0.4, 0.5]},
-                                  tmp_path / "fig2.png", gamma1=0.175, gamma2=0.3)
-    f3 = plot_label_strips([("clean", [0] * 16), ("sparse attack", [0, 0, 3, 0] * 4)], tmp_path / "fig3.png",
-                           class_names=["a", "b", "c", "d"])
+    f2 = plot_score_distributions(
+        {"clean": [0.0, 0.05], "sparse": [0.2, 0.25], "dense": [0.4, 0.5]},
+        tmp_path / "fig2.png",
+        gamma1=0.175,
+        gamma2=0.3,
+    )
+    f3 = plot_label_strips(
+        [("clean", [0] * 16), ("sparse attack", [0, 0, 3, 0] * 4)],
+        tmp_path / "fig3.png",
+        class_names=["a", "b", "c", "d"],
+    )
     curves = {"alpha": roc([0.0, 0.1], [0.2, 0.3]), "flip_rate": roc([0.0, 0.2], [0.1, 0.3])}
     f4 = plot_roc_curves({"clean vs adversarial": curves, "sparse vs dense": curves}, tmp_path / "fig4.png")
     for f in (f2, f3, f4):

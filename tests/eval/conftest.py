@@ -18,5 +18,3 @@ def tiny_models(tmp_path_factory):
     c3d = save_model(create_model("test-c3d", num_classes=10), root / "c3d")
     comdefend = save_checkpoint(root / "comdefend", ComDefend().state_dict(), {"architecture": ARCHITECTURE})
     return {"lrcn": str(lrcn), "c3d": str(c3d), "comdefend": str(comdefend)}
-
-

@@ -9,8 +9,17 @@ from vidshield.eval.reproduce import ReproduceConfig, reproduce
 
 
 def small_config(models, **kw):
-    return ReproduceConfig(dataset="synthetic", num_test=6, sparse_frames=3, sparse_steps=3, dense_steps=3,
-                           dense_train_clips=4, batch_size=3, **models, **kw)
+    return ReproduceConfig(
+        dataset="synthetic",
+        num_test=6,
+        sparse_frames=3,
+        sparse_steps=3,
+        dense_steps=3,
+        dense_train_clips=4,
+        batch_size=3,
+        **models,
+        **kw,
+    )
 
 
 def test_reproduce_end_to_end_and_resume(tiny_models, tmp_path):
@@ -19,7 +28,14 @@ def test_reproduce_end_to_end_and_resume(tiny_models, tmp_path):
     for key in ("no_defense", "spatial_only", "temporal_only", "combined", "combined_minority"):
         assert 0.0 <= res["table4"][key] <= 1.0
     assert set(res["table3"]) == {"lrcn", "c3d"}
-    assert set(res["table3"]["c3d"]["dense"]) == {"none", "spatial", "temporal", "temporal-minority", "h264", "bitdepth"}
+    assert set(res["table3"]["c3d"]["dense"]) == {
+        "none",
+        "spatial",
+        "temporal",
+        "temporal-minority",
+        "h264",
+        "bitdepth",
+    }
     assert res["counts"]["test_clips"] == 6
     saved = json.loads((out / "results.json").read_text())
     assert saved["seed"] == 0 and saved["config"]["num_test"] == 6 and saved["command"] == "test"

@@ -18,8 +18,23 @@ def write_clip(path, frames=20):
 def test_scan_writes_report_plot_and_defended_video(tiny_models, tmp_path, capsys):
     clip = write_clip(tmp_path / "clip.mkv")
     report, plot, defended = tmp_path / "r.json", tmp_path / "r.png", tmp_path / "d.mkv"
-    rc = main(["scan", str(clip), "--model", tiny_models["lrcn"], "--comdefend", tiny_models["comdefend"],
-               "--report", str(report), "--plot", str(plot), "--defended", str(defended), "--json"])
+    rc = main(
+        [
+            "scan",
+            str(clip),
+            "--model",
+            tiny_models["lrcn"],
+            "--comdefend",
+            tiny_models["comdefend"],
+            "--report",
+            str(report),
+            "--plot",
+            str(plot),
+            "--defended",
+            str(defended),
+            "--json",
+        ]
+    )
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads(report.read_text())
@@ -49,8 +64,19 @@ def test_defend_auto_and_spatial_keep_the_full_resolution(tiny_models, tmp_path,
     video, _ = SyntheticActions(1, frames=18, height=40, width=48, seed=1)[0]
     clip = write_video(tmp_path / "clip.mkv", video, fps=25.0)
     out = tmp_path / "auto.mkv"
-    rc = main(["defend", str(clip), "-o", str(out), "--model", tiny_models["lrcn"],
-               "--comdefend", tiny_models["comdefend"], "--json"])
+    rc = main(
+        [
+            "defend",
+            str(clip),
+            "-o",
+            str(out),
+            "--model",
+            tiny_models["lrcn"],
+            "--comdefend",
+            tiny_models["comdefend"],
+            "--json",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["method"] == "auto" and summary["settings"]["verdict"] in ("clean", "sparse", "dense")
@@ -60,5 +86,7 @@ def test_defend_auto_and_spatial_keep_the_full_resolution(tiny_models, tmp_path,
     if summary["settings"]["spatial_frames"] == 0:
         assert torch.equal(defended[untouched], read_video(clip)[untouched])
     out = tmp_path / "spatial.mkv"
-    assert main(["defend", str(clip), "-o", str(out), "--method", "spatial", "--comdefend", tiny_models["comdefend"]]) == 0
+    assert (
+        main(["defend", str(clip), "-o", str(out), "--method", "spatial", "--comdefend", tiny_models["comdefend"]]) == 0
+    )
     assert read_video(out).shape == (18, 3, 40, 48)

@@ -34,7 +34,9 @@ def _assert_all_fail(path: Path, reason: str):
         assert err.value.path == str(path)
 
 
-def _write_raw(path: Path, frames: np.ndarray, *, codec="ffv1", pix_fmt="bgr0", pts=None, time_base=None, in_format="rgb24"):
+def _write_raw(
+    path: Path, frames: np.ndarray, *, codec="ffv1", pix_fmt="bgr0", pts=None, time_base=None, in_format="rgb24"
+):
     """Encode frames with PyAV directly (bypassing write_video's checks)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=25)

@@ -164,7 +164,9 @@ def test_lossy_mp4_reads_back_close(tmp_path, moving_video):
     assert not np.array_equal(back, original)  # it is lossy
     # 4:2:0 chroma subsampling of this tiny, colourful texture costs most of the error
     assert _psnr(back, original) > 25.0
-    assert _psnr(read_frames(write_video(tmp_path / "worse.mp4", moving_video, crf=40)), original) < _psnr(back, original)
+    assert _psnr(read_frames(write_video(tmp_path / "worse.mp4", moving_video, crf=40)), original) < _psnr(
+        back, original
+    )
 
 
 def test_lossless_mp4_uses_rgb_h264(tmp_path, moving_video):

@@ -38,7 +38,10 @@ def test_mismatched_class_count_names_the_shapes(tmp_path):
     meta = json.loads(meta_path.read_text())
     meta["num_classes"] = 6
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match=r"do not fit test-c3d with 6 classes: shape mismatch.*classifier\.6\.weight \(3, 128\) vs \(6, 128\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"do not fit test-c3d with 6 classes: shape mismatch.*classifier\.6\.weight \(3, 128\) vs \(6, 128\)",
+    ):
         load_model(meta_path)
 
 

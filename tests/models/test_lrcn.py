@@ -26,12 +26,14 @@ def test_frame_logits_equal_each_frame_through_a_zero_state_lstm_cell(model, rng
         frames = model.frame_logits(video)
         # Each frame alone (a one-frame video) gives the same logits.
         for t in range(6):
-            torch.testing.assert_close(frames[:, t], model.frame_logits(video[:, t : t + 1])[:, 0], rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(
+                frames[:, t], model.frame_logits(video[:, t : t + 1])[:, 0], rtol=1e-5, atol=1e-6
+            )
         # And they equal an LSTM cell written out by hand with h0 = c0 = 0.
         features = model.frame_features(video)
         lstm = model.lstm
         gates = features @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + lstm.bias_hh_l0
-        i, f, g, o = gates.chunk(4, dim=-1)
+        i, _f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         torch.testing.assert_close(frames, model.classifier(h), rtol=1e-5, atol=1e-6)

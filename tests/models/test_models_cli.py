@@ -1,6 +1,5 @@
 import json
 
-
 from vidshield.cli import main
 
 
@@ -22,8 +21,26 @@ def test_models_json_lists_architectures(capsys):
 
 def test_train_then_evaluate_a_tiny_model(tmp_path, capsys):
     out = tmp_path / "tiny"
-    argv = ["train", "--model", "test-lrcn", "--dataset", "synthetic", "--num-videos", "20", "--test-videos", "10",
-            "--epochs", "1", "--batch-size", "10", "--out", str(out), "--device", "cpu", "--json"]
+    argv = [
+        "train",
+        "--model",
+        "test-lrcn",
+        "--dataset",
+        "synthetic",
+        "--num-videos",
+        "20",
+        "--test-videos",
+        "10",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "10",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--json",
+    ]
     assert main(argv) == 0
     summary = _json_out(capsys)
     assert summary["test"]["num_videos"] == 10 and 0 <= summary["test"]["top1"] <= 1 and "frame_top1" in summary["test"]
@@ -33,7 +50,18 @@ def test_train_then_evaluate_a_tiny_model(tmp_path, capsys):
     assert len(meta["class_names"]) == 10 and (tmp_path / "tiny-last.safetensors").is_file()
 
     png = tmp_path / "confusion.png"
-    argv = ["evaluate", "--model", str(out), "--num-videos", "10", "--device", "cpu", "--confusion-png", str(png), "--json"]
+    argv = [
+        "evaluate",
+        "--model",
+        str(out),
+        "--num-videos",
+        "10",
+        "--device",
+        "cpu",
+        "--confusion-png",
+        str(png),
+        "--json",
+    ]
     assert main(argv) == 0
     result = _json_out(capsys)
     assert result["top1"] == summary["test"]["top1"]  # same seed -> the same test clips

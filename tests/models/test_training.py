@@ -102,15 +102,25 @@ def test_resume_continues_from_the_saved_epoch_and_matches_an_uninterrupted_run(
 
 def test_resume_refuses_a_different_run(tmp_path, blobs):
     train = blobs(8)
-    train_classifier(create_model("test-lrcn", num_classes=2), train, epochs=1, out=tmp_path / "m", batch_size=8, progress=False)
+    train_classifier(
+        create_model("test-lrcn", num_classes=2), train, epochs=1, out=tmp_path / "m", batch_size=8, progress=False
+    )
     with pytest.raises(CheckpointError, match="made for 1 epochs"):
-        train_classifier(create_model("test-lrcn", num_classes=2), train, epochs=2, out=tmp_path / "m", resume=True, progress=False)
+        train_classifier(
+            create_model("test-lrcn", num_classes=2), train, epochs=2, out=tmp_path / "m", resume=True, progress=False
+        )
     with pytest.raises(CheckpointError, match="architecture"):
-        train_classifier(create_model("test-c3d", num_classes=2), train, epochs=1, out=tmp_path / "m", resume=True, progress=False)
+        train_classifier(
+            create_model("test-c3d", num_classes=2), train, epochs=1, out=tmp_path / "m", resume=True, progress=False
+        )
 
 
 def test_bad_arguments(tmp_path, blobs):
     with pytest.raises(ValueError, match="class names"):
-        train_classifier(create_model("test-c3d", num_classes=3), blobs(4), epochs=1, out=tmp_path / "m", progress=False)
+        train_classifier(
+            create_model("test-c3d", num_classes=3), blobs(4), epochs=1, out=tmp_path / "m", progress=False
+        )
     with pytest.raises(ValueError, match="epochs"):
-        train_classifier(create_model("test-c3d", num_classes=2), blobs(4), epochs=0, out=tmp_path / "m", progress=False)
+        train_classifier(
+            create_model("test-c3d", num_classes=2), blobs(4), epochs=0, out=tmp_path / "m", progress=False
+        )

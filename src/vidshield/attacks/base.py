@@ -65,7 +65,11 @@ def attack_mode(model: nn.Module) -> Iterator[None]:
         p.requires_grad_(False)
     try:
         if model_device(model).type == "cuda":
-            rnn_ctx = model.rnn_backward_mode() if hasattr(model, "rnn_backward_mode") else _recurrent_layers_in_train_mode(model)
+            rnn_ctx = (
+                model.rnn_backward_mode()
+                if hasattr(model, "rnn_backward_mode")
+                else _recurrent_layers_in_train_mode(model)
+            )
         else:
             rnn_ctx = contextlib.nullcontext()
         with rnn_ctx:

@@ -28,7 +28,9 @@ __all__ = ["border_mask", "apply_framing", "train_framing", "AdversarialFraming"
 def border_mask(height: int, width: int, border: int, *, device=None) -> torch.Tensor:
     """``bool (H, W)``: True on the outer ``border`` pixels of a frame."""
     if border < 1 or 2 * border >= min(height, width):
-        raise ValueError(f"border width must be in [1, {(min(height, width) - 1) // 2}] for {height}x{width} frames, got {border}")
+        raise ValueError(
+            f"border width must be in [1, {(min(height, width) - 1) // 2}] for {height}x{width} frames, got {border}"
+        )
     mask = torch.ones(height, width, dtype=torch.bool, device=device)
     mask[border:-border, border:-border] = False
     return mask
@@ -84,7 +86,9 @@ def train_framing(
         The framing ``float (frames, 3, H, W)`` in [0, 1] (only its border matters).
     """
     if videos.dim() != 5 or videos.shape[2] != 3 or labels.shape != (videos.shape[0],):
-        raise ValueError(f"videos must be (M, T, 3, H, W) with labels (M,), got {tuple(videos.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"videos must be (M, T, 3, H, W) with labels (M,), got {tuple(videos.shape)}, {tuple(labels.shape)}"
+        )
     if steps < 1 or batch_size < 1 or frames < 1:
         raise ValueError("need steps, batch_size and frames >= 1")
     border_mask(videos.shape[-2], videos.shape[-1], border)
@@ -140,7 +144,9 @@ class AdversarialFraming(Attack):
 
 def save_framing(path: str | Path, framing: torch.Tensor, *, width: int, metadata: dict | None = None) -> Path:
     """Save a framing as safetensors + JSON; returns the ``.safetensors`` path."""
-    return save_checkpoint(path, {"framing": framing.detach()}, {"kind": "adversarial-framing", "width": int(width), **(metadata or {})})
+    return save_checkpoint(
+        path, {"framing": framing.detach()}, {"kind": "adversarial-framing", "width": int(width), **(metadata or {})}
+    )
 
 
 def load_framing(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[torch.Tensor, int, dict]:

@@ -88,7 +88,9 @@ class CDUPGenerator(nn.Module):
         stride = (1, 2, 2) if two_d else (2, 2, 2)
         out_pad = (0, 1, 1) if two_d else (1, 1, 1)
         for i in range(UPSAMPLING_LAYERS):
-            layers.append(nn.ConvTranspose3d(widths[i], widths[i + 1], 3, stride=stride, padding=1, output_padding=out_pad))
+            layers.append(
+                nn.ConvTranspose3d(widths[i], widths[i + 1], 3, stride=stride, padding=1, output_padding=out_pad)
+            )
             if i < UPSAMPLING_LAYERS - 1:
                 layers += [nn.BatchNorm3d(widths[i + 1], momentum=0.9, eps=1e-5), nn.ReLU(inplace=True)]
         self.net = nn.Sequential(*layers)
@@ -238,7 +240,9 @@ def train_universal(
         The loss of every step.
     """
     if videos.dim() != 5 or videos.shape[2] != 3 or labels.shape != (videos.shape[0],):
-        raise ValueError(f"videos must be (M, T, 3, H, W) with labels (M,), got {tuple(videos.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"videos must be (M, T, 3, H, W) with labels (M,), got {tuple(videos.shape)}, {tuple(labels.shape)}"
+        )
     if tuple(videos.shape[-2:]) != (generator_net.height, generator_net.width):
         raise ValueError(
             f"generator makes {generator_net.height}x{generator_net.width} perturbations, clips are "
@@ -336,7 +340,11 @@ class UniversalAttack(Attack):
 
 
 def save_universal(
-    path: str | Path, perturbation: torch.Tensor, *, generator_net: CDUPGenerator | None = None, metadata: dict | None = None
+    path: str | Path,
+    perturbation: torch.Tensor,
+    *,
+    generator_net: CDUPGenerator | None = None,
+    metadata: dict | None = None,
 ) -> Path:
     """Save a universal perturbation (and optionally its generator) as safetensors + JSON.
 
@@ -351,7 +359,9 @@ def save_universal(
     return save_checkpoint(path, state, meta)
 
 
-def load_universal(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[torch.Tensor, CDUPGenerator | None, dict]:
+def load_universal(
+    path: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, CDUPGenerator | None, dict]:
     """Load ``(perturbation (P, 3, H, W), generator or None, metadata)`` saved by :func:`save_universal`."""
     state, meta = load_checkpoint(path, device=device)
     if meta.get("kind") != "universal-perturbation" or "perturbation" not in state:

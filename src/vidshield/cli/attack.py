@@ -32,40 +32,100 @@ def _stack(dataset, limit: int | None):
 
 
 @click.command("attack")
-@click.option("--attack", "attack_name", type=click.Choice(ATTACK_NAMES), required=True,
-              help="sparse (Wei et al. 2019), dense (C-DUP / 2D-DUP, Li et al. 2019), pgd, framing, or none (clean export).")
+@click.option(
+    "--attack",
+    "attack_name",
+    type=click.Choice(ATTACK_NAMES),
+    required=True,
+    help="sparse (Wei et al. 2019), dense (C-DUP / 2D-DUP, Li et al. 2019), pgd, framing, or none (clean export).",
+)
 @click.option("--model", "model_name", required=True, help="Shipped model name or checkpoint path (the victim).")
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
-@click.option("--num-videos", type=click.IntRange(min=1), default=200, show_default=True, help="Synthetic: clips in the split.")
+@click.option(
+    "--num-videos", type=click.IntRange(min=1), default=200, show_default=True, help="Synthetic: clips in the split."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Attack only the first N clips.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (resumed if it exists).")
-@click.option("--target-class", type=int, default=None,
-              help="sparse/pgd/framing: targeted attack towards this class; dense: the class whose clips to fool.")
+@click.option(
+    "--target-class",
+    type=int,
+    default=None,
+    help="sparse/pgd/framing: targeted attack towards this class; dense: the class whose clips to fool.",
+)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Attack iterations (sparse 100, pgd 10).")
 @click.option("--lam", type=float, default=1.0, show_default=True, help="sparse: weight of the l2,1 term.")
 @click.option("--lr", type=float, default=None, help="sparse: Adam lr (1e-3); dense: 0.002; framing: 0.1.")
-@click.option("--num-frames", type=click.IntRange(min=1), default=None,
-              help="sparse: frames to perturb (10); pgd: perturb only this many spread frames.")
+@click.option(
+    "--num-frames",
+    type=click.IntRange(min=1),
+    default=None,
+    help="sparse: frames to perturb (10); pgd: perturb only this many spread frames.",
+)
 @click.option("--frames", "frames_text", default=None, help="sparse/pgd: explicit frame indices, e.g. 0,11,12,13.")
-@click.option("--mask-mode", type=click.Choice(["spread", "salient", "given"]), default=None, help="sparse: how frames are chosen.")
+@click.option(
+    "--mask-mode",
+    type=click.Choice(["spread", "salient", "given"]),
+    default=None,
+    help="sparse: how frames are chosen.",
+)
 @click.option("--eps", type=float, default=None, help="pgd: l_inf budget (8/255); sparse: optional l_inf cap.")
 @click.option("--p-max", type=float, default=10 / 255, show_default=True, help="dense: l_inf bound of the generator.")
 @click.option("--two-d", is_flag=True, help="dense: 2D-DUP (one frame tiled) instead of C-DUP.")
-@click.option("--width", type=click.IntRange(min=1), default=8, show_default=True, help="framing: border width in pixels.")
-@click.option("--generator", "generator_path", type=click.Path(path_type=Path), default=None,
-              help="dense/framing: a trained perturbation checkpoint to apply.")
-@click.option("--train-steps", type=click.IntRange(min=1), default=None,
-              help="dense/framing: train the universal perturbation for this many steps on the train split first.")
-@click.option("--train-videos", type=click.IntRange(min=1), default=200, show_default=True,
-              help="dense/framing: training clips to use from the train split.")
+@click.option(
+    "--width", type=click.IntRange(min=1), default=8, show_default=True, help="framing: border width in pixels."
+)
+@click.option(
+    "--generator",
+    "generator_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="dense/framing: a trained perturbation checkpoint to apply.",
+)
+@click.option(
+    "--train-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="dense/framing: train the universal perturbation for this many steps on the train split first.",
+)
+@click.option(
+    "--train-videos",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="dense/framing: training clips to use from the train split.",
+)
 @device_option
 @seed_option
 @json_option
-def command(attack_name, model_name, dataset, root, split, num_videos, limit, out, target_class, steps, lam, lr,
-            num_frames, frames_text, mask_mode, eps, p_max, two_d, width, generator_path, train_steps, train_videos,
-            device, seed, as_json):
+def command(
+    attack_name,
+    model_name,
+    dataset,
+    root,
+    split,
+    num_videos,
+    limit,
+    out,
+    target_class,
+    steps,
+    lam,
+    lr,
+    num_frames,
+    frames_text,
+    mask_mode,
+    eps,
+    p_max,
+    two_d,
+    width,
+    generator_path,
+    train_steps,
+    train_videos,
+    device,
+    seed,
+    as_json,
+):
     """Attack every clip of a data set split and write the results as lossless .mkv files plus
     manifest.json (label, predictions before/after, success, perturbed frames, l2,1, l_inf, mean
     absolute perturbation on 0-255, PSNR; attack config, model, data set, seed). Rerunning into the
@@ -80,7 +140,14 @@ def command(attack_name, model_name, dataset, root, split, num_videos, limit, ou
       vidshield attack --attack pgd --model synthetic-lrcn --eps 0.0157 --num-frames 4 --out sets/pgd4
       vidshield attack --attack none --model synthetic-lrcn --out sets/clean
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from vidshield import attacks as A
     from vidshield.attacks.dataset import write_adversarial_set
@@ -103,40 +170,91 @@ def command(attack_name, model_name, dataset, root, split, num_videos, limit, ou
     model = load_model(model_name, device=dev)
     spec = model.input_spec
     synthetic = dataset == "synthetic"
-    data = dataset_for_spec(dataset, spec, split=split, root=root, num_videos=num_videos if synthetic else None, seed=seed)
+    data = dataset_for_spec(
+        dataset, spec, split=split, root=root, num_videos=num_videos if synthetic else None, seed=seed
+    )
     if len(data.classes) != model.num_classes:
-        raise CheckpointError(f"{model_name} has {model.num_classes} classes but the {dataset} data set has {len(data.classes)}")
+        raise CheckpointError(
+            f"{model_name} has {model.num_classes} classes but the {dataset} data set has {len(data.classes)}"
+        )
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), disable=as_json, transient=False)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=as_json,
+        transient=False,
+    )
     with progress:
+
         def train_data():
-            train = dataset_for_spec(dataset, spec, split="train", root=root,
-                                     num_videos=train_videos if synthetic else None, seed=seed)
+            train = dataset_for_spec(
+                dataset, spec, split="train", root=root, num_videos=train_videos if synthetic else None, seed=seed
+            )
             return _stack(train, train_videos)
 
         def report(task):
-            return lambda step, loss: progress.update(task, completed=step + 1, description=f"training (loss {loss:.3f})")
+            return lambda step, loss: progress.update(
+                task, completed=step + 1, description=f"training (loss {loss:.3f})"
+            )
 
         if attack_name == "none":
             attack = None
         elif attack_name == "sparse":
-            attack = A.SparseAttack(model, frames=frames, num_frames=num_frames or 10, mask_mode=mask_mode, lam=lam,
-                                    lr=lr or 1e-3, steps=steps or 100, eps=eps, targeted=target_class is not None)
+            attack = A.SparseAttack(
+                model,
+                frames=frames,
+                num_frames=num_frames or 10,
+                mask_mode=mask_mode,
+                lam=lam,
+                lr=lr or 1e-3,
+                steps=steps or 100,
+                eps=eps,
+                targeted=target_class is not None,
+            )
         elif attack_name == "pgd":
-            attack = A.PGD(model, eps=eps or 8 / 255, steps=steps or 10, frames=frames, num_frames=num_frames,
-                           targeted=target_class is not None)
+            attack = A.PGD(
+                model,
+                eps=eps or 8 / 255,
+                steps=steps or 10,
+                frames=frames,
+                num_frames=num_frames,
+                targeted=target_class is not None,
+            )
         elif attack_name == "dense":
             ckpt = generator_path or out / "universal"
             if generator_path is None and not (out / "universal.safetensors").is_file():
                 videos, labels = train_data()
-                gen = A.CDUPGenerator(frames=spec.frames, height=spec.height, width=spec.width, p_max=p_max, two_d=two_d)
+                gen = A.CDUPGenerator(
+                    frames=spec.frames, height=spec.height, width=spec.width, p_max=p_max, two_d=two_d
+                )
                 task = progress.add_task("training generator", total=train_steps)
-                losses = A.train_universal(gen, model, videos, labels, target_class=target_class, steps=train_steps,
-                                           lr=lr or 0.002, seed=seed, progress=report(task))
-                A.save_universal(ckpt, gen.perturbation(seed=seed), generator_net=gen, metadata={
-                    "model": str(model_name), "dataset": dataset, "target_class": target_class, "steps": train_steps,
-                    "seed": seed, "final_loss": losses[-1]})
+                losses = A.train_universal(
+                    gen,
+                    model,
+                    videos,
+                    labels,
+                    target_class=target_class,
+                    steps=train_steps,
+                    lr=lr or 0.002,
+                    seed=seed,
+                    progress=report(task),
+                )
+                A.save_universal(
+                    ckpt,
+                    gen.perturbation(seed=seed),
+                    generator_net=gen,
+                    metadata={
+                        "model": str(model_name),
+                        "dataset": dataset,
+                        "target_class": target_class,
+                        "steps": train_steps,
+                        "seed": seed,
+                        "final_loss": losses[-1],
+                    },
+                )
             perturbation, _, meta = A.load_universal(ckpt)
             attack = A.UniversalAttack(model, perturbation, target_class=meta.get("target_class"))
             target_class = None
@@ -145,11 +263,29 @@ def command(attack_name, model_name, dataset, root, split, num_videos, limit, ou
             if generator_path is None and not (out / "framing.safetensors").is_file():
                 videos, labels = train_data()
                 task = progress.add_task("training framing", total=train_steps)
-                framing = A.train_framing(model, videos, labels, border=width, target_class=target_class,
-                                          steps=train_steps, lr=lr or 0.1, seed=seed, progress=report(task))
-                A.save_framing(ckpt, framing, width=width, metadata={
-                    "model": str(model_name), "dataset": dataset, "target_class": target_class, "steps": train_steps,
-                    "seed": seed})
+                framing = A.train_framing(
+                    model,
+                    videos,
+                    labels,
+                    border=width,
+                    target_class=target_class,
+                    steps=train_steps,
+                    lr=lr or 0.1,
+                    seed=seed,
+                    progress=report(task),
+                )
+                A.save_framing(
+                    ckpt,
+                    framing,
+                    width=width,
+                    metadata={
+                        "model": str(model_name),
+                        "dataset": dataset,
+                        "target_class": target_class,
+                        "steps": train_steps,
+                        "seed": seed,
+                    },
+                )
             framing, fwidth, _ = A.load_framing(ckpt)
             attack = A.AdversarialFraming(model, framing, width=fwidth)
             target_class = None
@@ -159,15 +295,28 @@ def command(attack_name, model_name, dataset, root, split, num_videos, limit, ou
             "attack_config": None if attack is None else attack.config(),
             "model": str(model_name),
             "architecture": getattr(model, "arch_name", None),
-            "dataset": {"name": dataset, "root": None if root is None else str(root), "split": split,
-                        "num_videos": num_videos if synthetic else None,
-                        "frames": spec.frames, "height": spec.height, "width": spec.width},
+            "dataset": {
+                "name": dataset,
+                "root": None if root is None else str(root),
+                "split": split,
+                "num_videos": num_videos if synthetic else None,
+                "frames": spec.frames,
+                "height": spec.height,
+                "width": spec.width,
+            },
             "command": " ".join(shlex.quote(a) for a in ["vidshield", *sys.argv[1:]]),
         }
         total = len(data) if limit is None else min(limit, len(data))
         task = progress.add_task(f"attack {attack_name}", total=total)
         manifest = write_adversarial_set(
-            out, data, model, attack, header=header, indices=range(total), target=target_class, seed=seed,
+            out,
+            data,
+            model,
+            attack,
+            header=header,
+            indices=range(total),
+            target=target_class,
+            seed=seed,
             progress=lambda done, n: progress.update(task, completed=done),
         )
     summary = manifest["summary"]

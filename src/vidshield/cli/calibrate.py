@@ -34,18 +34,30 @@ def _detect_groups(det, sources, *, window, stride, successful_only, progress):
 
     from vidshield.detection import collect_videos, detect_file
 
-    files = [(group, path, entry) for group, src in sources.items()
-             for path, entry in collect_videos(src, successful_only=successful_only)]
+    files = [
+        (group, path, entry)
+        for group, src in sources.items()
+        for path, entry in collect_videos(src, successful_only=successful_only)
+    ]
     records = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=True, console=None) as bar:
         task = bar.add_task("detecting", total=len(files))
         for group, path, entry in files:
             summary, windows = detect_file(det, path, window=window, stride=stride)
-            records.append({"group": group, "file": str(path), "frames": summary.num_frames, "windows": len(windows),
-                            "alpha": summary.alpha, "scores": dict(summary.scores),
-                            "frame_labels": list(summary.frame_labels), "exception_frames": list(summary.exception_frames),
-                            **{k: entry[k] for k in ("source", "label", "pred_before", "pred_after", "success") if k in entry}})
+            records.append(
+                {
+                    "group": group,
+                    "file": str(path),
+                    "frames": summary.num_frames,
+                    "windows": len(windows),
+                    "alpha": summary.alpha,
+                    "scores": dict(summary.scores),
+                    "frame_labels": list(summary.frame_labels),
+                    "exception_frames": list(summary.exception_frames),
+                    **{k: entry[k] for k in ("source", "label", "pred_before", "pred_after", "success") if k in entry},
+                }
+            )
             bar.update(task, advance=1, description=f"detecting {group}")
     return records
 
@@ -67,8 +79,9 @@ def _holdout_report(records, holdout_names, gamma1, gamma2, score):
             "videos": len(rows),
             "detected_adversarial": sum(v != "clean" for v in verdicts) / len(rows),
             "verdicts": {v: verdicts.count(v) for v in ("clean", "sparse", "dense")},
-            "auc_vs_clean": {n: roc([r["scores"][n] for r in clean], [r["scores"][n] for r in rows]).auc
-                             for n in rows[0]["scores"]},
+            "auc_vs_clean": {
+                n: roc([r["scores"][n] for r in clean], [r["scores"][n] for r in rows]).auc for n in rows[0]["scores"]
+            },
         }
     return out
 
@@ -79,20 +92,56 @@ def _median_example(records, group):
 
 
 @click.command("calibrate")
-@click.option("--clean", type=click.Path(exists=True, path_type=Path), default=None, help="Folder (or file) of clean videos.")
-@click.option("--sparse", type=click.Path(exists=True, path_type=Path), default=None, help="Sparsely attacked videos (temporal-defense cases).")
-@click.option("--dense", type=click.Path(exists=True, path_type=Path), default=None, help="Densely attacked videos (spatial-defense cases).")
-@click.option("--holdout", multiple=True, callback=_parse_holdout, metavar="NAME=DIR",
-              help="Adversarial videos of an attack NOT used for calibration (repeatable): detection rate at the picked thresholds, AUC vs clean.")
-@click.option("--reuse", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="results.json of an earlier run: reuse its per-video scores instead of running the model.")
-@click.option("--score", default="alpha", show_default=True, help="Score to pick the thresholds on (the others are measured alongside).")
-@click.option("--all-clips", is_flag=True, help="Keep clips whose attack failed (manifest 'success': false); by default they are left out.")
+@click.option(
+    "--clean", type=click.Path(exists=True, path_type=Path), default=None, help="Folder (or file) of clean videos."
+)
+@click.option(
+    "--sparse",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Sparsely attacked videos (temporal-defense cases).",
+)
+@click.option(
+    "--dense",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Densely attacked videos (spatial-defense cases).",
+)
+@click.option(
+    "--holdout",
+    multiple=True,
+    callback=_parse_holdout,
+    metavar="NAME=DIR",
+    help="Adversarial videos of an attack NOT used for calibration (repeatable): detection rate at the picked thresholds, AUC vs clean.",
+)
+@click.option(
+    "--reuse",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="results.json of an earlier run: reuse its per-video scores instead of running the model.",
+)
+@click.option(
+    "--score",
+    default="alpha",
+    show_default=True,
+    help="Score to pick the thresholds on (the others are measured alongside).",
+)
+@click.option(
+    "--all-clips",
+    is_flag=True,
+    help="Keep clips whose attack failed (manifest 'success': false); by default they are left out.",
+)
 @detector_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder: detector.json, results.json, tables.md, fig2/3/4 PNGs.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Output folder: detector.json, results.json, tables.md, fig2/3/4 PNGs.",
+)
 @json_option
-def command(clean, sparse, dense, holdout, reuse, score, all_clips, model_ref, window, stride, batch_size, device, out, as_json):
+def command(
+    clean, sparse, dense, holdout, reuse, score, all_clips, model_ref, window, stride, batch_size, device, out, as_json
+):
     """Pick the detection thresholds by maximum F1, as in the paper.
 
     Table 1 sweeps gamma1 = 0.075 .. 0.25 on clean (negative) vs sparse + dense (positive);
@@ -119,7 +168,9 @@ def command(clean, sparse, dense, holdout, reuse, score, all_clips, model_ref, w
     from vidshield.utils import atomic_write_bytes, atomic_write_json
 
     if score not in CONSISTENCY_SCORES:
-        raise click.BadParameter(f"unknown score {score!r}; known: {', '.join(CONSISTENCY_SCORES)}", param_hint="--score")
+        raise click.BadParameter(
+            f"unknown score {score!r}; known: {', '.join(CONSISTENCY_SCORES)}", param_hint="--score"
+        )
     if reuse is not None:
         try:
             previous = json.loads(reuse.read_text())
@@ -127,7 +178,9 @@ def command(clean, sparse, dense, holdout, reuse, score, all_clips, model_ref, w
             if not records or not all({"group", "alpha", "scores", "frame_labels", "file"} <= set(r) for r in records):
                 raise ValueError("per-video records are missing or incomplete")
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
-            raise click.BadParameter(f"{reuse} is not a results.json of `vidshield calibrate`: {e}", param_hint="--reuse") from e
+            raise click.BadParameter(
+                f"{reuse} is not a results.json of `vidshield calibrate`: {e}", param_hint="--reuse"
+            ) from e
         holdout_names = sorted({r["group"] for r in records} - set(GROUPS))
     else:
         missing = [f"--{g}" for g, v in zip(GROUPS, (clean, sparse, dense)) if v is None]
@@ -137,8 +190,14 @@ def command(clean, sparse, dense, holdout, reuse, score, all_clips, model_ref, w
             raise click.UsageError("--model is required (or --reuse results.json)")
         det = load_detector(model_ref, None, None, None, None, resolve_device(device), batch_size)
         sources = {"clean": clean, "sparse": sparse, "dense": dense, **holdout}
-        records = _detect_groups(det, sources, window=window, stride=stride, successful_only=not all_clips,
-                                 progress=not as_json and sys.stderr.isatty())
+        records = _detect_groups(
+            det,
+            sources,
+            window=window,
+            stride=stride,
+            successful_only=not all_clips,
+            progress=not as_json and sys.stderr.isatty(),
+        )
         model_name, holdout_names = str(model_ref), list(holdout)
     try:
         result, aucs, curves = calibrate_all(_scores_by_group(records, GROUPS), score=score)
@@ -147,35 +206,60 @@ def command(clean, sparse, dense, holdout, reuse, score, all_clips, model_ref, w
     held = _holdout_report(records, holdout_names, result.gamma1, result.gamma2, score)
     t1, t2 = result.table1, result.table2
     config = DetectorConfig(
-        gamma1=result.gamma1, gamma2=result.gamma2, score=score, model=model_name,
-        calibration={"counts": dict(result.counts),
-                     "table1_best": {k: getattr(t1.best, k) for k in ("threshold", "precision", "recall", "f1")},
-                     "table2_best": {k: getattr(t2.best, k) for k in ("threshold", "precision", "recall", "f1")},
-                     "auc": aucs[score], "sources": {g: str(v) for g, v in zip(GROUPS, (clean, sparse, dense)) if v}},
+        gamma1=result.gamma1,
+        gamma2=result.gamma2,
+        score=score,
+        model=model_name,
+        calibration={
+            "counts": dict(result.counts),
+            "table1_best": {k: getattr(t1.best, k) for k in ("threshold", "precision", "recall", "f1")},
+            "table2_best": {k: getattr(t2.best, k) for k in ("threshold", "precision", "recall", "f1")},
+            "auc": aucs[score],
+            "sources": {g: str(v) for g, v in zip(GROUPS, (clean, sparse, dense)) if v},
+        },
     )
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "detector.json")
-    results = {"vidshield_version": __version__, "model": model_name, "score": score,
-               "options": {"window": window, "stride": stride, "all_clips": all_clips},
-               "detector": config.to_dict(), "calibration": result.to_dict(), "auc": aucs,
-               "holdout": held, "videos": records}
+    results = {
+        "vidshield_version": __version__,
+        "model": model_name,
+        "score": score,
+        "options": {"window": window, "stride": stride, "all_clips": all_clips},
+        "detector": config.to_dict(),
+        "calibration": result.to_dict(),
+        "auc": aucs,
+        "holdout": held,
+        "videos": records,
+    }
     atomic_write_json(out / "results.json", results)
     sym = "gamma1" if score == "alpha" else f"gamma1 ({score})"
-    md = [f"# Detection calibration ({score})\n",
-          sweep_markdown(t1.rows, title=f"Table 1: {TASKS[0]} (adversarial positive)", best=t1.best, symbol=sym),
-          sweep_markdown(t2.rows, title=f"Table 2: {TASKS[1]} (dense positive)", best=t2.best, symbol=sym.replace("1", "2")),
-          "**ROC AUC per score**\n\n| score | clean vs adversarial | sparse vs dense |\n|---|---:|---:|"]
-    md += [f"| {n}{' (routing)' if n == score else ''} | {a['clean_vs_adversarial']:.3f} | {a['sparse_vs_dense']:.3f} |"
-           for n, a in aucs.items()]
+    md = [
+        f"# Detection calibration ({score})\n",
+        sweep_markdown(t1.rows, title=f"Table 1: {TASKS[0]} (adversarial positive)", best=t1.best, symbol=sym),
+        sweep_markdown(
+            t2.rows, title=f"Table 2: {TASKS[1]} (dense positive)", best=t2.best, symbol=sym.replace("1", "2")
+        ),
+        "**ROC AUC per score**\n\n| score | clean vs adversarial | sparse vs dense |\n|---|---:|---:|",
+    ]
+    md += [
+        f"| {n}{' (routing)' if n == score else ''} | {a['clean_vs_adversarial']:.3f} | {a['sparse_vs_dense']:.3f} |"
+        for n, a in aucs.items()
+    ]
     for name, h in held.items():
-        md.append(f"\nHold-out attack **{name}** ({h['videos']} videos): detected as adversarial "
-                  f"{100 * h['detected_adversarial']:.1f}%, verdicts {h['verdicts']}, AUC vs clean ({score}) "
-                  f"{h['auc_vs_clean'][score]:.3f}")
+        md.append(
+            f"\nHold-out attack **{name}** ({h['videos']} videos): detected as adversarial "
+            f"{100 * h['detected_adversarial']:.1f}%, verdicts {h['verdicts']}, AUC vs clean ({score}) "
+            f"{h['auc_vs_clean'][score]:.3f}"
+        )
     atomic_write_bytes(out / "tables.md", ("\n".join(md) + "\n").encode())
     groups_alpha = {g: [r["alpha"] for r in records if r["group"] == g] for g in GROUPS}
-    plot_score_distributions(groups_alpha, out / "fig2_distributions.png", score_name="alpha",
-                             gamma1=result.gamma1 if score == "alpha" else None,
-                             gamma2=result.gamma2 if score == "alpha" else None)
+    plot_score_distributions(
+        groups_alpha,
+        out / "fig2_distributions.png",
+        score_name="alpha",
+        gamma1=result.gamma1 if score == "alpha" else None,
+        gamma2=result.gamma2 if score == "alpha" else None,
+    )
     strips = []
     for g in GROUPS:
         ex = _median_example(records, g)
@@ -183,9 +267,17 @@ def command(clean, sparse, dense, holdout, reuse, score, all_clips, model_ref, w
     plot_label_strips(strips, out / "fig3_label_strips.png")
     plot_roc_curves(curves, out / "fig4_roc.png")
 
-    summary = {"gamma1": result.gamma1, "gamma2": result.gamma2, "score": score,
-               "table1_best": config.calibration["table1_best"], "table2_best": config.calibration["table2_best"],
-               "auc": aucs, "holdout": held, "counts": dict(result.counts), "out": str(out)}
+    summary = {
+        "gamma1": result.gamma1,
+        "gamma2": result.gamma2,
+        "score": score,
+        "table1_best": config.calibration["table1_best"],
+        "table2_best": config.calibration["table2_best"],
+        "auc": aucs,
+        "holdout": held,
+        "counts": dict(result.counts),
+        "out": str(out),
+    }
     if as_json:
         echo_json(summary)
         return 0
@@ -193,5 +285,7 @@ def command(clean, sparse, dense, holdout, reuse, score, all_clips, model_ref, w
     console.print(sweep_rich_table(t1.rows, title=f"Table 1: {TASKS[0]}", best=t1.best, symbol=sym))
     console.print(sweep_rich_table(t2.rows, title=f"Table 2: {TASKS[1]}", best=t2.best, symbol=sym.replace("1", "2")))
     console.print("\n".join(md[3:]))
-    console.print(f"picked gamma1 = {result.gamma1:g}, gamma2 = {result.gamma2:g} on {score}; wrote {out}/detector.json")
+    console.print(
+        f"picked gamma1 = {result.gamma1:g}, gamma2 = {result.gamma2:g} on {score}; wrote {out}/detector.json"
+    )
     return 0

@@ -18,7 +18,9 @@ def _parse_frames(text: str) -> list[int]:
     try:
         frames = sorted({int(x) for x in text.split(",") if x.strip()})
     except ValueError as e:
-        raise click.BadParameter(f"expected comma-separated frame indices like 3,7,12; got {text!r}", param_hint="--frames") from e
+        raise click.BadParameter(
+            f"expected comma-separated frame indices like 3,7,12; got {text!r}", param_hint="--frames"
+        ) from e
     if not frames or frames[0] < 0:
         raise click.BadParameter("frame indices must be >= 0", param_hint="--frames")
     return frames
@@ -73,8 +75,9 @@ def _spatial(path, opts, device, progress):
     info = probe(path)
     spatial = SpatialDefense(weights=opts["comdefend"]).to(device)
     everything = set(range(info.num_frames))
-    frames = defend_frames_full_resolution(path, set(), everything, temporal=None, spatial=spatial, device=device,
-                                           progress=progress)
+    frames = defend_frames_full_resolution(
+        path, set(), everything, temporal=None, spatial=spatial, device=device, progress=progress
+    )
     return _to_uint8(frames), info.fps, []
 
 
@@ -88,8 +91,15 @@ def _auto(path, opts, device, progress):
     pipe.temporal = _temporal_defense(opts)
     scan = scan_file(pipe, path, progress=progress)
     temporal_frames, spatial_frames = full_resolution_plan(scan)
-    frames = defend_frames_full_resolution(path, temporal_frames, spatial_frames, temporal=pipe.temporal,
-                                           spatial=pipe.spatial, device=device, progress=progress)
+    frames = defend_frames_full_resolution(
+        path,
+        temporal_frames,
+        spatial_frames,
+        temporal=pipe.temporal,
+        spatial=pipe.spatial,
+        device=device,
+        progress=progress,
+    )
     opts["verdict"] = scan.verdict
     opts["spatial_frames"] = len(spatial_frames)
     return _to_uint8(frames), probe(path).fps, sorted(temporal_frames)
@@ -102,8 +112,13 @@ def _to_uint8(frames) -> np.ndarray:
 def _temporal_defense(opts):
     from vidshield.defenses.temporal import TemporalDefense
 
-    return TemporalDefense(block=opts["block"], search=opts["search"], method=opts["search_method"], qp=opts["qp"],
-                           transform=opts["transform"])
+    return TemporalDefense(
+        block=opts["block"],
+        search=opts["search"],
+        method=opts["search_method"],
+        qp=opts["qp"],
+        transform=opts["transform"],
+    )
 
 
 _TEMPORAL = ("frames", "every", "qp", "block", "search", "search_method", "transform")
@@ -121,21 +136,53 @@ METHODS = {"auto": _auto, "temporal": _temporal, "spatial": _spatial, "h264": _h
 
 @click.command("defend")
 @click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output file (.mkv: lossless FFV1).")
-@click.option("--method", type=click.Choice(sorted(METHODS)), default="auto", show_default=True,
-              help="auto: detect, then route each clip to the temporal or spatial defense (the paper's framework); "
-              "temporal / spatial / h264: one defense on the whole video.")
-@click.option("--model", "model_ref", default="synthetic-lrcn", show_default=True,
-              help="auto: the detection network (CNN+LSTM).")
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="auto: detector config from `vidshield calibrate`.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output file (.mkv: lossless FFV1).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(sorted(METHODS)),
+    default="auto",
+    show_default=True,
+    help="auto: detect, then route each clip to the temporal or spatial defense (the paper's framework); "
+    "temporal / spatial / h264: one defense on the whole video.",
+)
+@click.option(
+    "--model", "model_ref", default="synthetic-lrcn", show_default=True, help="auto: the detection network (CNN+LSTM)."
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="auto: detector config from `vidshield calibrate`.",
+)
 @click.option("--comdefend", default="comdefend", show_default=True, help="auto / spatial: ComDefend weights.")
-@click.option("--polluted", type=click.Choice(list(POLLUTED_RULES)), default="exceptions", show_default=True,
-              help="auto: frames the temporal defense rebuilds.")
-@click.option("--frames", "frames_text", default=None, help="Temporal: comma-separated polluted frame indices, e.g. 3,7.")
-@click.option("--every", type=click.IntRange(min=1), default=None, help="Temporal: rebuild every frame but the key frames 0, K, 2K, ...")
-@click.option("--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal: residual QP (strength).")
-@click.option("--block", type=click.IntRange(min=1, max=128), default=8, show_default=True, help="Temporal: block size.")
+@click.option(
+    "--polluted",
+    type=click.Choice(list(POLLUTED_RULES)),
+    default="exceptions",
+    show_default=True,
+    help="auto: frames the temporal defense rebuilds.",
+)
+@click.option(
+    "--frames", "frames_text", default=None, help="Temporal: comma-separated polluted frame indices, e.g. 3,7."
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Temporal: rebuild every frame but the key frames 0, K, 2K, ...",
+)
+@click.option(
+    "--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal: residual QP (strength)."
+)
+@click.option(
+    "--block", type=click.IntRange(min=1, max=128), default=8, show_default=True, help="Temporal: block size."
+)
 @click.option("--search", type=click.IntRange(min=0), default=7, show_default=True, help="Temporal: search range.")
 @click.option(
     "--search-method",
@@ -144,11 +191,31 @@ METHODS = {"auto": _auto, "temporal": _temporal, "spatial": _spatial, "h264": _h
     show_default=True,
     help="Temporal: block-matching search.",
 )
-@click.option("--transform", type=click.Choice(["4", "8"]), default="4", show_default=True, help="Temporal: integer-DCT size.")
+@click.option(
+    "--transform", type=click.Choice(["4", "8"]), default="4", show_default=True, help="Temporal: integer-DCT size."
+)
 @click.option("--crf", type=click.IntRange(0, 51), default=28, show_default=True, help="H.264: constant rate factor.")
 @device_option
 @json_option
-def command(video, output, method, model_ref, config, comdefend, polluted, frames_text, every, qp, block, search, search_method, transform, crf, device, as_json):
+def command(
+    video,
+    output,
+    method,
+    model_ref,
+    config,
+    comdefend,
+    polluted,
+    frames_text,
+    every,
+    qp,
+    block,
+    search,
+    search_method,
+    transform,
+    crf,
+    device,
+    as_json,
+):
     """Purify VIDEO and write the result to OUT.
 
     \b
@@ -191,14 +258,19 @@ def command(video, output, method, model_ref, config, comdefend, polluted, frame
         "size": [int(frames.shape[1]), int(frames.shape[2])],
         "polluted_frames": polluted,
         "seconds": round(elapsed, 3),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.items()
-                     if v is not None and k in _SETTINGS[method]},
+        "settings": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in opts.items()
+            if v is not None and k in _SETTINGS[method]
+        },
     }
     if as_json:
         echo_json(summary)
     else:
         verdict = f" (verdict {opts['verdict']})" if "verdict" in opts else ""
-        click.echo(f"{method}{verdict}: {summary['frames']} frames, {len(polluted)} rebuilt temporally, "
-                   f"{opts.get('spatial_frames', summary['frames'] if method == 'spatial' else 0)} purified spatially "
-                   f"-> {output} in {elapsed:.2f}s")
+        click.echo(
+            f"{method}{verdict}: {summary['frames']} frames, {len(polluted)} rebuilt temporally, "
+            f"{opts.get('spatial_frames', summary['frames'] if method == 'spatial' else 0)} purified spatially "
+            f"-> {output} in {elapsed:.2f}s"
+        )
     return 0

@@ -9,15 +9,18 @@ import click
 
 from vidshield.cli.options import device_option, resolve_device
 
-
 #: The universal (C-DUP) perturbation trained against the shipped synthetic C3D, shipped so the demo
 #: need not train a generator (`vidshield reproduce` trains its own).
 DEMO_PERTURBATION = "synthetic-c3d-cdup"
 
 
 @click.command("demo")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Where to write the report and figures [default: a new temporary folder].")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the report and figures [default: a new temporary folder].",
+)
 @click.option("--num-videos", type=click.IntRange(min=4), default=12, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
@@ -37,8 +40,7 @@ def command(out, num_videos, seed, device):
     from vidshield.eval.reproduce import ReproduceConfig, reproduce
 
     out = out or Path(tempfile.mkdtemp(prefix="vidshield-demo-"))
-    cfg = ReproduceConfig(dataset="synthetic", num_test=num_videos,
-                          dense_perturbation=DEMO_PERTURBATION, seed=seed)
+    cfg = ReproduceConfig(dataset="synthetic", num_test=num_videos, dense_perturbation=DEMO_PERTURBATION, seed=seed)
     with progress_bar() as bar:
         results = reproduce(cfg, out, device=resolve_device(device), progress=bar, command="vidshield demo")
     print_summary(results, out)

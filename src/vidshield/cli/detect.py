@@ -38,12 +38,24 @@ def load_detector(model_ref, config, gamma1, gamma2, score, device, batch_size):
 def detector_options(f):
     """Options shared by ``detect`` and ``calibrate``: model, windows, batch size, device."""
     options = [
-        click.option("--model", "model_ref", default=None,
-                     help="Shipped model name or checkpoint path (a model with a per-frame path: lrcn*)."),
-        click.option("--window", type=click.IntRange(min=3), default=None,
-                     help="Frames per detection window [default: the model's input_spec.frames]."),
-        click.option("--stride", type=click.IntRange(min=1), default=None,
-                     help="Frames between window starts [default: window // 2]."),
+        click.option(
+            "--model",
+            "model_ref",
+            default=None,
+            help="Shipped model name or checkpoint path (a model with a per-frame path: lrcn*).",
+        ),
+        click.option(
+            "--window",
+            type=click.IntRange(min=3),
+            default=None,
+            help="Frames per detection window [default: the model's input_spec.frames].",
+        ),
+        click.option(
+            "--stride",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Frames between window starts [default: window // 2].",
+        ),
         click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True),
         device_option,
     ]
@@ -55,14 +67,24 @@ def detector_options(f):
 @click.command("detect")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @detector_options
-@click.option("--config", type=click.Path(path_type=Path), default=None,
-              help="Detector config (detector.json from `vidshield calibrate`): thresholds, score, model.")
-@click.option("--gamma1", type=click.FloatRange(min=0), default=None, help="Clean/sparse threshold [default: config or 0.175].")
-@click.option("--gamma2", type=click.FloatRange(min=0), default=None, help="Sparse/dense threshold [default: config or 0.3].")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Detector config (detector.json from `vidshield calibrate`): thresholds, score, model.",
+)
+@click.option(
+    "--gamma1", type=click.FloatRange(min=0), default=None, help="Clean/sparse threshold [default: config or 0.175]."
+)
+@click.option(
+    "--gamma2", type=click.FloatRange(min=0), default=None, help="Sparse/dense threshold [default: config or 0.3]."
+)
 @click.option("--score", default=None, help="Consistency score to route on [default: config or alpha].")
 @click.option("--windows", "show_windows", is_flag=True, help="Also list every window (table output).")
 @json_option
-def command(source, model_ref, window, stride, batch_size, device, config, gamma1, gamma2, score, show_windows, as_json):
+def command(
+    source, model_ref, window, stride, batch_size, device, config, gamma1, gamma2, score, show_windows, as_json
+):
     """Detect adversarial videos by the temporal consistency of per-frame labels.
 
     SOURCE is a video file or a folder of videos (an adversarial set with a manifest.json, or any
@@ -87,9 +109,18 @@ def command(source, model_ref, window, stride, batch_size, device, config, gamma
     results = []
     for path, _ in collect_videos(source, successful_only=False):
         summary, windows = detect_file(det, path, window=window, stride=stride)
-        results.append({"file": str(path), "frames": summary.num_frames, "verdict": summary.verdict,
-                        "alpha": summary.alpha, "score": summary.score, "exception_frames": list(summary.exception_frames),
-                        "scores": dict(summary.scores), "windows": [w.to_dict() for w in windows]})
+        results.append(
+            {
+                "file": str(path),
+                "frames": summary.num_frames,
+                "verdict": summary.verdict,
+                "alpha": summary.alpha,
+                "score": summary.score,
+                "exception_frames": list(summary.exception_frames),
+                "scores": dict(summary.scores),
+                "windows": [w.to_dict() for w in windows],
+            }
+        )
     if as_json:
         echo_json({"config": det.config.to_dict(), "videos": results})
         return 0
@@ -104,17 +135,34 @@ def _print_table(results, det, show_windows):
     colour = {"clean": "green", "sparse": "yellow", "dense": "red"}
     title = f"detection ({det.score}; gamma1 = {det.gamma1:g}, gamma2 = {det.gamma2:g})"
     table = Table(title=title)
-    for col, justify in (("video", "left"), ("frames", "right"), ("windows", "right"), ("verdict", "left"),
-                         ("alpha", "right"), ("exception frames", "left")):
+    for col, justify in (
+        ("video", "left"),
+        ("frames", "right"),
+        ("windows", "right"),
+        ("verdict", "left"),
+        ("alpha", "right"),
+        ("exception frames", "left"),
+    ):
         table.add_column(col, justify=justify)
     for r in results:
         exc = r["exception_frames"]
         shown = ", ".join(map(str, exc[:12])) + (f" ... (+{len(exc) - 12})" if len(exc) > 12 else "")
-        table.add_row(Path(r["file"]).name, str(r["frames"]), str(len(r["windows"])),
-                      f"[{colour[r['verdict']]}]{r['verdict']}[/]", f"{r['alpha']:.3f}", shown or "-")
+        table.add_row(
+            Path(r["file"]).name,
+            str(r["frames"]),
+            str(len(r["windows"])),
+            f"[{colour[r['verdict']]}]{r['verdict']}[/]",
+            f"{r['alpha']:.3f}",
+            shown or "-",
+        )
         if show_windows and len(r["windows"]) > 1:
             for w in r["windows"]:
-                table.add_row(f"  frames {w['start']}-{w['start'] + len(w['frame_labels']) - 1}", "", "",
-                              f"[{colour[w['verdict']]}]{w['verdict']}[/]", f"{w['alpha']:.3f}",
-                              ", ".join(str(w["start"] + e) for e in w["exception_frames"]) or "-")
+                table.add_row(
+                    f"  frames {w['start']}-{w['start'] + len(w['frame_labels']) - 1}",
+                    "",
+                    "",
+                    f"[{colour[w['verdict']]}]{w['verdict']}[/]",
+                    f"{w['alpha']:.3f}",
+                    ", ".join(str(w["start"] + e) for e in w["exception_frames"]) or "-",
+                )
     Console().print(table)

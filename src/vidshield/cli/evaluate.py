@@ -27,32 +27,60 @@ def _adversarial_set(folder: Path, model) -> _ClipList:
     """An adversarial set from `vidshield attack` as a data set; its clips must fit the model."""
     from vidshield.attacks.dataset import load_adversarial_set
 
-    videos, labels, manifest = load_adversarial_set(folder)
+    videos, labels, _manifest = load_adversarial_set(folder)
     spec = model.input_spec
     if tuple(videos.shape[1:]) != (spec.frames, 3, spec.height, spec.width):
         raise click.BadParameter(
             f"{folder} holds clips of {tuple(videos.shape[1:])}; the model expects "
-            f"({spec.frames}, 3, {spec.height}, {spec.width})", param_hint="--adversarial")
+            f"({spec.frames}, 3, {spec.height}, {spec.width})",
+            param_hint="--adversarial",
+        )
     classes = list(model.class_names or range(model.num_classes))
     return _ClipList(videos, labels, classes)
 
 
 @click.command("evaluate")
-@click.option("--model", "model_name", required=True, help="Shipped model name (see `vidshield models`) or checkpoint path.")
+@click.option(
+    "--model", "model_name", required=True, help="Shipped model name (see `vidshield models`) or checkpoint path."
+)
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
-@click.option("--adversarial", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Score the model on an adversarial (or clean) set from `vidshield attack` instead of --dataset.")
+@click.option(
+    "--adversarial",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Score the model on an adversarial (or clean) set from `vidshield attack` instead of --dataset.",
+)
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
-@click.option("--num-videos", type=click.IntRange(min=1), default=500, show_default=True, help="Synthetic: number of clips.")
+@click.option(
+    "--num-videos", type=click.IntRange(min=1), default=500, show_default=True, help="Synthetic: number of clips."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets.")
-@click.option("--confusion-png", type=click.Path(path_type=Path), default=None, help="Also write the confusion matrix as a PNG.")
+@click.option(
+    "--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets."
+)
+@click.option(
+    "--confusion-png", type=click.Path(path_type=Path), default=None, help="Also write the confusion matrix as a PNG."
+)
 @device_option
 @seed_option
 @json_option
-def command(model_name, dataset, root, adversarial, split, num_videos, batch_size, num_workers, cache, confusion_png, device, seed, as_json):
+def command(
+    model_name,
+    dataset,
+    root,
+    adversarial,
+    split,
+    num_videos,
+    batch_size,
+    num_workers,
+    cache,
+    confusion_png,
+    device,
+    seed,
+    as_json,
+):
     """Top-1 / top-5, per-class accuracy and the confusion matrix of a classifier; for the CNN+LSTM
     also the per-frame (recurrence-removed) accuracy the detector relies on. Clips are built at the
     model's input size.
@@ -79,8 +107,13 @@ def command(model_name, dataset, root, adversarial, split, num_videos, batch_siz
         data, dataset, split = _adversarial_set(adversarial, model), f"adversarial set {adversarial}", "all"
     else:
         data = dataset_for_spec(
-            dataset, model.input_spec, split=split, root=root, num_videos=num_videos if dataset == "synthetic" else None,
-            seed=seed, cache=cache,
+            dataset,
+            model.input_spec,
+            split=split,
+            root=root,
+            num_videos=num_videos if dataset == "synthetic" else None,
+            seed=seed,
+            cache=cache,
         )
     classes = list(data.classes)
     if model.class_names is not None and list(model.class_names) != classes:
@@ -88,9 +121,18 @@ def command(model_name, dataset, root, adversarial, split, num_videos, batch_siz
             f"{model_name} was trained on classes {model.class_names} but the {dataset} data set has {classes}"
         )
     if model.class_names is None and model.num_classes != len(classes):
-        raise CheckpointError(f"{model_name} has {model.num_classes} classes but the {dataset} data set has {len(classes)}")
-    metrics = evaluate_classifier(model, data, batch_size=batch_size, device=dev, num_workers=num_workers,
-                                  class_names=classes, progress=not as_json)
+        raise CheckpointError(
+            f"{model_name} has {model.num_classes} classes but the {dataset} data set has {len(classes)}"
+        )
+    metrics = evaluate_classifier(
+        model,
+        data,
+        batch_size=batch_size,
+        device=dev,
+        num_workers=num_workers,
+        class_names=classes,
+        progress=not as_json,
+    )
     if confusion_png is not None:
         save_confusion_png(metrics["confusion"], classes, confusion_png, title=f"{model_name} on {dataset} {split}")
     result = {"model": str(model_name), "architecture": model.arch_name, "dataset": dataset, "split": split, **metrics}

@@ -33,7 +33,9 @@ def command(videos, exact, as_json):
     table = Table(title="videos")
     for col in ("file", "size", "fps", "frames", "duration", "codec", "pix_fmt", "audio"):
         table.add_column(
-            col, justify="right" if col in ("fps", "frames", "duration") else "left", overflow="fold" if col == "file" else "ellipsis"
+            col,
+            justify="right" if col in ("fps", "frames", "duration") else "left",
+            overflow="fold" if col == "file" else "ellipsis",
         )
     for info in infos:
         table.add_row(

@@ -47,16 +47,29 @@ def command(as_json):
         table.add_column(col)
     for a in architectures:
         spec = a["input_spec"]
-        table.add_row(a["name"], a["class"], f"{a['parameters_10_classes'] / 1e6:.2f} M",
-                      f"{spec['frames']} x {spec['height']} x {spec['width']}", "yes" if a["has_frame_logits"] else "no")
+        table.add_row(
+            a["name"],
+            a["class"],
+            f"{a['parameters_10_classes'] / 1e6:.2f} M",
+            f"{spec['frames']} x {spec['height']} x {spec['width']}",
+            "yes" if a["has_frame_logits"] else "no",
+        )
     console.print(table)
     table = Table(title="shipped checkpoints")
     for col in ("name", "architecture", "classes", "data set", "test top-1", "size"):
         table.add_column(col)
     for s in shipped:
-        dataset = (s.get("dataset") or {}).get("name", "?") if isinstance(s.get("dataset"), dict) else str(s.get("dataset"))
+        dataset = (
+            (s.get("dataset") or {}).get("name", "?") if isinstance(s.get("dataset"), dict) else str(s.get("dataset"))
+        )
         top1 = s["metrics"].get("test_top1")
-        table.add_row(s["name"], str(s["architecture"]), str(s["num_classes"]), dataset,
-                      "-" if top1 is None else f"{top1:.3f}", f"{s['size_bytes'] / 1e6:.1f} MB")
+        table.add_row(
+            s["name"],
+            str(s["architecture"]),
+            str(s["num_classes"]),
+            dataset,
+            "-" if top1 is None else f"{top1:.3f}",
+            f"{s['size_bytes'] / 1e6:.1f} MB",
+        )
     console.print(table if shipped else "no shipped checkpoints")
     return 0

@@ -12,16 +12,36 @@ from vidshield.cli.options import echo_json, json_option
 @click.command("pack")
 @click.option("--dataset", type=click.Choice(["synthetic", "ut-interaction", "ucf101", "folder"]), required=True)
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Data root (not for synthetic).")
-@click.option("--split", type=click.Choice(["train", "test"]), multiple=True, default=("train", "test"),
-              show_default=True, help="Splits to pack (repeatable).")
-@click.option("--frames", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Frames per stored clip (sampled uniformly; training later draws fewer from them).")
-@click.option("--size", type=(int, int), default=(72, 72), show_default=True,
-              help="Stored H W (short side scaled, centre crop); training later crops the model's size.")
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test"]),
+    multiple=True,
+    default=("train", "test"),
+    show_default=True,
+    help="Splits to pack (repeatable).",
+)
+@click.option(
+    "--frames",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Frames per stored clip (sampled uniformly; training later draws fewer from them).",
+)
+@click.option(
+    "--size",
+    type=(int, int),
+    default=(72, 72),
+    show_default=True,
+    help="Stored H W (short side scaled, centre crop); training later crops the model's size.",
+)
 @click.option("--num-videos", type=click.IntRange(min=1), default=None, help="Synthetic only: clips per split.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for <split>.safetensors (use with --dataset clips --root OUT).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for <split>.safetensors (use with --dataset clips --root OUT).",
+)
 @json_option
 def command(dataset, root, split, frames, size, num_videos, seed, out, as_json):
     """Decode a data set once into clip-set files OUT/<split>.safetensors.
@@ -43,8 +63,12 @@ def command(dataset, root, split, frames, size, num_videos, seed, out, as_json):
         for s in split:
             options = {"num_videos": num_videos} if dataset == "synthetic" and num_videos else {}
             ds = make_dataset(dataset, root=root, split=s, frames=frames, size=size, seed=seed, **options)
-            path = pack_dataset(ds, out / f"{s}.safetensors", progress=progress,
-                                metadata={"dataset": dataset, "split": s, "frames": frames, "size": list(size)})
+            path = pack_dataset(
+                ds,
+                out / f"{s}.safetensors",
+                progress=progress,
+                metadata={"dataset": dataset, "split": s, "frames": frames, "size": list(size)},
+            )
             written[s] = {"path": str(path), "clips": len(ds), "bytes": path.stat().st_size}
     if as_json:
         echo_json(written)

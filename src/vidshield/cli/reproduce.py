@@ -12,10 +12,23 @@ from vidshield.cli.options import device_option, echo_json, json_option, resolve
 
 
 def progress_bar():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
 
 
 def print_summary(results: dict, out: Path) -> None:
@@ -40,11 +53,15 @@ def print_summary(results: dict, out: Path) -> None:
     t4.add_column("strategy")
     t4.add_column("ours", justify="right")
     t4.add_column("paper", justify="right")
-    for key, name in (("no_defense", "no defense"), ("spatial_only", "spatial only"),
-                      ("temporal_only", "temporal only"), ("combined", "detect + route (paper thresholds)"),
-                      ("combined_calibrated", "detect + route (calibrated)"),
-                      ("combined_minority", "detect + route, minority rule (beyond the paper)"),
-                      ("combined_squeeze", "detect + route + squeeze check (beyond the paper)")):
+    for key, name in (
+        ("no_defense", "no defense"),
+        ("spatial_only", "spatial only"),
+        ("temporal_only", "temporal only"),
+        ("combined", "detect + route (paper thresholds)"),
+        ("combined_calibrated", "detect + route (calibrated)"),
+        ("combined_minority", "detect + route, minority rule (beyond the paper)"),
+        ("combined_squeeze", "detect + route + squeeze check (beyond the paper)"),
+    ):
         if key in t4r:
             t4.add_row(name, pct(t4r[key]), pct(paper["table4"].get(key)) if key in paper["table4"] else "")
     console = Console()
@@ -54,32 +71,62 @@ def print_summary(results: dict, out: Path) -> None:
 
 
 @click.command("reproduce")
-@click.option("--dataset", type=click.Choice(["synthetic", "ut-interaction", "ucf101"]), default="synthetic",
-              show_default=True)
-@click.option("--root", type=click.Path(path_type=Path), default=None,
-              help="Data root (default $VIDSHIELD_DATA or ../shared/data), or a folder of clip sets from "
-              "`vidshield pack`; not used for synthetic.")
+@click.option(
+    "--dataset", type=click.Choice(["synthetic", "ut-interaction", "ucf101"]), default="synthetic", show_default=True
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Data root (default $VIDSHIELD_DATA or ../shared/data), or a folder of clip sets from "
+    "`vidshield pack`; not used for synthetic.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (resumable).")
 @click.option("--lrcn", default=None, help="CNN+LSTM: shipped name or checkpoint [default: the data set's].")
 @click.option("--c3d", default=None, help="C3D: shipped name or checkpoint [default: the data set's].")
 @click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights.")
-@click.option("--num-test", type=click.IntRange(min=2), default=None,
-              help="Test clips [default: all; synthetic 100].")
+@click.option("--num-test", type=click.IntRange(min=2), default=None, help="Test clips [default: all; synthetic 100].")
 @click.option("--sparse-frames", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--sparse-steps", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--dense-steps", type=click.IntRange(min=1), default=400, show_default=True)
 @click.option("--dense-train-clips", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--dense-perturbation", default=None,
-              help="Use this trained universal perturbation (path or zoo name) instead of training one.")
+@click.option(
+    "--dense-perturbation",
+    default=None,
+    help="Use this trained universal perturbation (path or zoo name) instead of training one.",
+)
 @click.option("--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense QP.")
-@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["h264", "jpeg", "median", "bitdepth"]),
-              help="Also measure this baseline defense in Table 3 (repeatable).")
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    type=click.Choice(["h264", "jpeg", "median", "bitdepth"]),
+    help="Also measure this baseline defense in Table 3 (repeatable).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
 @json_option
-def command(dataset, root, out, lrcn, c3d, comdefend, num_test, sparse_frames, sparse_steps, dense_steps,
-            dense_train_clips, dense_perturbation, qp, baselines, batch_size, seed, device, as_json):
+def command(
+    dataset,
+    root,
+    out,
+    lrcn,
+    c3d,
+    comdefend,
+    num_test,
+    sparse_frames,
+    sparse_steps,
+    dense_steps,
+    dense_train_clips,
+    dense_perturbation,
+    qp,
+    baselines,
+    batch_size,
+    seed,
+    device,
+    as_json,
+):
     """Reproduce the paper's experiments: attacks, detection thresholds, every defense.
 
     Builds the clean / sparse / dense test sets, calibrates the detector (Tables 1, 2), measures
@@ -95,16 +142,30 @@ def command(dataset, root, out, lrcn, c3d, comdefend, num_test, sparse_frames, s
     """
     from vidshield.eval.reproduce import ReproduceConfig, reproduce
 
-    cfg = ReproduceConfig(dataset=dataset, root=None if root is None else str(root), lrcn=lrcn, c3d=c3d,
-                          comdefend=comdefend, num_test=num_test, sparse_frames=sparse_frames,
-                          sparse_steps=sparse_steps, dense_steps=dense_steps, dense_train_clips=dense_train_clips,
-                          dense_perturbation=dense_perturbation, qp=qp, extra_defenses=tuple(baselines),
-                          seed=seed, batch_size=batch_size)
+    cfg = ReproduceConfig(
+        dataset=dataset,
+        root=None if root is None else str(root),
+        lrcn=lrcn,
+        c3d=c3d,
+        comdefend=comdefend,
+        num_test=num_test,
+        sparse_frames=sparse_frames,
+        sparse_steps=sparse_steps,
+        dense_steps=dense_steps,
+        dense_train_clips=dense_train_clips,
+        dense_perturbation=dense_perturbation,
+        qp=qp,
+        extra_defenses=tuple(baselines),
+        seed=seed,
+        batch_size=batch_size,
+    )
     command_line = "vidshield " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
     with progress_bar() as bar:
         results = reproduce(cfg, out, device=resolve_device(device), progress=bar, command=command_line)
     if as_json:
-        echo_json({k: results[k] for k in ("table3", "table4", "auc", "calibration", "attacks", "figures") if k in results})
+        echo_json(
+            {k: results[k] for k in ("table3", "table4", "auc", "calibration", "attacks", "figures") if k in results}
+        )
     else:
         print_summary(results, out)
     return 0

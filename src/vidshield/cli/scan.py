@@ -27,28 +27,54 @@ def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, d
             f"{spec.frames}x{spec.height}x{spec.width}; pick models trained on the same input size",
             param_hint="--classifier",
         )
-    return DefensePipeline(classifier, detector, temporal=TemporalDefense(qp=qp),
-                           spatial=SpatialDefense(weights=comdefend).to(device), polluted=polluted,
-                           squeeze_check=squeeze_check)
+    return DefensePipeline(
+        classifier,
+        detector,
+        temporal=TemporalDefense(qp=qp),
+        spatial=SpatialDefense(weights=comdefend).to(device),
+        polluted=polluted,
+        squeeze_check=squeeze_check,
+    )
 
 
 def pipeline_options(f):
     options = [
-        click.option("--model", "model_ref", default="synthetic-lrcn", show_default=True,
-                     help="Detection network: a CNN+LSTM, shipped name or checkpoint."),
-        click.option("--classifier", "classifier_ref", default=None,
-                     help="Classifier to protect [default: the detection network itself, one CNN pass]."),
-        click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                     help="Detector config from `vidshield calibrate` (thresholds)."),
+        click.option(
+            "--model",
+            "model_ref",
+            default="synthetic-lrcn",
+            show_default=True,
+            help="Detection network: a CNN+LSTM, shipped name or checkpoint.",
+        ),
+        click.option(
+            "--classifier",
+            "classifier_ref",
+            default=None,
+            help="Classifier to protect [default: the detection network itself, one CNN pass].",
+        ),
+        click.option(
+            "--config",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="Detector config from `vidshield calibrate` (thresholds).",
+        ),
         click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights."),
         click.option("--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense QP."),
-        click.option("--polluted", type=click.Choice(list(POLLUTED_RULES)), default="exceptions",
-                     show_default=True, help="Frames the temporal defense rebuilds: the paper's exception "
-                     "frames, every frame off the clip's majority label, or the exception frames plus "
-                     "the end frames when they disagree with two agreeing neighbours."),
-        click.option("--squeeze-check", is_flag=True,
-                     help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
-                     "defense marks them as attacked (catches universal perturbations that alpha misses)."),
+        click.option(
+            "--polluted",
+            type=click.Choice(list(POLLUTED_RULES)),
+            default="exceptions",
+            show_default=True,
+            help="Frames the temporal defense rebuilds: the paper's exception "
+            "frames, every frame off the clip's majority label, or the exception frames plus "
+            "the end frames when they disagree with two agreeing neighbours.",
+        ),
+        click.option(
+            "--squeeze-check",
+            is_flag=True,
+            help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
+            "defense marks them as attacked (catches universal perturbations that alpha misses).",
+        ),
         device_option,
     ]
     for option in reversed(options):
@@ -59,15 +85,40 @@ def pipeline_options(f):
 @click.command("scan")
 @click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pipeline_options
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the JSON report here [default: VIDEO's name + .scan.json in the current folder].")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the per-frame label plot here [default: VIDEO's name + .scan.png].")
-@click.option("--defended", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the defended video (model view, lossless .mkv).")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the JSON report here [default: VIDEO's name + .scan.json in the current folder].",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the per-frame label plot here [default: VIDEO's name + .scan.png].",
+)
+@click.option(
+    "--defended",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the defended video (model view, lossless .mkv).",
+)
 @json_option
-def command(video, model_ref, classifier_ref, config, comdefend, qp, polluted, squeeze_check, device, report, plot,
-            defended, as_json):
+def command(
+    video,
+    model_ref,
+    classifier_ref,
+    config,
+    comdefend,
+    qp,
+    polluted,
+    squeeze_check,
+    device,
+    report,
+    plot,
+    defended,
+    as_json,
+):
     """Detect whether VIDEO was adversarially manipulated, defend it, classify it.
 
     The video is cut into consecutive clips of the model's length at the model's view; each clip
@@ -93,8 +144,14 @@ def command(video, model_ref, classifier_ref, config, comdefend, qp, polluted, s
     with Progress(transient=True, disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names
-    summary = {"video": str(video), "model": model_ref, "classifier": classifier_ref or model_ref,
-               "gamma1": pipe.detector.gamma1, "gamma2": pipe.detector.gamma2, **result.to_dict(names)}
+    summary = {
+        "video": str(video),
+        "model": model_ref,
+        "classifier": classifier_ref or model_ref,
+        "gamma1": pipe.detector.gamma1,
+        "gamma2": pipe.detector.gamma2,
+        **result.to_dict(names),
+    }
     report = report or Path(video.name + ".scan.json")
     plot = plot or Path(video.name + ".scan.png")
     summary["report"], summary["plot"] = str(report), str(plot)
@@ -114,8 +171,10 @@ def command(video, model_ref, classifier_ref, config, comdefend, qp, polluted, s
         echo_json(summary)
         return 0
     alpha = max(r.alpha for _, r in result.windows)
-    click.echo(f"{video}: {result.verdict.upper()} (max alpha {alpha:.3f} over {len(result.windows)} window(s); "
-               f"gamma1 {pipe.detector.gamma1}, gamma2 {pipe.detector.gamma2})")
+    click.echo(
+        f"{video}: {result.verdict.upper()} (max alpha {alpha:.3f} over {len(result.windows)} window(s); "
+        f"gamma1 {pipe.detector.gamma1}, gamma2 {pipe.detector.gamma2})"
+    )
     click.echo(f"  exception frames: {result.exception_frames() or 'none'}")
     click.echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
     before = summary["class_before"]

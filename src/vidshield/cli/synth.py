@@ -13,12 +13,32 @@ from vidshield.cli.options import echo_json, json_option, seed_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 @click.option("--num-videos", type=click.IntRange(min=1), default=100, show_default=True, help="Clips per split.")
 @click.option("--frames", type=click.IntRange(min=1), default=16, show_default=True, help="Frames per clip (T).")
-@click.option("--size", nargs=2, type=click.IntRange(min=16), default=(112, 112), show_default=True,
-              metavar="H W", help="Frame height and width.")
-@click.option("--classes", "num_classes", type=click.IntRange(1, 100), default=10, show_default=True,
-              help="Number of classes K (the first 10 differ in appearance and motion).")
-@click.option("--split", "splits", multiple=True, default=("train", "test"), show_default=True,
-              type=click.Choice(["train", "val", "test"]), help="Splits to write (repeat the option).")
+@click.option(
+    "--size",
+    nargs=2,
+    type=click.IntRange(min=16),
+    default=(112, 112),
+    show_default=True,
+    metavar="H W",
+    help="Frame height and width.",
+)
+@click.option(
+    "--classes",
+    "num_classes",
+    type=click.IntRange(1, 100),
+    default=10,
+    show_default=True,
+    help="Number of classes K (the first 10 differ in appearance and motion).",
+)
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    default=("train", "test"),
+    show_default=True,
+    type=click.Choice(["train", "val", "test"]),
+    help="Splits to write (repeat the option).",
+)
 @click.option("--flat", is_flag=True, help="Write OUT/<class>/ from --seed itself instead of one tree per split.")
 @click.option("--fps", type=click.FloatRange(min=1, max=1000), default=25.0, show_default=True)
 @seed_option

@@ -31,25 +31,59 @@ def _command_line(ctx: click.Context) -> str:
 
 
 @click.command("train")
-@click.option("--model", "model_name", required=True,
-              help="Architecture (see `vidshield models`): c3d, c3d-small, lrcn, lrcn-small, test-*; or a shipped "
-                   "name / checkpoint path to start from its weights.")
+@click.option(
+    "--model",
+    "model_name",
+    required=True,
+    help="Architecture (see `vidshield models`): c3d, c3d-small, lrcn, lrcn-small, test-*; or a shipped "
+    "name / checkpoint path to start from its weights.",
+)
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Peak AdamW learning rate (cosine to 0).")
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Peak AdamW learning rate (cosine to 0).",
+)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True)
-@click.option("--frame-loss-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="CNN+LSTM: weight of the per-frame (recurrence-removed) loss.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-              help="Held-out validation share (synthetic: clips from a separate seed).")
-@click.option("--num-videos", type=click.IntRange(min=1), default=1000, show_default=True, help="Synthetic: training clips.")
-@click.option("--test-videos", type=click.IntRange(min=0), default=500, show_default=True,
-              help="Synthetic: test clips for the final evaluation (0: skip).")
+@click.option(
+    "--frame-loss-weight",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="CNN+LSTM: weight of the per-frame (recurrence-removed) loss.",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Held-out validation share (synthetic: clips from a separate seed).",
+)
+@click.option(
+    "--num-videos", type=click.IntRange(min=1), default=1000, show_default=True, help="Synthetic: training clips."
+)
+@click.option(
+    "--test-videos",
+    type=click.IntRange(min=0),
+    default=500,
+    show_default=True,
+    help="Synthetic: test clips for the final evaluation (0: skip).",
+)
 @click.option("--augment/--no-augment", default=True, show_default=True, help="Training-time augmentation.")
-@click.option("--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Best checkpoint path (OUT.safetensors + OUT.json; resumable state in OUT-last.*).")
+@click.option(
+    "--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Best checkpoint path (OUT.safetensors + OUT.json; resumable state in OUT-last.*).",
+)
 @click.option("--resume", is_flag=True, help="Continue from OUT-last.* when it exists.")
 @click.option("--amp/--no-amp", default=True, show_default=True, help="bf16 autocast on CUDA (ignored on CPU).")
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
@@ -57,8 +91,29 @@ def _command_line(ctx: click.Context) -> str:
 @seed_option
 @json_option
 @click.pass_context
-def command(ctx, model_name, dataset, root, epochs, batch_size, lr, weight_decay, frame_loss_weight, val_fraction,
-            num_videos, test_videos, augment, cache, out, resume, amp, num_workers, device, seed, as_json):
+def command(
+    ctx,
+    model_name,
+    dataset,
+    root,
+    epochs,
+    batch_size,
+    lr,
+    weight_decay,
+    frame_loss_weight,
+    val_fraction,
+    num_videos,
+    test_videos,
+    augment,
+    cache,
+    out,
+    resume,
+    amp,
+    num_workers,
+    device,
+    seed,
+    as_json,
+):
     """Train a video classifier; keep the best checkpoint by validation accuracy, then report its
     accuracy on the test split (stored in the checkpoint's JSON).
 
@@ -86,32 +141,62 @@ def command(ctx, model_name, dataset, root, epochs, batch_size, lr, weight_decay
         init_from, spec = str(model_name), model.input_spec
     synthetic_size = num_videos if dataset == "synthetic" else None
     train_set, val_set, classes = train_val_datasets(
-        dataset, spec, root=root, val_fraction=val_fraction, num_videos=synthetic_size, seed=seed, augment=augment, cache=cache
+        dataset,
+        spec,
+        root=root,
+        val_fraction=val_fraction,
+        num_videos=synthetic_size,
+        seed=seed,
+        augment=augment,
+        cache=cache,
     )
     if model is None:
         model = create_model(model_name, num_classes=len(classes))
     elif model.num_classes != len(classes):
         raise click.BadParameter(
-            f"{model_name} has {model.num_classes} classes but the {dataset} data set has {len(classes)}", param_hint="--model"
+            f"{model_name} has {model.num_classes} classes but the {dataset} data set has {len(classes)}",
+            param_hint="--model",
         )
     metadata = {
-        "dataset": {"name": dataset, "root": str(root) if root else None, "train_videos": len(train_set),
-                    "val_videos": len(val_set) if val_set is not None else 0},
+        "dataset": {
+            "name": dataset,
+            "root": str(root) if root else None,
+            "train_videos": len(train_set),
+            "val_videos": len(val_set) if val_set is not None else 0,
+        },
         "seed": seed,
         "command": command_line,
         "initialised_from": init_from,
     }
     result = train_classifier(
-        model, train_set, val_set, epochs=epochs, out=out, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        device=dev, resume=resume, seed=seed, amp=amp, num_workers=num_workers, frame_loss_weight=frame_loss_weight,
-        class_names=classes, extra_metadata=metadata, progress=not as_json,
+        model,
+        train_set,
+        val_set,
+        epochs=epochs,
+        out=out,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        device=dev,
+        resume=resume,
+        seed=seed,
+        amp=amp,
+        num_workers=num_workers,
+        frame_loss_weight=frame_loss_weight,
+        class_names=classes,
+        extra_metadata=metadata,
+        progress=not as_json,
     )
     summary = {"best_path": str(result["best_path"]), "last_path": str(result["last_path"]), "best": result["best"]}
     test_size = test_videos if dataset == "synthetic" else None
     if test_size != 0:
         best = load_model(result["best_path"], device=dev)
-        test_set = dataset_for_spec(dataset, spec, split="test", root=root, num_videos=test_size, seed=seed, cache=cache)
-        test = evaluate_classifier(best, test_set, batch_size=batch_size, device=dev, num_workers=num_workers, progress=not as_json)
+        test_set = dataset_for_spec(
+            dataset, spec, split="test", root=root, num_videos=test_size, seed=seed, cache=cache
+        )
+        test = evaluate_classifier(
+            best, test_set, batch_size=batch_size, device=dev, num_workers=num_workers, progress=not as_json
+        )
         best.metadata["metrics"].update({f"test_{k}": test[k] for k in ("top1", "top5", "frame_top1") if k in test})
         best.metadata["dataset"]["test_videos"] = test["num_videos"]
         save_model(best, result["best_path"], metadata={k: v for k, v in best.metadata.items()})

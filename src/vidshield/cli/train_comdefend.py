@@ -49,8 +49,15 @@ def _pool(datasets, roots, *, split, clips, frames, size, seed, progress):
         dataset = make_dataset(name, root=roots[name], split=split, frames=frames, size=size, seed=seed, **options)
         sampler = FrameCropSampler.from_dataset(dataset, max_clips=clips, progress=progress)
         pools += sampler.pools
-        described.append({"name": name, "root": roots[name], "split": split, "frames": sampler.num_frames,
-                          "clips": min(len(dataset), clips)})
+        described.append(
+            {
+                "name": name,
+                "root": roots[name],
+                "split": split,
+                "frames": sampler.num_frames,
+                "clips": min(len(dataset), clips),
+            }
+        )
     return FrameCropSampler(pools), described
 
 
@@ -73,45 +80,119 @@ def _command_line(ctx: click.Context) -> str:
 
 
 @click.command("train-comdefend")
-@click.option("--dataset", "datasets", multiple=True, type=click.Choice(DATASET_CHOICES),
-              help="Data set(s) whose frames to train on; repeatable. Default: synthetic (unless --frames-file).")
-@click.option("--root", "roots", multiple=True,
-              help="Data root for the file data sets (PATH, or NAME=PATH for one of them); repeatable. "
-                   "Default: the VIDSHIELD_DATA environment variable.")
-@click.option("--frames-file", "frames_files", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Pre-decoded training frames (safetensors of uint8 (N,H,W,3) tensors, see --save-frames); "
-                   "repeatable. Needs no video decoder.")
-@click.option("--val-frames-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Pre-decoded held-out frames. Default: the data sets' test split, or the last "
-                   "10% of the --frames-file frames.")
-@click.option("--save-frames", type=click.Path(path_type=Path), default=None,
-              help="Write the decoded pools to SAVE-train.safetensors and SAVE-val.safetensors "
-                   "(with --steps 0: only that).")
-@click.option("--clips", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Clips decoded per data set for training (spread over the whole set).")
-@click.option("--val-clips", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Clips per data set from the test split for validation.")
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    type=click.Choice(DATASET_CHOICES),
+    help="Data set(s) whose frames to train on; repeatable. Default: synthetic (unless --frames-file).",
+)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    help="Data root for the file data sets (PATH, or NAME=PATH for one of them); repeatable. "
+    "Default: the VIDSHIELD_DATA environment variable.",
+)
+@click.option(
+    "--frames-file",
+    "frames_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Pre-decoded training frames (safetensors of uint8 (N,H,W,3) tensors, see --save-frames); "
+    "repeatable. Needs no video decoder.",
+)
+@click.option(
+    "--val-frames-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Pre-decoded held-out frames. Default: the data sets' test split, or the last "
+    "10% of the --frames-file frames.",
+)
+@click.option(
+    "--save-frames",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the decoded pools to SAVE-train.safetensors and SAVE-val.safetensors (with --steps 0: only that).",
+)
+@click.option(
+    "--clips",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Clips decoded per data set for training (spread over the whole set).",
+)
+@click.option(
+    "--val-clips",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Clips per data set from the test split for validation.",
+)
 @click.option("--frames", type=click.IntRange(min=1), default=16, show_default=True, help="Frames per clip.")
 @click.option("--size", default="112x112", show_default=True, help="Frame size HxW the clips are resized to.")
 @click.option("--steps", type=click.IntRange(min=0), default=20000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Crops per step.")
-@click.option("--crop", type=click.IntRange(min=4), default=32, show_default=True, help="Training crop side (paper: 32).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option("--sigma", type=click.FloatRange(min=0), default=20.0, show_default=True,
-              help="Std of the training noise before the sigmoid (paper: 20).")
-@click.option("--val-every", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Validate and checkpoint every N steps.")
-@click.option("--val-crops", type=click.IntRange(min=1), default=256, show_default=True, help="Held-out crops for validation.")
+@click.option(
+    "--crop", type=click.IntRange(min=4), default=32, show_default=True, help="Training crop side (paper: 32)."
+)
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate."
+)
+@click.option(
+    "--sigma",
+    type=click.FloatRange(min=0),
+    default=20.0,
+    show_default=True,
+    help="Std of the training noise before the sigmoid (paper: 20).",
+)
+@click.option(
+    "--val-every",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Validate and checkpoint every N steps.",
+)
+@click.option(
+    "--val-crops", type=click.IntRange(min=1), default=256, show_default=True, help="Held-out crops for validation."
+)
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast. Default: on CUDA and on CPUs with native bf16.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Checkpoint stem: OUT.safetensors + OUT.json (best), OUT-last.* (resumable). Required unless --steps 0.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Checkpoint stem: OUT.safetensors + OUT.json (best), OUT-last.* (resumable). Required unless --steps 0.",
+)
 @click.option("--resume", is_flag=True, help="Continue from OUT-last.* when it exists.")
 @device_option
 @seed_option
 @json_option
 @click.pass_context
-def command(ctx, datasets, roots, frames_files, val_frames_file, save_frames, clips, val_clips, frames, size, steps,
-            batch_size, crop, lr, sigma, val_every, val_crops, amp, out, resume, device, seed, as_json):
+def command(
+    ctx,
+    datasets,
+    roots,
+    frames_files,
+    val_frames_file,
+    save_frames,
+    clips,
+    val_clips,
+    frames,
+    size,
+    steps,
+    batch_size,
+    crop,
+    lr,
+    sigma,
+    val_every,
+    val_crops,
+    amp,
+    out,
+    resume,
+    device,
+    seed,
+    as_json,
+):
     """Train the ComDefend spatial defense (ComCNN + RecCNN) on random 32x32 crops of video frames.
 
     The paper trained on CIFAR-10, which is not available offline; this trains on frames of the
@@ -148,16 +229,20 @@ def command(ctx, datasets, roots, frames_files, val_frames_file, save_frames, cl
     progress = not as_json
 
     if frames_files:
-        train_pool = FrameCropSampler([p for f in frames_files for p in FrameCropSampler.load(f, crop=crop).pools], crop=crop)
+        train_pool = FrameCropSampler(
+            [p for f in frames_files for p in FrameCropSampler.load(f, crop=crop).pools], crop=crop
+        )
         data = [{"frames_file": str(f)} for f in frames_files]
         val_pool = None
     else:
         datasets = datasets or ("synthetic",)
         root_map = _roots(roots, datasets)
-        train_pool, data = _pool(datasets, root_map, split="train", clips=clips, frames=frames, size=size_hw,
-                                 seed=seed, progress=progress)
-        val_pool, val_data = _pool(datasets, root_map, split="test", clips=val_clips, frames=frames, size=size_hw,
-                                   seed=seed, progress=progress)
+        train_pool, data = _pool(
+            datasets, root_map, split="train", clips=clips, frames=frames, size=size_hw, seed=seed, progress=progress
+        )
+        val_pool, val_data = _pool(
+            datasets, root_map, split="test", clips=val_clips, frames=frames, size=size_hw, seed=seed, progress=progress
+        )
         data += val_data
     if val_frames_file is not None:
         val_pool = FrameCropSampler.load(val_frames_file, crop=crop)
@@ -165,7 +250,10 @@ def command(ctx, datasets, roots, frames_files, val_frames_file, save_frames, cl
     if save_frames is not None:
         if val_pool is None:
             train_pool, val_pool = train_pool.split(0.1)
-        written = [str(train_pool.save(f"{save_frames}-train.safetensors")), str(val_pool.save(f"{save_frames}-val.safetensors"))]
+        written = [
+            str(train_pool.save(f"{save_frames}-train.safetensors")),
+            str(val_pool.save(f"{save_frames}-val.safetensors")),
+        ]
         if not as_json:
             click.echo(f"frames written: {', '.join(written)}")
     if steps == 0:
@@ -173,15 +261,34 @@ def command(ctx, datasets, roots, frames_files, val_frames_file, save_frames, cl
             echo_json({"train_frames": train_pool.num_frames, "val_frames": val_pool.num_frames if val_pool else 0})
         return 0
     if crop > train_pool.max_crop:
-        raise click.BadParameter(f"{crop} is larger than the smallest frame side {train_pool.max_crop}", param_hint="--crop")
+        raise click.BadParameter(
+            f"{crop} is larger than the smallest frame side {train_pool.max_crop}", param_hint="--crop"
+        )
 
     result = train_comdefend(
-        train_pool, val_source=val_pool, steps=steps, batch_size=batch_size, crop=crop, lr=lr, sigma=sigma,
-        device=dev, out=out, resume=resume, seed=seed, amp=amp, val_every=val_every, val_crops=val_crops,
-        metadata={"data": data, "command": _command_line(ctx)}, progress=progress,
+        train_pool,
+        val_source=val_pool,
+        steps=steps,
+        batch_size=batch_size,
+        crop=crop,
+        lr=lr,
+        sigma=sigma,
+        device=dev,
+        out=out,
+        resume=resume,
+        seed=seed,
+        amp=amp,
+        val_every=val_every,
+        val_crops=val_crops,
+        metadata={"data": data, "command": _command_line(ctx)},
+        progress=progress,
     )
-    summary = {"weights": str(result.weights_path), "step": result.step, "best_val_psnr_db": result.best_psnr_db,
-               "last": result.history[-1] if result.history else None}
+    summary = {
+        "weights": str(result.weights_path),
+        "step": result.step,
+        "best_val_psnr_db": result.best_psnr_db,
+        "last": result.history[-1] if result.history else None,
+    }
     if as_json:
         echo_json(summary)
     else:

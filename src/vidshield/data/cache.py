@@ -74,9 +74,7 @@ class FrameCache:
         data = save_safetensors({_TENSOR: frames.contiguous()}, metadata={"key": key, "source": source})
         return atomic_write_bytes(self.entry_path(key), data)
 
-    def get_or_create(
-        self, path: str | os.PathLike, spec: dict, build: Callable[[], torch.Tensor]
-    ) -> torch.Tensor:
+    def get_or_create(self, path: str | os.PathLike, spec: dict, build: Callable[[], torch.Tensor]) -> torch.Tensor:
         """Cached frames of ``path`` decoded with ``spec``; on a miss (or a corrupt entry) call
         ``build()`` for ``uint8 (T, H, W, 3)`` frames, store and return them."""
         key = self.key(path, spec)

@@ -79,7 +79,9 @@ def _folder(*, root, split, frames, size, seed, augment, sampling, cache, classe
 @register_dataset("clips")
 def _clips(*, root, split, frames, size, seed, augment, sampling, cache):
     if root is None:
-        raise DataRootError("the 'clips' data set needs a root: a folder with <split>.safetensors from `vidshield pack`")
+        raise DataRootError(
+            "the 'clips' data set needs a root: a folder with <split>.safetensors from `vidshield pack`"
+        )
     root = Path(root)
     return ClipSet(root / f"{split}.safetensors" if root.is_dir() else root, frames=frames, size=size, augment=augment)
 

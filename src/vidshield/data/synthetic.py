@@ -473,7 +473,9 @@ def export_synthetic(
         try:
             old = json.loads(meta_path.read_text())
         except json.JSONDecodeError as e:
-            raise DataRootError(f"{str(meta_path)!r} is not valid JSON ({e}); delete it or choose another folder") from e
+            raise DataRootError(
+                f"{str(meta_path)!r} is not valid JSON ({e}); delete it or choose another folder"
+            ) from e
         changed = sorted(k for k in params if k != "splits" and old.get(k) != params[k])
         if changed:
             raise DataRootError(
@@ -501,4 +503,3 @@ def export_synthetic(
                 progress(1)
         written[split] = paths
     return written
-

@@ -136,8 +136,12 @@ class RocCurve:
 
     def to_dict(self) -> dict:
         # sklearn's first threshold is +inf, which JSON cannot hold.
-        return {"auc": self.auc, "fpr": list(self.fpr), "tpr": list(self.tpr),
-                "thresholds": [t if np.isfinite(t) else None for t in self.thresholds]}
+        return {
+            "auc": self.auc,
+            "fpr": list(self.fpr),
+            "tpr": list(self.tpr),
+            "thresholds": [t if np.isfinite(t) else None for t in self.thresholds],
+        }
 
 
 def roc(negative_scores, positive_scores) -> RocCurve:
@@ -166,8 +170,14 @@ class TaskResult:
     roc: RocCurve
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "negative": self.negative, "positive": self.positive,
-                "rows": [asdict(r) for r in self.rows], "best": asdict(self.best), "roc": self.roc.to_dict()}
+        return {
+            "name": self.name,
+            "negative": self.negative,
+            "positive": self.positive,
+            "rows": [asdict(r) for r in self.rows],
+            "best": asdict(self.best),
+            "roc": self.roc.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -182,8 +192,14 @@ class CalibrationResult:
     counts: Mapping[str, int]
 
     def to_dict(self) -> dict:
-        return {"score": self.score, "gamma1": self.gamma1, "gamma2": self.gamma2, "counts": dict(self.counts),
-                "table1": self.table1.to_dict(), "table2": self.table2.to_dict()}
+        return {
+            "score": self.score,
+            "gamma1": self.gamma1,
+            "gamma2": self.gamma2,
+            "counts": dict(self.counts),
+            "table1": self.table1.to_dict(),
+            "table2": self.table2.to_dict(),
+        }
 
 
 def _task(name, neg_name, pos_name, neg, pos, grid) -> TaskResult:
@@ -193,8 +209,15 @@ def _task(name, neg_name, pos_name, neg, pos, grid) -> TaskResult:
     return TaskResult(name, neg_name, pos_name, rows, pick_best(rows), roc(neg, pos))
 
 
-def calibrate(clean_scores, sparse_scores, dense_scores, *, gamma1_grid: Sequence[float] | None = None,
-              gamma2_grid: Sequence[float] | None = None, score: str = "alpha") -> CalibrationResult:
+def calibrate(
+    clean_scores,
+    sparse_scores,
+    dense_scores,
+    *,
+    gamma1_grid: Sequence[float] | None = None,
+    gamma2_grid: Sequence[float] | None = None,
+    score: str = "alpha",
+) -> CalibrationResult:
     """Pick gamma1 and gamma2 by maximum F1 as in the paper.
 
     Args:
@@ -210,19 +233,33 @@ def calibrate(clean_scores, sparse_scores, dense_scores, *, gamma1_grid: Sequenc
     Raises:
         ValueError: an empty group, or the picks give gamma1 > gamma2 (overlapping grids).
     """
-    clean, sparse, dense = (np.asarray(x, dtype=np.float64).reshape(-1) for x in (clean_scores, sparse_scores, dense_scores))
+    clean, sparse, dense = (
+        np.asarray(x, dtype=np.float64).reshape(-1) for x in (clean_scores, sparse_scores, dense_scores)
+    )
     for name, arr in (("clean", clean), ("sparse", sparse), ("dense", dense)):
         if arr.size == 0:
             raise ValueError(f"calibration needs at least one {name} video")
-    t1 = _task("clean vs adversarial", "clean", "sparse+dense", clean, np.concatenate([sparse, dense]),
-               GAMMA1_GRID if gamma1_grid is None else gamma1_grid)
+    t1 = _task(
+        "clean vs adversarial",
+        "clean",
+        "sparse+dense",
+        clean,
+        np.concatenate([sparse, dense]),
+        GAMMA1_GRID if gamma1_grid is None else gamma1_grid,
+    )
     t2 = _task("sparse vs dense", "sparse", "dense", sparse, dense, GAMMA2_GRID if gamma2_grid is None else gamma2_grid)
     try:
         check_thresholds(t1.best.threshold, t2.best.threshold)
     except ValueError as e:
         raise ValueError(f"calibration picked inconsistent thresholds: {e}; use grids that do not overlap") from e
-    return CalibrationResult(score, t1.best.threshold, t2.best.threshold, t1, t2,
-                             {"clean": int(clean.size), "sparse": int(sparse.size), "dense": int(dense.size)})
+    return CalibrationResult(
+        score,
+        t1.best.threshold,
+        t2.best.threshold,
+        t1,
+        t2,
+        {"clean": int(clean.size), "sparse": int(sparse.size), "dense": int(dense.size)},
+    )
 
 
 def compare_scores(per_score: Mapping[str, tuple]) -> dict[str, dict[str, float]]:
@@ -245,8 +282,13 @@ def compare_scores(per_score: Mapping[str, tuple]) -> dict[str, dict[str, float]
 TASKS = ("clean vs adversarial", "sparse vs dense")
 
 
-def calibrate_all(groups: Mapping[str, Mapping[str, Sequence[float]]], *, score: str = "alpha",
-                  gamma1_grid: Sequence[float] | None = None, gamma2_grid: Sequence[float] | None = None):
+def calibrate_all(
+    groups: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    score: str = "alpha",
+    gamma1_grid: Sequence[float] | None = None,
+    gamma2_grid: Sequence[float] | None = None,
+):
     """Calibrate on one score and measure every score side by side.
 
     Args:
@@ -273,8 +315,14 @@ def calibrate_all(groups: Mapping[str, Mapping[str, Sequence[float]]], *, score:
             gamma1_grid = data_grid(np.concatenate([values[g][score] for g in values]))
         if gamma2_grid is None:
             gamma2_grid = data_grid(np.concatenate([values["sparse"][score], values["dense"][score]]))
-    result = calibrate(values["clean"][score], values["sparse"][score], values["dense"][score],
-                       gamma1_grid=gamma1_grid, gamma2_grid=gamma2_grid, score=score)
+    result = calibrate(
+        values["clean"][score],
+        values["sparse"][score],
+        values["dense"][score],
+        gamma1_grid=gamma1_grid,
+        gamma2_grid=gamma2_grid,
+        score=score,
+    )
     curves: dict[str, dict[str, RocCurve]] = {t: {} for t in TASKS}
     aucs = {}
     for n in names:
@@ -290,7 +338,9 @@ def _fmt_row(r: SweepRow, best: SweepRow | None) -> list[str]:
     return [f"{r.threshold:.3f}{mark}", f"{100 * r.precision:.1f}%", f"{100 * r.recall:.1f}%", f"{100 * r.f1:.1f}%"]
 
 
-def sweep_markdown(rows: Sequence[SweepRow], *, title: str, best: SweepRow | None = None, symbol: str = "threshold") -> str:
+def sweep_markdown(
+    rows: Sequence[SweepRow], *, title: str, best: SweepRow | None = None, symbol: str = "threshold"
+) -> str:
     """The sweep in the paper's layout (rows: threshold; columns: precision, recall, F1) as
     Markdown; the picked row is marked with ``*``."""
     lines = [f"**{title}**", "", f"| {symbol} | precision | recall | F1 |", "|---:|---:|---:|---:|"]

@@ -78,7 +78,7 @@ class DetectorConfig:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DetectorConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> DetectorConfig:
         if d.get("format", _CONFIG_FORMAT) != _CONFIG_FORMAT:
             raise ValueError(f"not a detector config (format {d.get('format')!r})")
         return cls(
@@ -94,7 +94,7 @@ class DetectorConfig:
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | Path) -> "DetectorConfig":
+    def load(cls, path: str | Path) -> DetectorConfig:
         """Read a config written by :meth:`save` (or by ``vidshield calibrate``).
 
         Raises:
@@ -144,8 +144,15 @@ class TemporalConsistencyDetector:
         'clean'
     """
 
-    def __init__(self, model: torch.nn.Module, *, gamma1: float = 0.175, gamma2: float = 0.3,
-                 score: str = "alpha", batch_size: int = 8):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        gamma1: float = 0.175,
+        gamma2: float = 0.3,
+        score: str = "alpha",
+        batch_size: int = 8,
+    ):
         if not getattr(model, "has_frame_logits", False) or not hasattr(model, "frame_logits"):
             raise ValueError(
                 f"the detector needs a model with a per-frame path (has_frame_logits), e.g. lrcn; "
@@ -155,12 +162,12 @@ class TemporalConsistencyDetector:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.model = model
         self.batch_size = batch_size
-        self.config = DetectorConfig(gamma1=gamma1, gamma2=gamma2, score=score,
-                                     model=getattr(model, "arch_name", None))
+        self.config = DetectorConfig(gamma1=gamma1, gamma2=gamma2, score=score, model=getattr(model, "arch_name", None))
 
     @classmethod
-    def from_config(cls, config: DetectorConfig | str | Path, model: torch.nn.Module, *,
-                    batch_size: int = 8) -> "TemporalConsistencyDetector":
+    def from_config(
+        cls, config: DetectorConfig | str | Path, model: torch.nn.Module, *, batch_size: int = 8
+    ) -> TemporalConsistencyDetector:
         """Build a detector from a :class:`DetectorConfig` or the path of its JSON file."""
         if not isinstance(config, DetectorConfig):
             config = DetectorConfig.load(config)
@@ -256,8 +263,9 @@ class TemporalConsistencyDetector:
         video_logits, frame_logits = self._run(video, with_video_logits=True)
         return self.detections_from_logits(frame_logits), video_logits
 
-    def detect_stream(self, chunks: Iterable[tuple[int, torch.Tensor]], *, window: int | None = None,
-                      stride: int | None = None) -> list[Detection]:
+    def detect_stream(
+        self, chunks: Iterable[tuple[int, torch.Tensor]], *, window: int | None = None, stride: int | None = None
+    ) -> list[Detection]:
         """Sliding-window detection over a long video given as chunks.
 
         Args:
@@ -285,7 +293,9 @@ class TemporalConsistencyDetector:
             if frames.dim() != 4:
                 raise ValueError(f"chunk frames must be (t, 3, H, W); got shape {tuple(frames.shape)}")
             if start > next_frame:
-                raise ValueError(f"chunks leave a gap: expected a chunk starting at or before frame {next_frame}, got {start}")
+                raise ValueError(
+                    f"chunks leave a gap: expected a chunk starting at or before frame {next_frame}, got {start}"
+                )
             frames = frames[next_frame - start :]
             if frames.shape[0] == 0:
                 continue
@@ -366,8 +376,14 @@ class TemporalConsistencyDetector:
         )
 
 
-def detect_file(detector: TemporalConsistencyDetector, path: str | Path, *, window: int | None = None,
-                stride: int | None = None, chunk_frames: int = 64) -> tuple[Detection, list[Detection]]:
+def detect_file(
+    detector: TemporalConsistencyDetector,
+    path: str | Path,
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    chunk_frames: int = 64,
+) -> tuple[Detection, list[Detection]]:
     """Detect on a whole video file, streamed in chunks at the model's spatial size.
 
     Every frame of the file is decoded (no temporal sampling: neighbouring frames must stay
@@ -391,7 +407,6 @@ def detect_file(detector: TemporalConsistencyDetector, path: str | Path, *, wind
             raise VidshieldError(f"{path}: {e}") from e
         raise
     return detector.summarize(windows), windows
-
 
 
 def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:
@@ -423,7 +438,9 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
             raise VidshieldError(f"{manifest} is not valid JSON: {e}") from e
         clips = data.get("clips") if isinstance(data, dict) else data
         if not isinstance(clips, list) or not all(isinstance(c, dict) and "file" in c for c in clips):
-            raise VidshieldError(f"{manifest} must list clips as objects with a 'file' entry (a list, or under 'clips')")
+            raise VidshieldError(
+                f"{manifest} must list clips as objects with a 'file' entry (a list, or under 'clips')"
+            )
         out = [(path / str(c["file"]), c) for c in clips if not (successful_only and c.get("success") is False)]
         missing = [str(p) for p, _ in out if not p.is_file()]
         if missing:

@@ -92,7 +92,9 @@ def check_thresholds(gamma1: float, gamma2: float) -> None:
         if not isinstance(g, (int, float)) or isinstance(g, bool) or not (0.0 <= float(g) < float("inf")):
             raise ValueError(f"{name} must be a finite number >= 0, got {g!r}")
     if gamma1 > gamma2:
-        raise ValueError(f"gamma1 must not exceed gamma2 (clean < gamma1 <= sparse < gamma2 <= dense); got {gamma1} > {gamma2}")
+        raise ValueError(
+            f"gamma1 must not exceed gamma2 (clean < gamma1 <= sparse < gamma2 <= dense); got {gamma1} > {gamma2}"
+        )
 
 
 def route(alpha: float, gamma1: float, gamma2: float) -> str:

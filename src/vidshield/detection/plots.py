@@ -38,9 +38,16 @@ def _save(fig, path: str | Path, dpi: int) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_score_distributions(groups: Mapping[str, Sequence[float]], path: str | Path, *, score_name: str = "alpha",
-                             gamma1: float | None = None, gamma2: float | None = None, bins: int = 20,
-                             dpi: int = 120) -> Path:
+def plot_score_distributions(
+    groups: Mapping[str, Sequence[float]],
+    path: str | Path,
+    *,
+    score_name: str = "alpha",
+    gamma1: float | None = None,
+    gamma2: float | None = None,
+    bins: int = 20,
+    dpi: int = 120,
+) -> Path:
     """Figure 2: one histogram per video type (normalised to fractions of that type),
     with the thresholds as dashed lines.
 
@@ -57,8 +64,15 @@ def plot_score_distributions(groups: Mapping[str, Sequence[float]], path: str | 
     ax = fig.add_subplot()
     for name, v in groups.items():
         v = np.asarray(v, dtype=np.float64)
-        ax.hist(v, bins=edges, weights=np.full(v.size, 1.0 / v.size), histtype="step", linewidth=1.8,
-                color=_COLOURS.get(name), label=f"{name} (n={v.size}, mean={v.mean():.3f})")
+        ax.hist(
+            v,
+            bins=edges,
+            weights=np.full(v.size, 1.0 / v.size),
+            histtype="step",
+            linewidth=1.8,
+            color=_COLOURS.get(name),
+            label=f"{name} (n={v.size}, mean={v.mean():.3f})",
+        )
     for g, label, style in ((gamma1, "gamma1", "--"), (gamma2, "gamma2", ":")):
         if g is not None:
             ax.axvline(g, color="k", linestyle=style, linewidth=1.2, label=f"{label} = {g:.3g}")
@@ -69,8 +83,13 @@ def plot_score_distributions(groups: Mapping[str, Sequence[float]], path: str | 
     return _save(fig, path, dpi)
 
 
-def plot_label_strips(strips: Sequence[tuple[str, Sequence[int]]], path: str | Path, *, class_names: Sequence[str] | None = None,
-                      dpi: int = 120) -> Path:
+def plot_label_strips(
+    strips: Sequence[tuple[str, Sequence[int]]],
+    path: str | Path,
+    *,
+    class_names: Sequence[str] | None = None,
+    dpi: int = 120,
+) -> Path:
     """Figure 3: per-frame labels over time, one row per video; exception frames (Eq. 1) are
     circled in red.
 
@@ -89,8 +108,16 @@ def plot_label_strips(strips: Sequence[tuple[str, Sequence[int]]], path: str | P
         ax.step(t, labels, where="mid", color="tab:blue", linewidth=1.2)
         ax.scatter(t, labels, s=10, color="tab:blue", zorder=3)
         if mask.any():
-            ax.scatter(t[mask], labels[mask], s=60, facecolors="none", edgecolors="red", linewidths=1.5, zorder=4,
-                       label="exception frame")
+            ax.scatter(
+                t[mask],
+                labels[mask],
+                s=60,
+                facecolors="none",
+                edgecolors="red",
+                linewidths=1.5,
+                zorder=4,
+                label="exception frame",
+            )
             ax.legend(fontsize=7, loc="upper right")
         alpha = mask.sum() / labels.size
         ax.set_title(f"{title}   (alpha = {alpha:.3f})", fontsize=9)

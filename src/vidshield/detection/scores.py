@@ -93,7 +93,9 @@ def consensus_deviation(frame_logits: torch.Tensor) -> torch.Tensor:
     return 0.5 * (p - p.mean(dim=1, keepdim=True)).abs().sum(dim=-1).mean(dim=1)
 
 
-def compute_scores(frame_logits: torch.Tensor, names: list[str] | tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+def compute_scores(
+    frame_logits: torch.Tensor, names: list[str] | tuple[str, ...] | None = None
+) -> dict[str, torch.Tensor]:
     """Every registered score (or the ``names`` given): ``(N, T, K)`` -> ``{name: float64 (N,)}``."""
     names = list(CONSISTENCY_SCORES) if names is None else list(names)
     unknown = [n for n in names if n not in CONSISTENCY_SCORES]

@@ -41,10 +41,14 @@ PAPER = {
     "table1": {"gamma1": 0.175, "precision": 0.68, "recall": 0.88, "f1": 0.77},
     "table2": {"gamma2": 0.30, "precision": 0.58, "recall": 0.75, "f1": 0.65},
     "table3": {
-        "lrcn": {"clean": {"none": 0.78, "spatial": 0.66, "temporal": 0.76},
-                 "sparse": {"none": 0.31, "spatial": 0.55, "temporal": 0.64}},
-        "c3d": {"clean": {"none": 0.89, "spatial": 0.81, "temporal": 0.88},
-                "dense": {"none": 0.59, "spatial": 0.73, "temporal": 0.59}},
+        "lrcn": {
+            "clean": {"none": 0.78, "spatial": 0.66, "temporal": 0.76},
+            "sparse": {"none": 0.31, "spatial": 0.55, "temporal": 0.64},
+        },
+        "c3d": {
+            "clean": {"none": 0.89, "spatial": 0.81, "temporal": 0.88},
+            "dense": {"none": 0.59, "spatial": 0.73, "temporal": 0.59},
+        },
     },
     "table4": {"no_defense": 0.26, "spatial_only": 0.44, "temporal_only": 0.41, "combined": 0.48},
 }
@@ -116,7 +120,7 @@ class ReproduceConfig:
     seed: int = 0
     batch_size: int = 8
 
-    def resolved(self) -> "ReproduceConfig":
+    def resolved(self) -> ReproduceConfig:
         if self.dataset not in DATASET_DEFAULTS:
             raise VidshieldError(f"unknown data set {self.dataset!r}; choose from {', '.join(DATASET_DEFAULTS)}")
         d = DATASET_DEFAULTS[self.dataset]
@@ -274,8 +278,9 @@ def _stage_sparse(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
     from vidshield.attacks import SparseAttack
 
     cfg = ctx.cfg
-    attack = SparseAttack(ctx.lrcn, num_frames=cfg.sparse_frames, steps=cfg.sparse_steps, lam=cfg.sparse_lam,
-                          lr=cfg.sparse_lr)
+    attack = SparseAttack(
+        ctx.lrcn, num_frames=cfg.sparse_frames, steps=cfg.sparse_steps, lam=cfg.sparse_lam, lr=cfg.sparse_lr
+    )
     task = _task(ctx, f"sparse attack ({cfg.sparse_frames} frames)", clean.shape[0])
     _advance(ctx, task, len(done_reports))
     t0 = time.perf_counter()
@@ -287,8 +292,15 @@ def _stage_sparse(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
         from vidshield.attacks import perturbation_metrics
 
         for j, m in enumerate(perturbation_metrics(x.cpu(), adv)):
-            done_reports.append({"label": int(y[j]), "pred_before": pred_before[j], "pred_after": pred_after[j],
-                                 "success": pred_before[j] == int(y[j]) and pred_after[j] != int(y[j]), **m})
+            done_reports.append(
+                {
+                    "label": int(y[j]),
+                    "pred_before": pred_before[j],
+                    "pred_after": pred_after[j],
+                    "success": pred_before[j] == int(y[j]) and pred_after[j] != int(y[j]),
+                    **m,
+                }
+            )
         done_videos += list(adv)
         # checkpoint after every batch: an interrupted run keeps every finished clip
         _save_set(path, torch.stack(done_videos), labels[: len(done_videos)], {"set": "sparse"})
@@ -303,18 +315,28 @@ def _stage_dense(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
     reports_path = ctx.out / "sets" / "dense_reports.json"
     if path.is_file() and reports_path.is_file():
         return _load_set(path)[0], _load_json(reports_path)
-    from vidshield.attacks import CDUPGenerator, apply_universal, load_universal, perturbation_metrics, save_universal
-    from vidshield.attacks import train_universal
+    from vidshield.attacks import (
+        CDUPGenerator,
+        apply_universal,
+        load_universal,
+        perturbation_metrics,
+        save_universal,
+        train_universal,
+    )
     from vidshield.models.datasets import dataset_for_spec
 
     cfg = ctx.cfg
     spec = ctx.c3d.input_spec
     pert_path = ctx.out / "sets" / "dense_perturbation.safetensors"
     if pert_path.is_file() or cfg.dense_perturbation:
-        perturbation = load_universal(pert_path if pert_path.is_file() else _resolve_perturbation(cfg.dense_perturbation))[0]
+        perturbation = load_universal(
+            pert_path if pert_path.is_file() else _resolve_perturbation(cfg.dense_perturbation)
+        )[0]
         if tuple(perturbation.shape[1:]) != (3, spec.height, spec.width):
-            raise VidshieldError(f"the universal perturbation is {tuple(perturbation.shape)}; C3D needs frames of "
-                                 f"3x{spec.height}x{spec.width}")
+            raise VidshieldError(
+                f"the universal perturbation is {tuple(perturbation.shape)}; C3D needs frames of "
+                f"3x{spec.height}x{spec.width}"
+            )
     else:
         kwargs = {"num_videos": cfg.dense_train_clips} if cfg.dataset == "synthetic" else {}
         name, root = _data_source(cfg)
@@ -331,12 +353,23 @@ def _stage_dense(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
         gen = gen.to(ctx.device)
         task = _task(ctx, "dense attack: C-DUP generator", cfg.dense_steps)
         t0 = time.perf_counter()
-        train_universal(gen, ctx.c3d, torch.stack(train_v).to(ctx.device), torch.tensor(train_y).to(ctx.device),
-                        steps=cfg.dense_steps, seed=cfg.seed, progress=lambda step, loss: _advance(ctx, task))
+        train_universal(
+            gen,
+            ctx.c3d,
+            torch.stack(train_v).to(ctx.device),
+            torch.tensor(train_y).to(ctx.device),
+            steps=cfg.dense_steps,
+            seed=cfg.seed,
+            progress=lambda step, loss: _advance(ctx, task),
+        )
         ctx.timings["dense_generator_train_s"] = time.perf_counter() - t0
         perturbation = gen.perturbation(seed=cfg.seed).detach().cpu()
-        save_universal(pert_path, perturbation, generator_net=gen.cpu(),
-                       metadata={"victim": cfg.c3d, "dataset": cfg.dataset, "steps": cfg.dense_steps})
+        save_universal(
+            pert_path,
+            perturbation,
+            generator_net=gen.cpu(),
+            metadata={"victim": cfg.c3d, "dataset": cfg.dataset, "steps": cfg.dense_steps},
+        )
     offsets = torch.randint(perturbation.shape[0], (clean.shape[0],), generator=torch.Generator().manual_seed(cfg.seed))
     adv = _quantise(apply_universal(clean, perturbation.cpu(), offsets))
     pred_before = _predict(ctx.c3d, clean, ctx)
@@ -344,8 +377,15 @@ def _stage_dense(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
     reports = []
     for j, m in enumerate(perturbation_metrics(clean, adv)):
         y = int(labels[j])
-        reports.append({"label": y, "pred_before": pred_before[j], "pred_after": pred_after[j],
-                        "success": pred_before[j] == y and pred_after[j] != y, **m})
+        reports.append(
+            {
+                "label": y,
+                "pred_before": pred_before[j],
+                "pred_after": pred_after[j],
+                "success": pred_before[j] == y and pred_after[j] != y,
+                **m,
+            }
+        )
     _save_set(path, adv, labels, {"set": "dense"})
     atomic_write_json(reports_path, reports)
     return adv, reports
@@ -468,15 +508,16 @@ def _tables(ctx: _Context, labels: list[int], reports: dict, detections: dict, p
 
     # Table 3: every clip (the attack's failures count as correct, as accuracy under attack).
     res["table3"] = {
-        m: {s: {d: _accuracy(preds[f"{m}/{s}/{d}"], labels) for d in DEFENSES + ctx.cfg.extra_defenses}
-            for s in sets}
+        m: {s: {d: _accuracy(preds[f"{m}/{s}/{d}"], labels) for d in DEFENSES + ctx.cfg.extra_defenses} for s in sets}
         for m, sets in (("lrcn", ("clean", "sparse")), ("c3d", ("clean", "dense")))
     }
     res["attacks"] = {
-        s: {"success_rate": sum(r["success"] for r in reports[s]) / len(reports[s]),
+        s: {
+            "success_rate": sum(r["success"] for r in reports[s]) / len(reports[s]),
             "mean_perturbed_frames": sum(r["perturbed_frames"] for r in reports[s]) / len(reports[s]),
             "mean_abs_255": sum(r["mean_abs_255"] for r in reports[s]) / len(reports[s]),
-            "linf_255": max(r["linf"] for r in reports[s]) * 255}
+            "linf_255": max(r["linf"] for r in reports[s]) * 255,
+        }
         for s in ("sparse", "dense")
     }
 
@@ -516,8 +557,13 @@ def _tables(ctx: _Context, labels: list[int], reports: dict, detections: dict, p
     t4["recovery_of_clean"] = {k: t4[k] / clean_acc for k in list(t4) if k.startswith("combined")} if clean_acc else {}
     t4["counts"] = {"clean": len(labels), "sparse": len(fooled["sparse"]), "dense": len(fooled["dense"])}
     t4["routing"] = {
-        gname: {s: {verdict: sum(1 for (ss, _), vv in v.items() if ss == s and vv == verdict)
-                    for verdict in ("clean", "sparse", "dense")} for s in ("clean", "sparse", "dense")}
+        gname: {
+            s: {
+                verdict: sum(1 for (ss, _), vv in v.items() if ss == s and vv == verdict)
+                for verdict in ("clean", "sparse", "dense")
+            }
+            for s in ("clean", "sparse", "dense")
+        }
         for gname, v in verdicts.items()
     }
     res["table4"] = t4
@@ -534,13 +580,16 @@ def _figures(ctx: _Context, sets: dict, labels: list[int], detections: dict, res
     out = {}
     groups = {s: [d["alpha"] for d in detections[s]] for s in ("clean", "sparse", "dense")}
     cal = res.get("calibration") or {}
-    out["figure2"] = plots.plot_score_distributions(groups, figs / "fig2_alpha.png", gamma1=cal.get("gamma1"),
-                                                    gamma2=cal.get("gamma2"))
+    out["figure2"] = plots.plot_score_distributions(
+        groups, figs / "fig2_alpha.png", gamma1=cal.get("gamma1"), gamma2=cal.get("gamma2")
+    )
     pick = next((i for i, r in enumerate(reports["sparse"]) if r["success"]), 0)
     pick_d = next((i for i, r in enumerate(reports["dense"]) if r["success"]), 0)
-    strips = [("clean", detections["clean"][pick]["frame_labels"]),
-              ("sparse attack", detections["sparse"][pick]["frame_labels"]),
-              ("dense attack", detections["dense"][pick_d]["frame_labels"])]
+    strips = [
+        ("clean", detections["clean"][pick]["frame_labels"]),
+        ("sparse attack", detections["sparse"][pick]["frame_labels"]),
+        ("dense attack", detections["dense"][pick_d]["frame_labels"]),
+    ]
     out["figure3"] = plots.plot_label_strips(strips, figs / "fig3_labels.png", class_names=ctx.class_names)
     if "_curves" in res:
         out["figure4"] = plots.plot_roc_curves(res["_curves"], figs / "fig4_roc.png")
@@ -557,7 +606,11 @@ def _figure7(ctx: _Context, sets: dict, path: Path) -> Path:
         adv = sets[set_name][0]
         clean = sets["clean"][0]
         t = int((adv - clean).abs().flatten(1).amax(1).argmax())  # a perturbed frame
-        cells = [("clean", clean[t]), (f"{set_name} attack", adv[t]), ("perturbation x10", (adv[t] - clean[t]) * 10 + 0.5)]
+        cells = [
+            ("clean", clean[t]),
+            (f"{set_name} attack", adv[t]),
+            ("perturbation x10", (adv[t] - clean[t]) * 10 + 0.5),
+        ]
         for d in defenses:
             p = ctx.out / "sets" / f"example_{set_name}_{d}.safetensors"
             if p.is_file():
@@ -600,63 +653,100 @@ def _report(ctx: _Context, res: dict, figures: dict, command: str) -> str:
     ]
     for s, m in (("sparse", "CNN+LSTM"), ("dense", "C3D")):
         a = res["attacks"][s]
-        lines.append(f"| {s} | {m} | {_pct(a['success_rate'])} | {a['mean_perturbed_frames']:.1f} | "
-                     f"{a['mean_abs_255']:.2f} | {a['linf_255']:.1f} |")
+        lines.append(
+            f"| {s} | {m} | {_pct(a['success_rate'])} | {a['mean_perturbed_frames']:.1f} | "
+            f"{a['mean_abs_255']:.2f} | {a['linf_255']:.1f} |"
+        )
     cal = res.get("calibration")
     lines += ["", "## Tables 1 and 2: thresholds (adversarial clips that fooled their victim)", ""]
     if cal:
         from vidshield.detection.calibration import SweepRow, sweep_markdown
 
-        for key, title, sym, paper in (("table1", "Table 1: clean vs adversarial (adversarial positive)", "gamma1", p["table1"]),
-                                       ("table2", "Table 2: sparse vs dense (dense positive)", "gamma2", p["table2"])):
+        for key, title, sym, paper in (
+            ("table1", "Table 1: clean vs adversarial (adversarial positive)", "gamma1", p["table1"]),
+            ("table2", "Table 2: sparse vs dense (dense positive)", "gamma2", p["table2"]),
+        ):
             rows = [SweepRow(**r) for r in cal[key]["rows"]]
             best = SweepRow(**cal[key]["best"])
             lines.append(sweep_markdown(rows, title=title, best=best, symbol=sym))
-            lines.append(f"Picked {sym} = {best.threshold:.3f}: P {_pct(best.precision)}, R {_pct(best.recall)}, "
-                         f"F1 {_pct(best.f1)}. Paper: {sym} = {paper[sym]}, P {_pct(paper['precision'])}, "
-                         f"R {_pct(paper['recall'])}, F1 {_pct(paper['f1'])}.")
+            lines.append(
+                f"Picked {sym} = {best.threshold:.3f}: P {_pct(best.precision)}, R {_pct(best.recall)}, "
+                f"F1 {_pct(best.f1)}. Paper: {sym} = {paper[sym]}, P {_pct(paper['precision'])}, "
+                f"R {_pct(paper['recall'])}, F1 {_pct(paper['f1'])}."
+            )
             lines.append("")
-        lines += ["AUC of each consistency score (Figure 4; alpha is the paper's):", "",
-                  "| score | clean vs adversarial | sparse vs dense |", "|---|---:|---:|"]
+        lines += [
+            "AUC of each consistency score (Figure 4; alpha is the paper's):",
+            "",
+            "| score | clean vs adversarial | sparse vs dense |",
+            "|---|---:|---:|",
+        ]
         for name, a in res["auc"].items():
             lines.append(f"| {name} | {a['clean_vs_adversarial']:.3f} | {a['sparse_vs_dense']:.3f} |")
     else:
         lines.append("Not computed: one of the sets has no successful adversarial clip.")
-    lines += ["", "## Table 3: accuracy per model and defense (ours / paper)", "",
-              "| model | input | no defense | spatial | temporal | temporal (minority rule) |", "|---|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Table 3: accuracy per model and defense (ours / paper)",
+        "",
+        "| model | input | no defense | spatial | temporal | temporal (minority rule) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for m, name in (("lrcn", "CNN+LSTM"), ("c3d", "C3D")):
         for s, row in t3[m].items():
             pr = p["table3"][m][s]
-            lines.append(f"| {name} | {s} | {_pct(row['none'])} / {_pct(pr['none'])} | {_pct(row['spatial'])} / "
-                         f"{_pct(pr['spatial'])} | {_pct(row['temporal'])} / {_pct(pr['temporal'])} | "
-                         f"{_pct(row['temporal-minority'])} |")
+            lines.append(
+                f"| {name} | {s} | {_pct(row['none'])} / {_pct(pr['none'])} | {_pct(row['spatial'])} / "
+                f"{_pct(pr['spatial'])} | {_pct(row['temporal'])} / {_pct(pr['temporal'])} | "
+                f"{_pct(row['temporal-minority'])} |"
+            )
     if cfg.extra_defenses:
-        lines += ["", "Baseline defenses on the same clips (ours only; the paper has none):", "",
-                  "| model | input | " + " | ".join(cfg.extra_defenses) + " |",
-                  "|---|---|" + "---:|" * len(cfg.extra_defenses)]
+        lines += [
+            "",
+            "Baseline defenses on the same clips (ours only; the paper has none):",
+            "",
+            "| model | input | " + " | ".join(cfg.extra_defenses) + " |",
+            "|---|---|" + "---:|" * len(cfg.extra_defenses),
+        ]
         for m, name in (("lrcn", "CNN+LSTM"), ("c3d", "C3D")):
             for s, row in t3[m].items():
                 lines.append(f"| {name} | {s} | " + " | ".join(_pct(row[d]) for d in cfg.extra_defenses) + " |")
     c = t4["counts"]
-    lines += ["", f"## Table 4: mixed set ({c['clean']} clean + {c['sparse']} sparse + {c['dense']} dense, "
-              "adversarial clips all fooling their victim)", "",
-              "| strategy | ours | paper |", "|---|---:|---:|",
-              f"| no defense | {_pct(t4['no_defense'])} | {_pct(p['table4']['no_defense'])} |",
-              f"| spatial only | {_pct(t4['spatial_only'])} | {_pct(p['table4']['spatial_only'])} |",
-              f"| temporal only | {_pct(t4['temporal_only'])} | {_pct(p['table4']['temporal_only'])} |",
-              f"| detection + routing (paper thresholds 0.175 / 0.3) | {_pct(t4['combined'])} | {_pct(p['table4']['combined'])} |"]
+    lines += [
+        "",
+        f"## Table 4: mixed set ({c['clean']} clean + {c['sparse']} sparse + {c['dense']} dense, "
+        "adversarial clips all fooling their victim)",
+        "",
+        "| strategy | ours | paper |",
+        "|---|---:|---:|",
+        f"| no defense | {_pct(t4['no_defense'])} | {_pct(p['table4']['no_defense'])} |",
+        f"| spatial only | {_pct(t4['spatial_only'])} | {_pct(p['table4']['spatial_only'])} |",
+        f"| temporal only | {_pct(t4['temporal_only'])} | {_pct(p['table4']['temporal_only'])} |",
+        f"| detection + routing (paper thresholds 0.175 / 0.3) | {_pct(t4['combined'])} | {_pct(p['table4']['combined'])} |",
+    ]
     if "combined_calibrated" in t4:
         lines.append(f"| detection + routing (calibrated thresholds) | {_pct(t4['combined_calibrated'])} | |")
     lines.append(f"| detection + routing, minority rule (beyond the paper) | {_pct(t4['combined_minority'])} | |")
     if "combined_calibrated_minority" in t4:
-        lines.append(f"| calibrated + minority rule (beyond the paper) | {_pct(t4['combined_calibrated_minority'])} | |")
+        lines.append(
+            f"| calibrated + minority rule (beyond the paper) | {_pct(t4['combined_calibrated_minority'])} | |"
+        )
     lines.append(f"| detection + routing + squeeze check (beyond the paper) | {_pct(t4['combined_squeeze'])} | |")
     if "combined_calibrated_squeeze" in t4:
         lines.append(f"| calibrated + squeeze check (beyond the paper) | {_pct(t4['combined_calibrated_squeeze'])} | |")
-    lines += ["", f"Clean accuracy of the CNN+LSTM: {_pct(t4['clean_accuracy'])}; the combined defense recovers "
-              + ", ".join(f"{k}: {_pct(v)}" for k, v in t4["recovery_of_clean"].items()) + " of it.", ""]
-    lines += ["Routing (paper thresholds), rows = true set, columns = verdict:", "",
-              "| set | clean | sparse | dense |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        f"Clean accuracy of the CNN+LSTM: {_pct(t4['clean_accuracy'])}; the combined defense recovers "
+        + ", ".join(f"{k}: {_pct(v)}" for k, v in t4["recovery_of_clean"].items())
+        + " of it.",
+        "",
+    ]
+    lines += [
+        "Routing (paper thresholds), rows = true set, columns = verdict:",
+        "",
+        "| set | clean | sparse | dense |",
+        "|---|---:|---:|---:|",
+    ]
     for s, row in t4["routing"]["paper"].items():
         lines.append(f"| {s} | {row['clean']} | {row['sparse']} | {row['dense']} |")
     lines += ["", "## Figures", ""]
@@ -669,8 +759,14 @@ def _report(ctx: _Context, res: dict, figures: dict, command: str) -> str:
 # --------------------------------------------------------------------------- entry point
 
 
-def reproduce(cfg: ReproduceConfig, out: str | Path, *, device: str | torch.device = "cpu", progress=None,
-              command: str | None = None) -> dict:
+def reproduce(
+    cfg: ReproduceConfig,
+    out: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    progress=None,
+    command: str | None = None,
+) -> dict:
     """Run (or resume) the reproduction into ``out``; returns the results dict (also written to
     ``out/results.json``, with ``out/report.md`` and ``out/figures/*.png``)."""
     cfg = cfg.resolved()

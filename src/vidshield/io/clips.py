@@ -15,8 +15,7 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from vidshield.errors import VideoDecodeError
@@ -29,7 +28,9 @@ _META_KEY = "vidshield.clips"
 _DTYPE_KEY = "vidshield.videos_dtype"
 
 
-def save_clips(path: str | os.PathLike, videos: torch.Tensor, labels: torch.Tensor, metadata: dict | None = None) -> Path:
+def save_clips(
+    path: str | os.PathLike, videos: torch.Tensor, labels: torch.Tensor, metadata: dict | None = None
+) -> Path:
     """Save a clip set atomically.
 
     Args:
@@ -86,6 +87,8 @@ def load_clips(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dic
     except (SafetensorError, ValueError, OSError) as e:
         raise VideoDecodeError(p, f"not a safetensors clip container ({e})") from e
     if videos.dim() != 5 or videos.shape[2] != 3 or labels.shape != (videos.shape[0],):
-        raise VideoDecodeError(p, f"clip set has inconsistent shapes: videos {tuple(videos.shape)}, labels {tuple(labels.shape)}")
+        raise VideoDecodeError(
+            p, f"clip set has inconsistent shapes: videos {tuple(videos.shape)}, labels {tuple(labels.shape)}"
+        )
     videos = to_float(videos) if videos.dtype == torch.uint8 else videos.to(torch.float32)
     return videos, labels.to(torch.int64), metadata

@@ -172,14 +172,17 @@ def read_frames(
             if length is None:
                 frames = [conv(f) for i, f in enumerate(src.frames()) if i >= start and (i - start) % stride == 0]
                 if not frames:
-                    raise VideoDecodeError(src.path, f"start={start} is beyond the last frame (video has {src.frames_out})")
+                    raise VideoDecodeError(
+                        src.path, f"start={start} is beyond the last frame (video has {src.frames_out})"
+                    )
                 return np.stack(frames)
             out = _collect(src, conv, start + stride * np.arange(length, dtype=np.int64), to_end=False)
             if out is None:
                 last = start + stride * (length - 1)
                 raise VideoDecodeError(
-                    src.path, f"window start={start} stride={stride} length={length} needs frame {last}, "
-                    f"but the video has only {src.frames_out} decodable frames"
+                    src.path,
+                    f"window start={start} stride={stride} length={length} needs frame {last}, "
+                    f"but the video has only {src.frames_out} decodable frames",
                 )
             return out
 
@@ -226,7 +229,9 @@ def iter_chunks(
     chunk_frames = _check_int(chunk_frames, "chunk_frames", minimum=1, allow_none=False)
     overlap = _check_int(overlap, "overlap", minimum=0, allow_none=False)
     if overlap >= chunk_frames:
-        raise ValueError(f"overlap must be smaller than chunk_frames, got overlap={overlap}, chunk_frames={chunk_frames}")
+        raise ValueError(
+            f"overlap must be smaller than chunk_frames, got overlap={overlap}, chunk_frames={chunk_frames}"
+        )
     with VideoSource(path) as src:
         conv = _FrameConverter(src.width, src.height, size=size, short_side=short_side, crop=crop)
         buffer = np.empty((chunk_frames, *conv.out_shape), np.uint8)

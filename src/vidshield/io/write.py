@@ -27,8 +27,7 @@ import numpy as np
 import torch
 
 from vidshield.errors import VideoEncodeError
-from vidshield.io._source import require_pyav
-from vidshield.io._source import MAX_SIDE
+from vidshield.io._source import MAX_SIDE, require_pyav
 from vidshield.video import check_video, tensor_to_frames
 
 __all__ = ["write_video", "as_uint8_frames"]

@@ -23,7 +23,7 @@ class InputSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "InputSpec":
+    def from_dict(cls, d: dict) -> InputSpec:
         return cls(
             frames=int(d["frames"]),
             height=int(d["height"]),
@@ -65,11 +65,17 @@ class VideoClassifier(nn.Module):
         spec = self.input_spec
         expected = f"(N, {spec.frames}, 3, {spec.height}, {spec.width})"
         if not isinstance(video, torch.Tensor) or video.dim() != 5 or not video.is_floating_point():
-            got = f"shape {tuple(video.shape)}, dtype {video.dtype}" if isinstance(video, torch.Tensor) else type(video).__name__
+            got = (
+                f"shape {tuple(video.shape)}, dtype {video.dtype}"
+                if isinstance(video, torch.Tensor)
+                else type(video).__name__
+            )
             raise ValueError(f"{type(self).__name__} expects a float batch {expected} in [0, 1]; got {got}")
         n, t, c, h, w = video.shape
         if c != 3 or (h, w) != (spec.height, spec.width) or (exact_frames and t != spec.frames) or n == 0 or t == 0:
-            what = f"{spec.frames}x{spec.height}x{spec.width}" if exact_frames else f"frames of {spec.height}x{spec.width}"
+            what = (
+                f"{spec.frames}x{spec.height}x{spec.width}" if exact_frames else f"frames of {spec.height}x{spec.width}"
+            )
             raise ValueError(
                 f"{type(self).__name__} ({self.arch_name or 'custom'}) expects clips of {what} "
                 f"{expected}; got shape {tuple(video.shape)} (build the data set from model.input_spec)"

@@ -105,7 +105,9 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     if "/" not in str(name_or_path) and shipped_weights.is_file():
         return shipped_weights
     shipped = ", ".join(row["name"] for row in list_shipped()) or "none"
-    raise CheckpointError(f"no checkpoint at {weights} and no shipped model named {str(name_or_path)!r} (shipped: {shipped})")
+    raise CheckpointError(
+        f"no checkpoint at {weights} and no shipped model named {str(name_or_path)!r} (shipped: {shipped})"
+    )
 
 
 def _describe(meta: dict) -> str:
@@ -134,7 +136,9 @@ def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") 
         )
     arch = meta.get("architecture")
     if arch not in MODEL_REGISTRY:
-        raise CheckpointError(f"{weights}: unknown architecture {arch!r}; registered: {', '.join(sorted(MODEL_REGISTRY))}")
+        raise CheckpointError(
+            f"{weights}: unknown architecture {arch!r}; registered: {', '.join(sorted(MODEL_REGISTRY))}"
+        )
     try:
         model = create_model(arch, num_classes=int(meta["num_classes"]), **meta.get("arch_config", {}))
     except (KeyError, ValueError, TypeError) as e:
@@ -152,7 +156,9 @@ def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") 
         if missing:
             parts.append(f"missing keys {missing[:5]}" + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
         if unexpected:
-            parts.append(f"unexpected keys {unexpected[:5]}" + (f" (+{len(unexpected) - 5} more)" if len(unexpected) > 5 else ""))
+            parts.append(
+                f"unexpected keys {unexpected[:5]}" + (f" (+{len(unexpected) - 5} more)" if len(unexpected) > 5 else "")
+            )
         if wrong_shape:
             parts.append(f"shape mismatch (file vs model): {', '.join(wrong_shape[:5])}")
         raise CheckpointError(f"weights in {weights} do not fit {_describe(meta)}: " + "; ".join(parts))

@@ -96,7 +96,9 @@ def train_val_datasets(
         ``(train_set, val_set or None when val_fraction == 0, class_names)``.
     """
     if name == "synthetic":
-        train = dataset_for_spec(name, spec, split="train", num_videos=num_videos, seed=seed, augment=augment, cache=cache)
+        train = dataset_for_spec(
+            name, spec, split="train", num_videos=num_videos, seed=seed, augment=augment, cache=cache
+        )
         n_val = round(val_fraction * len(train))
         val = dataset_for_spec(name, spec, split="val", num_videos=n_val, seed=seed, cache=cache) if n_val else None
         return train, val, list(train.classes)
@@ -105,5 +107,9 @@ def train_val_datasets(
     train_idx, val_idx = holdout_indices(labels, val_fraction, seed=seed)
     if not val_idx:
         return full, None, list(full.classes)
-    plain = dataset_for_spec(name, spec, split="train", root=root, seed=seed, augment=False, cache=cache) if augment else full
+    plain = (
+        dataset_for_spec(name, spec, split="train", root=root, seed=seed, augment=False, cache=cache)
+        if augment
+        else full
+    )
     return Subset(full, train_idx), Subset(plain, val_idx), list(full.classes)

@@ -9,7 +9,6 @@ from rich.progress import Progress
 from torch.utils.data import Dataset
 
 from vidshield.data import make_loader
-
 from vidshield.models.base import VideoClassifier
 
 
@@ -142,8 +141,15 @@ def save_confusion_png(confusion: list[list[int]], class_names: list[str], path,
         for i in range(k):
             for j in range(k):
                 if counts[i, j]:
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=6,
-                            color="white" if rates[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(counts[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if rates[i, j] > 0.5 else "black",
+                    )
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -19,8 +19,8 @@ network is itself a good per-frame classifier.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -142,7 +142,7 @@ class LRCN(VideoClassifier):
         return self._recurrent_logits(features).mean(dim=1), self._zero_state_logits(features)
 
     @contextmanager
-    def rnn_backward_mode(self) -> Iterator["LRCN"]:
+    def rnn_backward_mode(self) -> Iterator[LRCN]:
         """Put only the LSTM in train mode inside the ``with`` block, then restore it.
 
         cuDNN computes the LSTM backward pass only in train mode. The LSTM here has one layer and

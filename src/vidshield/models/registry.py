@@ -21,7 +21,7 @@ Every factory takes ``num_classes`` and keyword overrides of the model's constru
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vidshield.models.base import VideoClassifier
 from vidshield.models.c3d import C3D
@@ -86,12 +86,18 @@ def c3d(*, num_classes: int, **overrides) -> C3D:
 
 @register_model("c3d-small")
 def c3d_small(*, num_classes: int, **overrides) -> C3D:
-    return C3D(num_classes=num_classes, **_with_defaults({"width": 0.125, "input_size": (16, 64, 64), "batch_norm": True}, overrides))
+    return C3D(
+        num_classes=num_classes,
+        **_with_defaults({"width": 0.125, "input_size": (16, 64, 64), "batch_norm": True}, overrides),
+    )
 
 
 @register_model("test-c3d")
 def test_c3d(*, num_classes: int, **overrides) -> C3D:
-    return C3D(num_classes=num_classes, **_with_defaults({"width": 1 / 32, "input_size": (16, 32, 32), "batch_norm": True}, overrides))
+    return C3D(
+        num_classes=num_classes,
+        **_with_defaults({"width": 1 / 32, "input_size": (16, 32, 32), "batch_norm": True}, overrides),
+    )
 
 
 @register_model("lrcn")

@@ -234,15 +234,27 @@ def train_classifier(
             started = time.perf_counter()
             torch.manual_seed(seed + epoch)
             loader = make_loader(
-                train_set, batch_size=batch_size, shuffle=True, num_workers=num_workers, seed=seed + epoch,
+                train_set,
+                batch_size=batch_size,
+                shuffle=True,
+                num_workers=num_workers,
+                seed=seed + epoch,
                 pin_memory=device.type == "cuda",
             )
             task = bar.add_task(f"epoch {epoch + 1}/{epochs}", total=len(loader), loss="-")
             metrics = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
             metrics.update(
                 _train_one_epoch(
-                    model, loader, optimizer, scheduler, device=device, amp=amp,
-                    frame_loss_weight=frame_loss_weight, max_grad_norm=max_grad_norm, bar=bar, task=task,
+                    model,
+                    loader,
+                    optimizer,
+                    scheduler,
+                    device=device,
+                    amp=amp,
+                    frame_loss_weight=frame_loss_weight,
+                    max_grad_norm=max_grad_norm,
+                    bar=bar,
+                    task=task,
                 )
             )
             bar.remove_task(task)
@@ -261,10 +273,14 @@ def train_classifier(
                     best_path,
                     metadata={**(extra_metadata or {}), "metrics": best, "training": settings, "history": history},
                 )
-            _save_training_state(last_path, model, optimizer, scheduler, epoch=epoch + 1, history=history, best=best, settings=settings)
+            _save_training_state(
+                last_path, model, optimizer, scheduler, epoch=epoch + 1, history=history, best=best, settings=settings
+            )
             console.print(
                 f"epoch {epoch + 1}/{epochs}: "
-                + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if k != "epoch")
+                + ", ".join(
+                    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if k != "epoch"
+                )
             )
     return {"best_path": best_path, "last_path": last_path, "best": best, "history": history, "epochs_run": epochs_run}
 

@@ -22,7 +22,7 @@ def test_shape_range_kept_and_input_untouched(defense, smooth_video):
     before = smooth_video.clone()
     out = defense(smooth_video)
     assert out.shape == smooth_video.shape and out.dtype == torch.float32
-    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
     assert torch.equal(smooth_video, before)
     with pytest.raises(ValueError):
         defense(smooth_video[0])  # (T, C, H, W) is not a batch

@@ -21,7 +21,9 @@ def test_help_has_examples(capsys):
 def test_train_from_a_frames_file(tmp_path, capsys):
     pool = torch.randint(0, 256, (6, 16, 16, 3), dtype=torch.uint8)
     FrameCropSampler([pool]).save(tmp_path / "frames.safetensors")
-    code = main(["train-comdefend", "--frames-file", str(tmp_path / "frames.safetensors"), "--out", str(tmp_path / "cd"), *TINY])
+    code = main(
+        ["train-comdefend", "--frames-file", str(tmp_path / "frames.safetensors"), "--out", str(tmp_path / "cd"), *TINY]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["step"] == 2 and summary["weights"].endswith("cd.safetensors")
@@ -38,8 +40,18 @@ def test_synthetic_frames_saved_then_trained(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == {"train_frames": 4, "val_frames": 2}
     train = FrameCropSampler.load(tmp_path / "pool-train.safetensors")
     assert train.pools[0].shape == (4, 24, 32, 3)
-    code = main(["train-comdefend", "--frames-file", str(tmp_path / "pool-train.safetensors"),
-                 "--val-frames-file", str(tmp_path / "pool-val.safetensors"), "--out", str(tmp_path / "cd"), *TINY])
+    code = main(
+        [
+            "train-comdefend",
+            "--frames-file",
+            str(tmp_path / "pool-train.safetensors"),
+            "--val-frames-file",
+            str(tmp_path / "pool-val.safetensors"),
+            "--out",
+            str(tmp_path / "cd"),
+            *TINY,
+        ]
+    )
     assert code == 0
     assert json.loads((tmp_path / "cd.json").read_text())["training"]["val_frames"] == 2
 
@@ -48,5 +60,8 @@ def test_usage_errors(tmp_path, capsys):
     assert main(["train-comdefend", "--steps", "5"]) == 2  # no --out
     assert "--out is required" in capsys.readouterr().err
     assert main(["train-comdefend", "--size", "big", "--out", str(tmp_path / "x")]) == 2
-    assert main(["train-comdefend", "--frames-file", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["train-comdefend", "--frames-file", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "x")])
+        == 2
+    )
     assert "frames file not found" in capsys.readouterr().err

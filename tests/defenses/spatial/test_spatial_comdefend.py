@@ -69,7 +69,7 @@ def test_training_forward_outputs(model, rng):
         out0 = model(x, train_noise_sigma=0.0)
     assert set(out) == {"linear", "code", "rec"}
     assert out["code"].shape == (2, 12, 8, 8) and out["rec"].shape == x.shape
-    assert 0 <= float(out["code"].min()) and float(out["code"].max()) <= 1
+    assert float(out["code"].min()) >= 0 and float(out["code"].max()) <= 1
     # sigma = 0 reduces the training code to sigmoid(linear)
     assert torch.allclose(out0["code"], torch.sigmoid(out0["linear"]))
 
@@ -87,7 +87,7 @@ def test_shape_and_range_kept_on_odd_sizes(defense, rng, tile):
     video = torch.rand(1, 2, 3, 15, 21, generator=rng)
     out = defense(video)
     assert out.shape == video.shape and out.dtype == torch.float32
-    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
 
 
 def test_input_not_mutated_and_deterministic(defense, rng):
@@ -144,7 +144,7 @@ def test_bfloat16_path_runs(model, rng):
     video = torch.rand(1, 1, 3, 12, 12, generator=rng)
     out = SpatialDefense(model=model, dtype="bfloat16")(video)
     assert out.shape == video.shape and out.dtype == torch.float32
-    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
 
 
 def test_constructor_and_input_errors(model, tmp_path):
@@ -166,7 +166,7 @@ def test_constructor_and_input_errors(model, tmp_path):
 
 def test_checkpoint_round_trip_and_wrong_architecture(model, tmp_path, rng):
     save_checkpoint(tmp_path / "cd", model.state_dict(), {"architecture": "comdefend"})
-    loaded, meta = load_comdefend(tmp_path / "cd")
+    _loaded, meta = load_comdefend(tmp_path / "cd")
     assert meta["architecture"] == "comdefend"
     video = torch.rand(1, 1, 3, 8, 8, generator=rng)
     a = SpatialDefense(model=model, dtype="float32")(video)

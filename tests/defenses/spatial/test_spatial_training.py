@@ -14,7 +14,9 @@ from vidshield.defenses.spatial.training import flatten_optimizer, last_state_pa
 from vidshield.errors import DataRootError
 
 
-def smooth_clips(count: int, *, frames: int = 4, size: int = 24, seed: int = 0, level: float = 0.2) -> list[torch.Tensor]:
+def smooth_clips(
+    count: int, *, frames: int = 4, size: int = 24, seed: int = 0, level: float = 0.2
+) -> list[torch.Tensor]:
     """Smooth random clips ``(frames, 3, size, size)`` around a dark grey ``level``."""
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -81,8 +83,18 @@ def test_short_training_lowers_the_loss(tmp_path):
     val = torch.cat(smooth_clips(1, seed=1, level=0.15))
     before = evaluate_psnr(ComDefend(), val[:, :, :16, :16])["psnr_db"]
     result = train_comdefend(
-        clips, val_source=[val], steps=15, batch_size=4, crop=8, lr=2e-3, amp=False, val_every=15,
-        val_crops=4, val_crop=16, out=tmp_path / "cd", seed=0,
+        clips,
+        val_source=[val],
+        steps=15,
+        batch_size=4,
+        crop=8,
+        lr=2e-3,
+        amp=False,
+        val_every=15,
+        val_crops=4,
+        val_crop=16,
+        out=tmp_path / "cd",
+        seed=0,
     )
     assert result.step == 15 and len(result.losses) == 15
     assert sum(result.losses[-5:]) / 5 < 0.5 * sum(result.losses[:3]) / 3

@@ -10,7 +10,10 @@ from vidshield.io import read_video
 
 def test_defend_frames_json(tmp_path, lossless_video_file, capsys):
     out = tmp_path / "out.mkv"
-    assert main(["defend", str(lossless_video_file), "-o", str(out), "--method", "temporal", "--frames", "2,5", "--json"]) == 0
+    assert (
+        main(["defend", str(lossless_video_file), "-o", str(out), "--method", "temporal", "--frames", "2,5", "--json"])
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["polluted_frames"] == [2, 5] and summary["frames"] == 8
     original, defended = read_video(lossless_video_file), read_video(out)
@@ -19,8 +22,16 @@ def test_defend_frames_json(tmp_path, lossless_video_file, capsys):
 
 
 def test_defend_every_and_h264(tmp_path, lossless_video_file):
-    assert main(["defend", str(lossless_video_file), "-o", str(tmp_path / "a.mkv"), "--method", "temporal", "--every", "4"]) == 0
-    assert main(["defend", str(lossless_video_file), "-o", str(tmp_path / "b.mkv"), "--method", "h264", "--crf", "20"]) == 0
+    assert (
+        main(
+            ["defend", str(lossless_video_file), "-o", str(tmp_path / "a.mkv"), "--method", "temporal", "--every", "4"]
+        )
+        == 0
+    )
+    assert (
+        main(["defend", str(lossless_video_file), "-o", str(tmp_path / "b.mkv"), "--method", "h264", "--crf", "20"])
+        == 0
+    )
 
 
 def test_defend_usage_errors(tmp_path, lossless_video_file, capsys):

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from tests.conftest import make_moving_video
+
 from vidshield.defenses.temporal import TemporalDefense, defend_stream, key_frame_mask, rebuild_frames
 
 

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from vidshield.defenses.temporal import code_residual, dequantize, forward_int_dct, inverse_int_dct, quant_step, quantize
+from vidshield.defenses.temporal import (
+    code_residual,
+    dequantize,
+    forward_int_dct,
+    inverse_int_dct,
+    quant_step,
+    quantize,
+)
 from vidshield.defenses.temporal.intdct import FORWARD_4x4, FORWARD_8x8
 
 

@@ -73,7 +73,7 @@ def test_mad_is_sad_over_block_and_ties_prefer_small_vectors():
 
 def test_odd_size_and_border_blocks():
     cur, ref = shifted_pair((2, -3), h=37, w=53)
-    vec, mad = block_match(cur, ref)
+    vec, _mad = block_match(cur, ref)
     assert vec.shape == (5, 7, 2)
     pred = motion_compensate(ref.view(1, 37, 53), vec)
     assert pred.shape == (1, 37, 53)

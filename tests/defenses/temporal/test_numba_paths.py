@@ -94,8 +94,14 @@ def _planes_pair(shape, shift, seed):
 
 @pytest.mark.parametrize(
     "shape, block, search",
-    [((2, 1, 48, 64), 8, 7), ((1, 1, 40, 72), 8, 4), ((1, 3, 24, 104), 8, 3), ((1, 1, 32, 96), 16, 5),
-     ((1, 1, 36, 44), 4, 2), ((1, 2, 30, 35), 5, 3)],
+    [
+        ((2, 1, 48, 64), 8, 7),
+        ((1, 1, 40, 72), 8, 4),
+        ((1, 3, 24, 104), 8, 3),
+        ((1, 1, 32, 96), 16, 5),
+        ((1, 1, 36, 44), 4, 2),
+        ((1, 2, 30, 35), 5, 3),
+    ],
 )
 def test_full_search_kernels_agree(shape, block, search):
     """The portable kernel, the uint16-lane kernel and the psadbw kernel (x86 AVX2) give the same

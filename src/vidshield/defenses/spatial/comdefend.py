@@ -224,8 +224,9 @@ def _binarize(code: torch.Tensor, *, noise_sigma: float, generator, straight_thr
 
 
 def _purify_whole(model, frames, *, noise_sigma, generator, straight_through) -> torch.Tensor:
-    bits = _binarize(model.encode(frames), noise_sigma=noise_sigma, generator=generator,
-                     straight_through=straight_through)
+    bits = _binarize(
+        model.encode(frames), noise_sigma=noise_sigma, generator=generator, straight_through=straight_through
+    )
     return model.decode(bits)
 
 
@@ -254,11 +255,11 @@ def purify_frames(
         ``(N, 3, H, W)`` in [0, 1] (bfloat16 under a bfloat16 autocast, else ``frames``' dtype).
     """
     if tile is None:
-        return _purify_whole(model, frames, noise_sigma=noise_sigma, generator=generator,
-                             straight_through=straight_through)
+        return _purify_whole(
+            model, frames, noise_sigma=noise_sigma, generator=generator, straight_through=straight_through
+        )
     tiles, grid = frames_to_tiles(frames, tile)
-    out = _purify_whole(model, tiles, noise_sigma=noise_sigma, generator=generator,
-                        straight_through=straight_through)
+    out = _purify_whole(model, tiles, noise_sigma=noise_sigma, generator=generator, straight_through=straight_through)
     return tiles_to_frames(out, grid, frames.shape[-2:])
 
 
@@ -398,8 +399,14 @@ class SpatialDefense(Defense):
         for chunk in video.reshape(n * t, c, h, w).split(self.batch_frames):
             x = chunk.to(device).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                out = purify_frames(self.model, x, tile=self.tile, noise_sigma=self.test_noise,
-                                    generator=generator, straight_through=straight_through)
+                out = purify_frames(
+                    self.model,
+                    x,
+                    tile=self.tile,
+                    noise_sigma=self.test_noise,
+                    generator=generator,
+                    straight_through=straight_through,
+                )
             chunks.append(out.to(video.device, torch.float32))
         return torch.cat(chunks).reshape(n, t, c, h, w).contiguous()
 

@@ -94,7 +94,7 @@ class FrameCropSampler:
         self._ends = torch.tensor([p.shape[0] for p in self.pools]).cumsum(0)
 
     @classmethod
-    def from_clips(cls, clips: Iterable[torch.Tensor], *, crop: int = 32) -> "FrameCropSampler":
+    def from_clips(cls, clips: Iterable[torch.Tensor], *, crop: int = 32) -> FrameCropSampler:
         """Clips as float ``(T, 3, H, W)`` in [0, 1] or uint8 ``(T, H, W, 3)``; clips of the same
         size are stacked into one pool."""
         by_size: dict[tuple[int, int], list[torch.Tensor]] = {}
@@ -106,7 +106,7 @@ class FrameCropSampler:
     @classmethod
     def from_dataset(
         cls, dataset, *, crop: int = 32, max_clips: int | None = None, progress: bool = False
-    ) -> "FrameCropSampler":
+    ) -> FrameCropSampler:
         """Decode items ``(video, label)`` of a data set once into a pool: all of them, or
         ``max_clips`` spread evenly over the data set (so every class is represented)."""
         count = len(dataset) if max_clips is None else min(len(dataset), max_clips)
@@ -118,7 +118,7 @@ class FrameCropSampler:
         return cls.from_clips((dataset[i][0] for i in indices), crop=crop)
 
     @classmethod
-    def load(cls, path: str | Path, *, crop: int = 32) -> "FrameCropSampler":
+    def load(cls, path: str | Path, *, crop: int = 32) -> FrameCropSampler:
         """Read a frames file: a safetensors file of uint8 ``(N, H, W, 3)`` tensors (any names)."""
         path = Path(path)
         if not path.is_file():
@@ -145,7 +145,7 @@ class FrameCropSampler:
     def num_frames(self) -> int:
         return int(self._ends[-1])
 
-    def split(self, fraction: float) -> tuple["FrameCropSampler", "FrameCropSampler"]:
+    def split(self, fraction: float) -> tuple[FrameCropSampler, FrameCropSampler]:
         """``(train, held_out)``: the last ``fraction`` of every pool's frames is held out.
 
         Pools hold clips one after another, so the held-out frames are mostly whole clips.
@@ -168,7 +168,9 @@ class FrameCropSampler:
         """The largest square crop every frame can give."""
         return min(min(p.shape[1], p.shape[2]) for p in self.pools)
 
-    def sample(self, batch_size: int, *, crop: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, batch_size: int, *, crop: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Draw ``batch_size`` crops: uniform over frames, then uniform over positions.
 
         Returns:
@@ -222,7 +224,12 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_psnr(
-    model: ComDefend, crops: torch.Tensor, *, train_noise_sigma: float | None = None, batch_size: int = 64, seed: int = 0
+    model: ComDefend,
+    crops: torch.Tensor,
+    *,
+    train_noise_sigma: float | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Purify held-out ``crops`` ``(N, 3, h, w)`` in [0, 1]; float32 on the model's device.
 
@@ -407,10 +414,20 @@ def train_comdefend(
     noise_rng = torch.Generator(device=device).manual_seed(seed + 2)
 
     config = {
-        "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr, "sigma": sigma,
-        "code_weight": code_weight, "seed": seed, "amp_bf16": use_amp, "device": str(device),
-        "val_crops": val_crops, "val_crop": val_side, "optimizer": "Adam",
-        "train_frames": train_sampler.num_frames, "val_frames": val_sampler.num_frames,
+        "steps": steps,
+        "batch_size": batch_size,
+        "crop": crop,
+        "lr": lr,
+        "sigma": sigma,
+        "code_weight": code_weight,
+        "seed": seed,
+        "amp_bf16": use_amp,
+        "device": str(device),
+        "val_crops": val_crops,
+        "val_crop": val_side,
+        "optimizer": "Adam",
+        "train_frames": train_sampler.num_frames,
+        "val_frames": val_sampler.num_frames,
     }
     step, best, history = 0, -math.inf, []
     last_path = last_state_path(out) if out is not None else None
@@ -421,7 +438,7 @@ def train_comdefend(
                 raise CheckpointError(
                     f"cannot resume {last_path}: it was trained with {key}={meta['config'][key]}, not {config[key]}"
                 )
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -445,8 +462,15 @@ def train_comdefend(
         tensors.update(opt_tensors)
         tensors["rng.crops"] = crop_rng.get_state()
         tensors["rng.noise"] = noise_rng.get_state()
-        meta = {**base_metadata(), "kind": "resumable training state", "step": step, "best_psnr_db": best,
-                "history": history, "config": config, "optimizer": opt_meta}
+        meta = {
+            **base_metadata(),
+            "kind": "resumable training state",
+            "step": step,
+            "best_psnr_db": best,
+            "history": history,
+            "config": config,
+            "optimizer": opt_meta,
+        }
         save_checkpoint(last_path, tensors, meta)
 
     result = TrainResult(model=model, step=step, history=history, best_psnr_db=best)
@@ -456,16 +480,29 @@ def train_comdefend(
     def validate(mean_loss: float, seconds: float) -> None:
         nonlocal best
         metrics = evaluate_psnr(model, val_x, train_noise_sigma=sigma, seed=seed)
-        history.append({"step": step, "loss": mean_loss, "val_psnr_db": metrics["psnr_db"],
-                        "val_noisy_psnr_db": metrics["noisy_psnr_db"], "val_bit_ones": metrics["bit_ones"],
-                        "seconds": round(seconds, 2)})
+        history.append(
+            {
+                "step": step,
+                "loss": mean_loss,
+                "val_psnr_db": metrics["psnr_db"],
+                "val_noisy_psnr_db": metrics["noisy_psnr_db"],
+                "val_bit_ones": metrics["bit_ones"],
+                "seconds": round(seconds, 2),
+            }
+        )
         if metrics["psnr_db"] > best:
             best = metrics["psnr_db"]
             if out is not None:
-                meta = {**base_metadata(), "step": step,
-                        "metrics": {"val_psnr_db": best, "val_bit_ones": metrics["bit_ones"],
-                                    "val_note": f"{val_crops} held-out {val_side}x{val_side} crops, binarised code, float32"},
-                        "history": history}
+                meta = {
+                    **base_metadata(),
+                    "step": step,
+                    "metrics": {
+                        "val_psnr_db": best,
+                        "val_bit_ones": metrics["bit_ones"],
+                        "val_note": f"{val_crops} held-out {val_side}x{val_side} crops, binarised code, float32",
+                    },
+                    "history": history,
+                }
                 save_checkpoint(out, model.state_dict(), meta)
         if out is not None:
             save_last()
@@ -474,8 +511,13 @@ def train_comdefend(
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        progress_bar = Progress(TextColumn("train-comdefend"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+        progress_bar = Progress(
+            TextColumn("train-comdefend"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+        )
         task = progress_bar.add_task("train", total=steps, completed=step, status="")
         progress_bar.start()
     start, window = time.perf_counter(), []

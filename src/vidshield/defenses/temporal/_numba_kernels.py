@@ -81,13 +81,19 @@ def _sad8(typingctx, a, a_at, b, b_at):
         word, int32 = ir.IntType(64), ir.IntType(32)
         if HAS_SSE2 and signature.args[0].dtype == types.uint8 and signature.args[2].dtype == types.uint8:
             pair, bytes16 = ir.VectorType(word, 2), ir.VectorType(ir.IntType(8), 16)
-            psadbw = builder.module.declare_intrinsic("llvm.x86.sse2.psad.bw", fnty=ir.FunctionType(pair, [bytes16, bytes16]))
+            psadbw = builder.module.declare_intrinsic(
+                "llvm.x86.sse2.psad.bw", fnty=ir.FunctionType(pair, [bytes16, bytes16])
+            )
 
             def load8(data, i):
                 w = builder.load(builder.bitcast(builder.gep(data, [i]), word.as_pointer()), align=1)
-                return builder.bitcast(builder.insert_element(ir.Constant(pair, None), w, ir.Constant(int32, 0)), bytes16)
+                return builder.bitcast(
+                    builder.insert_element(ir.Constant(pair, None), w, ir.Constant(int32, 0)), bytes16
+                )
 
-            return builder.extract_element(builder.call(psadbw, [load8(data_a, a_i), load8(data_b, b_i)]), ir.Constant(int32, 0))
+            return builder.extract_element(
+                builder.call(psadbw, [load8(data_a, a_i), load8(data_b, b_i)]), ir.Constant(int32, 0)
+            )
         total = ir.Constant(word, 0)
         for j in range(8):
             values = []
@@ -245,7 +251,9 @@ def _sad32x8_add(typingctx, acc, acc_at, a, a_at, a_stride, b, b_at, b_stride):
     def codegen(context, builder, signature, args):
         acc_arr, acc_i, a_arr, a_i, a_s, b_arr, b_i, b_s = args
         bytes32, lanes = ir.VectorType(ir.IntType(8), 32), ir.VectorType(ir.IntType(64), 4)
-        psadbw = builder.module.declare_intrinsic("llvm.x86.avx2.psad.bw", fnty=ir.FunctionType(lanes, [bytes32, bytes32]))
+        psadbw = builder.module.declare_intrinsic(
+            "llvm.x86.avx2.psad.bw", fnty=ir.FunctionType(lanes, [bytes32, bytes32])
+        )
         data_a = context.make_array(signature.args[2])(context, builder, a_arr).data
         data_b = context.make_array(signature.args[5])(context, builder, b_arr).data
         total = None
@@ -498,7 +506,7 @@ def compensate(ref_a, ref_b, vec_a, vec_b, pick_b, block, out):
     (B, Hb, Wb, 2) into each, ``pick_b`` bool (B, Hb, Wb): which reference each block copies.
     Reads outside the frame take the nearest edge pixel (replicate padding). For one reference,
     pass it twice with ``pick_b`` all False. Writes and returns ``out`` float32 (B, C, H, W)."""
-    nb, nc, h, w = ref_a.shape
+    nb, _nc, h, w = ref_a.shape
     hb, wb = vec_a.shape[1], vec_a.shape[2]
     for b in range(nb):
         for by in range(hb):

@@ -50,7 +50,7 @@ _SURROGATES = ("identity", "prediction")
 
 
 def key_frame_mask(t: int, *, every: int, n: int | None = None) -> torch.Tensor:
-    """"Every frame but the key frames": key frames at 0, every, 2 * every, ... are clean.
+    """ "Every frame but the key frames": key frames at 0, every, 2 * every, ... are clean.
 
     Returns:
         bool ``(T,)``, or ``(n, T)`` when ``n`` is given; True = rebuild this frame.
@@ -84,7 +84,9 @@ def _predict(cur, prev, nxt, has_prev, has_next, *, block, search, method, chann
         if ref is None:
             sides.append(None)
             continue
-        vec, mad = estimate_motion(cur, ref, block=block, search=search, method=method, channels=channels, backend=backend)
+        vec, mad = estimate_motion(
+            cur, ref, block=block, search=search, method=method, channels=channels, backend=backend
+        )
         mad = torch.where(has.view(-1, 1, 1), mad, torch.full_like(mad, float("inf")))
         sides.append((motion_compensate(ref, vec, block=block), mad))
     if sides[0] is None:
@@ -142,10 +144,33 @@ def rebuild_frames(
         raise ValueError("every frame to rebuild needs a reference before or after it")
     kernels = _numba_kernels() if backend != "torch" else None
     if kernels is not None and cur.device.type == "cpu":
-        return _rebuild_numba(kernels, cur, prev, nxt, has_prev, has_next, block=block, search=search, method=method,
-                              qp=qp, transform=transform, channels=channels, residual=residual)
-    pred, _ = _predict(cur, prev, nxt, has_prev, has_next, block=block, search=search, method=method,
-                       channels=channels, backend=backend)
+        return _rebuild_numba(
+            kernels,
+            cur,
+            prev,
+            nxt,
+            has_prev,
+            has_next,
+            block=block,
+            search=search,
+            method=method,
+            qp=qp,
+            transform=transform,
+            channels=channels,
+            residual=residual,
+        )
+    pred, _ = _predict(
+        cur,
+        prev,
+        nxt,
+        has_prev,
+        has_next,
+        block=block,
+        search=search,
+        method=method,
+        channels=channels,
+        backend=backend,
+    )
     return _add_residual(cur, pred, qp, transform) if residual else pred.to(torch.float32)
 
 
@@ -401,8 +426,13 @@ class TemporalDefense(Defense):
                 for r in refs:
                     with torch.no_grad():
                         vec, mad = estimate_motion(
-                            cur, video[i, r].detach(), block=self.block, search=self.search, method=self.method,
-                            channels=self.channels, backend=self.backend,
+                            cur,
+                            video[i, r].detach(),
+                            block=self.block,
+                            search=self.search,
+                            method=self.method,
+                            channels=self.channels,
+                            backend=self.backend,
                         )
                     pred = motion_compensate(video[i, r], vec, block=self.block)
                     if best_pred is None:

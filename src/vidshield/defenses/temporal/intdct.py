@@ -42,7 +42,9 @@ FORWARD_8x8 = torch.tensor(
 
 def _check_blocks(x: torch.Tensor, name: str) -> int:
     if not isinstance(x, torch.Tensor) or x.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"{name} must be an int32/int64 tensor (..., n, n) with n = 4 or 8, got {getattr(x, 'dtype', type(x))}")
+        raise ValueError(
+            f"{name} must be an int32/int64 tensor (..., n, n) with n = 4 or 8, got {getattr(x, 'dtype', type(x))}"
+        )
     if x.dim() < 2 or x.shape[-1] != x.shape[-2] or x.shape[-1] not in (4, 8):
         raise ValueError(f"{name} must have shape (..., 4, 4) or (..., 8, 8), got {tuple(x.shape)}")
     return x.shape[-1]

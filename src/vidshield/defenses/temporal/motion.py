@@ -72,7 +72,7 @@ def _tss_steps(search: int) -> list[int]:
     return steps
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stages(method: str, search: int) -> tuple[list[list[tuple[int, int]]], list[bool], bool]:
     """(offset lists per stage, repeat flag per stage, ntss rule) of a fast search."""
     if method == "tss":
@@ -94,7 +94,7 @@ def _stages(method: str, search: int) -> tuple[list[list[tuple[int, int]]], list
     raise AssertionError(method)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _order(search: int) -> np.ndarray:
     """All displacements ``(R, 2)`` sorted by the tie-break rule (index = rank)."""
     cands = [(dy, dx) for dy in range(-search, search + 1) for dx in range(-search, search + 1)]
@@ -102,7 +102,7 @@ def _order(search: int) -> np.ndarray:
     return np.asarray(cands, dtype=np.int64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rank_table(search: int) -> np.ndarray:
     """``rank[dy + search, dx + search]``."""
     order = _order(search)
@@ -206,11 +206,19 @@ def block_match(
         if c.dtype != r.dtype:
             c, r = c.to(torch.int16), r.to(torch.int16)
         vec, sad = _match_numba(
-            kernels, kernels.pad_planes(c.numpy(), block, 0), kernels.pad_planes(r.numpy(), block, search), block, search, method
+            kernels,
+            kernels.pad_planes(c.numpy(), block, 0),
+            kernels.pad_planes(r.numpy(), block, search),
+            block,
+            search,
+            method,
         )
         vec, sad = torch.from_numpy(vec), torch.from_numpy(sad)
     else:
-        c, r = (_pad_to_grid(_integer_planes(x.reshape(-1, nc, h, w)).to(torch.int16), block, e) for x, e in ((cur, 0), (ref, search)))
+        c, r = (
+            _pad_to_grid(_integer_planes(x.reshape(-1, nc, h, w)).to(torch.int16), block, e)
+            for x, e in ((cur, 0), (ref, search))
+        )
         vec, sad = _match_torch(c, r, block, search, method)
     mad = sad.to(torch.float32) / (block * block * nc)
     hb, wb = vec.shape[1:3]
@@ -222,7 +230,7 @@ def _integer_planes(x: torch.Tensor) -> torch.Tensor:
     if x.dtype == torch.uint8:
         return x.contiguous()
     x = x.round() if x.is_floating_point() else x
-    if x.numel() and 0 <= int(x.min()) and int(x.max()) <= 255:
+    if x.numel() and int(x.min()) >= 0 and int(x.max()) <= 255:
         return x.to(torch.uint8).contiguous()
     return x.to(torch.int16).contiguous()
 
@@ -282,10 +290,14 @@ def _match_torch(c, r, block, search, method):
     # fast searches: gather each candidate block from the padded reference
     rw = r32.shape[-1]
     flat_ref = r32.reshape(nb, nc, -1)
-    cur_blocks = c32.view(nb, nc, hb, block, wb, block).permute(0, 1, 2, 4, 3, 5).reshape(nb, nc, hb * wb, block * block)
+    cur_blocks = (
+        c32.view(nb, nc, hb, block, wb, block).permute(0, 1, 2, 4, 3, 5).reshape(nb, nc, hb * wb, block * block)
+    )
     base_y = (torch.arange(hb, device=c.device) * block + search).view(hb, 1).expand(hb, wb).reshape(-1)
     base_x = (torch.arange(wb, device=c.device) * block + search).view(1, wb).expand(hb, wb).reshape(-1)
-    inner = (torch.arange(block, device=c.device).view(block, 1) * rw + torch.arange(block, device=c.device)).reshape(-1)
+    inner = (torch.arange(block, device=c.device).view(block, 1) * rw + torch.arange(block, device=c.device)).reshape(
+        -1
+    )
 
     def keys_at(vy: torch.Tensor, vx: torch.Tensor) -> torch.Tensor:
         """vy, vx int64 (B, Hb*Wb) inside the window -> keys int64 (B, Hb*Wb)."""
@@ -381,7 +393,9 @@ def estimate_motion(
         raise ValueError("backend='numba' needs numba installed and CPU tensors")
     if kernels is not None and cur.device.type == "cpu" and ref.device.type == "cpu":
         lead = cur.shape[:-3]
-        c, r = (kernels.to_planes(_float32_frames(x), channels == "luma", block, e) for x, e in ((cur, 0), (ref, search)))
+        c, r = (
+            kernels.to_planes(_float32_frames(x), channels == "luma", block, e) for x, e in ((cur, 0), (ref, search))
+        )
         vec, sad = _match_numba(kernels, c, r, block, search, "full" if search == 0 else method)
         mad = torch.from_numpy(sad).to(torch.float32) / (block * block * c.shape[1])
         hb, wb = vec.shape[1:3]
@@ -435,7 +449,9 @@ def motion_compensate(ref: torch.Tensor, vectors: torch.Tensor, *, block: int = 
     if kernels is not None and ref.device.type == "cpu" and not (torch.is_grad_enabled() and ref.requires_grad):
         frames = _float32_frames(ref)
         no_pick = np.zeros(v.shape[:3], dtype=np.bool_)
-        out = torch.from_numpy(kernels.compensate(frames, frames, v.numpy(), v.numpy(), no_pick, block, np.empty_like(frames)))
+        out = torch.from_numpy(
+            kernels.compensate(frames, frames, v.numpy(), v.numpy(), no_pick, block, np.empty_like(frames))
+        )
         return out.to(ref.dtype).reshape(ref.shape)
     reach = int(vectors.abs().max())
     x = ref.reshape(-1, nc, h, w)

@@ -36,7 +36,14 @@ MAX_QP = 51
 
 # 4x4 tables, columns (a, b, c) = (both even, both odd, mixed).
 _MF_4x4 = torch.tensor(
-    [[13107, 5243, 8066], [11916, 4660, 7490], [10082, 4194, 6554], [9362, 3647, 5825], [8192, 3355, 5243], [7282, 2893, 4559]],
+    [
+        [13107, 5243, 8066],
+        [11916, 4660, 7490],
+        [10082, 4194, 6554],
+        [9362, 3647, 5825],
+        [8192, 3355, 5243],
+        [7282, 2893, 4559],
+    ],
     dtype=torch.int64,
 )
 _V_4x4 = torch.tensor(
@@ -170,8 +177,12 @@ def quant_step(qp: int) -> float:
 def quant_tables_4x4(qp: int, *, intra: bool = False):
     """numpy ``(mf (4, 4), v (4, 4), qbits, offset)`` of the 4x4 quantiser at ``qp`` (for the kernels)."""
     qbits = 15 + qp // 6
-    return (_table(4, "mf", qp, torch.device("cpu")).numpy(), _table(4, "v", qp, torch.device("cpu")).numpy(),
-            qbits, (1 << qbits) // (3 if intra else 6))
+    return (
+        _table(4, "mf", qp, torch.device("cpu")).numpy(),
+        _table(4, "v", qp, torch.device("cpu")).numpy(),
+        qbits,
+        (1 << qbits) // (3 if intra else 6),
+    )
 
 
 def code_residual(residual: torch.Tensor, qp: int, *, size: int = 4, intra: bool = False) -> torch.Tensor:
