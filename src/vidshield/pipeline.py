@@ -348,14 +348,21 @@ class ScanResult:
 def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int | None = None) -> ScanResult:
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
     length, at the model's view (see :func:`model_view_windows`). Memory: a few windows."""
+    spec = pipeline.detector.model.input_spec
+    return scan_windows(pipeline, model_view_windows(path, spec, max_frames=max_frames), name=path, progress=progress)
+
+
+def scan_windows(pipeline: DefensePipeline, windows_iter, *, name="video", progress=None) -> ScanResult:
+    """:func:`scan_file` on windows already decoded: ``(start, clip float32 (t, 3, H, W))`` pairs
+    as :func:`model_view_windows` yields them (e.g. decoded on another machine); ``name`` goes
+    into error messages. Each window runs through the pipeline on its own."""
     from vidshield.detection.exception import VERDICTS
 
-    spec = pipeline.detector.model.input_spec
     windows = []
     task = progress.add_task("scanning", total=None) if progress is not None else None
-    for start, clip in model_view_windows(path, spec, max_frames=max_frames):
+    for start, clip in windows_iter:
         if clip.shape[0] < 3:
-            raise ValueError(f"{path}: {clip.shape[0]} frames; detection needs at least 3")
+            raise ValueError(f"{name}: {clip.shape[0]} frames; detection needs at least 3")
         (result,) = pipeline.run(clip)
         result.defended = result.defended.clone()
         windows.append((start, result))

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "Run the whole system on synthetic videos (offline, about a minute)."),
     "reproduce": ("reproduce", "Reproduce the paper's Tables 1-4 and figures on a data set."),
     "scan": ("scan", "Is this video attacked? Verdict, alpha, label before and after defense."),
+    "scan-corpus": ("scan_corpus", "Scan a folder or list of videos into one table (process pool or Ray)."),
     "info": ("info", "Probe a video file: size, fps, frame count, codec."),
     "defend": ("defend", "Purify a video: temporal, spatial or codec defense."),
     "pack": ("pack", "Decode a data set once into clip-set files (fast training, no PyAV needed)."),

@@ -1,0 +1,592 @@
+"""Corpus scans: which videos, their content hash, the settings hash, one row per video, and a
+resumable result store.
+
+One row per video (:data:`COLUMNS`): ``path`` (absolute), ``size`` (bytes), ``content_hash``
+(SHA-256 of the file), ``settings_hash`` (models' weights, thresholds, defense options, version:
+:func:`settings_hash`), ``verdict`` (the most severe window verdict), ``alpha`` (the largest
+window exception index), ``exception_frames`` (global frame indices), ``defense`` (the strongest
+defense any window got), ``label_before`` / ``label_after`` and their class names,
+``num_frames``, ``windows``, ``seconds`` (wall time of this video's work: the only timing
+column) and ``error`` (``None``, or ``"ExceptionType: message"``, in which case the scan fields are
+``None``). A video that cannot be scanned (corrupt, too short, missing) gets a row with its error.
+
+The per-video work is :func:`scan_one` (hash, then :func:`vidshield.pipeline.scan_file`). The
+Ray engine splits it in two, :func:`decode_video` (hash + decode, a CPU task) and
+:func:`scan_decoded` (the pipeline, an actor), over the same code, so both give the same row.
+
+Resuming: a rerun skips a video whose row exists for the same path, content hash and settings
+hash (the file is re-read to hash it, not decoded); ``retry_errors`` rescans rows with an error.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vidshield import __version__
+from vidshield.errors import VidshieldError
+
+__all__ = [
+    "COLUMNS",
+    "TIMING_COLUMNS",
+    "ScanSettings",
+    "Task",
+    "list_videos",
+    "content_hash",
+    "settings_hash",
+    "pipeline_for",
+    "scan_one",
+    "decode_video",
+    "scan_decoded",
+    "ResultStore",
+    "read_rows",
+    "scan_corpus",
+]
+
+COLUMNS = (
+    "path",
+    "size",
+    "content_hash",
+    "settings_hash",
+    "verdict",
+    "alpha",
+    "exception_frames",
+    "defense",
+    "label_before",
+    "label_after",
+    "class_before",
+    "class_after",
+    "num_frames",
+    "windows",
+    "seconds",
+    "error",
+)
+#: Columns that differ between runs of the same scan (everything else is a function of the
+#: file's content and the settings).
+TIMING_COLUMNS = ("seconds",)
+_DEFENSE_ORDER = ("none", "temporal", "spatial")
+
+
+# --------------------------------------------------------------------------------------------
+# Sources and hashes
+# --------------------------------------------------------------------------------------------
+
+
+def list_videos(source: str | os.PathLike) -> list[Path]:
+    """The videos of a corpus, as absolute paths.
+
+    ``source`` is a folder (searched recursively for video files, hidden files skipped, sorted),
+    a text file with one path per line (relative paths are relative to the list's folder; blank
+    lines and ``#`` comments skipped; duplicates dropped; missing files kept, they become error
+    rows), or a single video file.
+
+    Raises:
+        VidshieldError: no such folder or file, or no video in it.
+    """
+    from vidshield.detection import VIDEO_EXTENSIONS
+
+    src = Path(source)
+    if src.is_dir():
+        videos = sorted(
+            p.resolve()
+            for p in src.rglob("*")
+            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+        )
+    elif src.is_file() and src.suffix.lower() in VIDEO_EXTENSIONS:
+        videos = [src.resolve()]
+    elif src.is_file():
+        try:
+            lines = src.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise VidshieldError(f"cannot read the list of videos {src}: {e}") from e
+        entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        videos = list(dict.fromkeys((src.parent / entry).resolve() for entry in entries))
+    else:
+        raise VidshieldError(f"{src}: no such folder, video or list of video paths")
+    if not videos:
+        raise VidshieldError(f"no videos in {src} (looked for {', '.join(VIDEO_EXTENSIONS)})")
+    return videos
+
+
+def content_hash(path: str | os.PathLike, *, chunk: int = 1 << 20) -> tuple[int, str]:
+    """``(size in bytes, SHA-256 hex digest)`` of a file, read in ``chunk``-byte pieces."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """What a corpus scan runs: the options of ``vidshield scan`` (see ``vidshield scan --help``).
+
+    ``device`` is where the models run; it is not part of :func:`settings_hash` (results are
+    meant not to depend on it). ``max_frames`` caps the frames scanned per video (None: all).
+    """
+
+    model: str = "synthetic-lrcn"
+    classifier: str | None = None
+    config: str | None = None
+    comdefend: str = "comdefend"
+    qp: int = 36
+    polluted: str = "exceptions"
+    squeeze_check: bool = False
+    max_frames: int | None = None
+    device: str = "cpu"
+
+
+def _file_digest(path: Path) -> str:
+    return content_hash(path)[1]
+
+
+@functools.lru_cache(maxsize=8)
+def settings_hash(settings: ScanSettings) -> str:
+    """16 hex digits identifying what determines a row: the vidshield version, the hashes of the
+    detector's, classifier's and ComDefend's weights and of the detector config, and the defense
+    options. Raises the loaders' errors for a missing model."""
+    from vidshield.checkpoint import checkpoint_paths
+    from vidshield.defenses.spatial.comdefend import resolve_weights
+    from vidshield.models import resolve_checkpoint
+
+    fingerprint = {
+        "vidshield": __version__,
+        "model": _file_digest(resolve_checkpoint(settings.model)),
+        "classifier": _file_digest(resolve_checkpoint(settings.classifier)) if settings.classifier else None,
+        "config": _file_digest(Path(settings.config)) if settings.config else None,
+        "comdefend": _file_digest(checkpoint_paths(resolve_weights(settings.comdefend))[0]),
+        "qp": settings.qp,
+        "polluted": settings.polluted,
+        "squeeze_check": settings.squeeze_check,
+        "max_frames": settings.max_frames,
+    }
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=2)
+def pipeline_for(settings: ScanSettings):
+    """The :class:`~vidshield.pipeline.DefensePipeline` of ``settings``, built once per process."""
+    import torch
+
+    from vidshield.cli.scan import build_pipeline
+
+    config = Path(settings.config) if settings.config else None
+    return build_pipeline(
+        settings.model,
+        settings.classifier,
+        config,
+        settings.comdefend,
+        settings.qp,
+        settings.polluted,
+        torch.device(settings.device),
+        settings.squeeze_check,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# One video -> one row
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Task:
+    """One video to scan. ``known_hash``: the content hash of its existing row (skip when the
+    file still has it); ``attempts``: times a worker was lost while holding it."""
+
+    index: int
+    path: str
+    known_hash: str | None = None
+    attempts: int = 0
+
+
+def _row(path, size, digest, settings: ScanSettings, seconds: float, **fields) -> dict:
+    row = dict.fromkeys(COLUMNS)
+    row.update(path=str(path), size=size, content_hash=digest, settings_hash=settings_hash(settings))
+    row.update(fields, seconds=seconds)
+    return row
+
+
+def _error_row(path, size, digest, settings, error: BaseException, started: float) -> dict:
+    message = f"{type(error).__name__}: {error}".splitlines()[0]
+    return _row(path, size, digest, settings, time.perf_counter() - started, exception_frames=[], error=message)
+
+
+def _result_row(path, size, digest, settings, result, started: float) -> dict:
+    names = getattr(pipeline_for(settings).classifier, "class_names", None)
+    return _row(
+        path,
+        size,
+        digest,
+        settings,
+        time.perf_counter() - started,
+        verdict=result.verdict,
+        alpha=max(r.alpha for _, r in result.windows),
+        exception_frames=result.exception_frames(),
+        defense=max((r.defense for _, r in result.windows), key=_DEFENSE_ORDER.index),
+        label_before=result.label_before,
+        label_after=result.label,
+        class_before=names[result.label_before] if names else None,
+        class_after=names[result.label] if names else None,
+        num_frames=result.num_frames,
+        windows=len(result.windows),
+    )
+
+
+def scan_one(path: str | os.PathLike, settings: ScanSettings, *, known_hash: str | None = None) -> dict | None:
+    """Scan one video file and return its row (see the module doc), or None when its content
+    hash equals ``known_hash`` (already scanned). Never raises for a bad video: the error goes
+    into the row. The pipeline is built once per process (:func:`pipeline_for`)."""
+    from vidshield.pipeline import scan_file
+
+    started = time.perf_counter()
+    try:
+        size, digest = content_hash(path)
+    except OSError as e:
+        return _error_row(path, None, None, settings, e, started)
+    if digest == known_hash:
+        return None
+    try:
+        result = scan_file(pipeline_for(settings), path, max_frames=settings.max_frames)
+    except Exception as e:
+        return _error_row(path, size, digest, settings, e, started)
+    return _result_row(path, size, digest, settings, result, started)
+
+
+@dataclass
+class Decoded:
+    """A video hashed and decoded at the model's view (:func:`decode_video`), or why not.
+
+    ``row``: the finished error row when hashing or decoding failed; ``skipped``: the content
+    hash equals the known one; else ``starts`` are the window starts of the uint8 windows array
+    ``(W, t, 3, H, W)`` that travels separately.
+    """
+
+    path: str
+    size: int | None = None
+    content_hash: str | None = None
+    starts: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: bool = False
+    row: dict | None = None
+
+
+def decode_video(path: str, settings: ScanSettings, spec, *, known_hash: str | None = None):
+    """First half of :func:`scan_one`: hash, then decode every model-view window.
+
+    Args:
+        spec: the detector's :class:`~vidshield.models.base.InputSpec` (window length and size).
+
+    Returns:
+        ``(Decoded, windows uint8 numpy (W, t, 3, H, W) or None)``. Decoded frames are multiples
+        of 1/255, so uint8 carries them exactly.
+    """
+    import torch
+
+    from vidshield.pipeline import model_view_windows
+    from vidshield.video import to_uint8
+
+    started = time.perf_counter()
+    head = Decoded(path=str(path))
+    try:
+        head.size, head.content_hash = content_hash(path)
+    except OSError as e:
+        head.row = _error_row(path, None, None, settings, e, started)
+        return head, None
+    if head.content_hash == known_hash:
+        head.skipped = True
+        return head, None
+    try:
+        starts, clips = [], []
+        for start, clip in model_view_windows(path, spec, max_frames=settings.max_frames):
+            starts.append(start)
+            clips.append(to_uint8(clip))
+        windows = torch.stack(clips).numpy()
+    except Exception as e:
+        head.row = _error_row(path, head.size, head.content_hash, settings, e, started)
+        return head, None
+    head.starts, head.seconds = starts, time.perf_counter() - started
+    return head, windows
+
+
+def scan_decoded(head: Decoded, windows: np.ndarray | None, settings: ScanSettings) -> dict | None:
+    """Second half of :func:`scan_one`: the pipeline over decoded windows -> the row (None when
+    skipped). ``head.seconds`` (the decode time) is added to the row's ``seconds``."""
+    import torch
+
+    from vidshield.pipeline import scan_windows
+    from vidshield.video import to_float
+
+    if head.skipped:
+        return None
+    if head.row is not None:
+        return head.row
+    started = time.perf_counter() - head.seconds
+    clips = ((s, to_float(torch.from_numpy(w))) for s, w in zip(head.starts, windows))
+    try:
+        result = scan_windows(pipeline_for(settings), clips, name=head.path)
+    except Exception as e:
+        return _error_row(head.path, head.size, head.content_hash, settings, e, started)
+    return _result_row(head.path, head.size, head.content_hash, settings, result, started)
+
+
+def lost_row(task: Task, settings: ScanSettings) -> dict:
+    """The row of a video whose workers kept dying (``attempts`` times): a crash or out of memory."""
+    started = time.perf_counter()
+    try:
+        size, digest = content_hash(task.path)
+    except OSError:
+        size, digest = None, None
+    error = RuntimeError(f"the worker scanning it was lost {task.attempts} times (crashed, killed or out of memory)")
+    return _error_row(task.path, size, digest, settings, error, started)
+
+
+# --------------------------------------------------------------------------------------------
+# The result store
+# --------------------------------------------------------------------------------------------
+
+
+def _parquet():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise VidshieldError(
+            "writing .parquet needs pyarrow: pip install 'vidshield[distributed]' (or write .jsonl)"
+        ) from e
+    return pa, pq
+
+
+def _schema(pa):
+    string, integer = pa.string(), pa.int64()
+    types = {
+        "size": integer,
+        "alpha": pa.float64(),
+        "exception_frames": pa.list_(integer),
+        "label_before": integer,
+        "label_after": integer,
+        "num_frames": integer,
+        "windows": integer,
+        "seconds": pa.float64(),
+    }
+    return pa.schema([(name, types.get(name, string)) for name in COLUMNS])
+
+
+def _journal_rows(path: Path) -> list[dict]:
+    """Rows of a JSON-lines file; a last line cut short by a crash is ignored."""
+    if not path.is_file():
+        return []
+    rows = []
+    lines = path.read_bytes().split(b"\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if number == len(lines):  # the unterminated last line of an interrupted run
+                break
+            raise VidshieldError(f"{path}, line {number}: not a JSON row ({e})") from e
+    return rows
+
+
+def _latest(rows) -> list[dict]:
+    """One row per (path, settings hash), the last one written; sorted."""
+    latest = {(r["path"], r["settings_hash"]): r for r in rows}
+    return [latest[k] for k in sorted(latest)]
+
+
+def read_rows(out: str | os.PathLike) -> list[dict]:
+    """The rows of a corpus scan's output (``.parquet`` or ``.jsonl``, with the journal of an
+    interrupted Parquet run), one per (path, settings hash), sorted by path."""
+    out = Path(out)
+    rows: list[dict] = []
+    if out.suffix == ".parquet":
+        if out.is_file():
+            _, pq = _parquet()
+            rows = pq.read_table(out).to_pylist()
+        rows += _journal_rows(ResultStore.journal_path(out))
+    else:
+        rows = _journal_rows(out)
+    return _latest(rows)
+
+
+class ResultStore:
+    """The rows of a corpus scan, written as they come, resumable.
+
+    ``OUT.jsonl``: rows are appended to OUT itself. ``OUT.parquet``: rows are appended to a
+    journal ``OUT.journal.jsonl`` and :meth:`close` rewrites OUT (atomically) with the old and
+    new rows, one per (path, settings hash), sorted, then deletes the journal. Either way a row
+    is on disk (flushed) as soon as it is appended, so a crash loses only the videos in flight.
+    Memory: an index of the rows (a Parquet close reads them all).
+    """
+
+    SYNC_EVERY = 32
+
+    def __init__(self, out: str | os.PathLike):
+        self.out = Path(out)
+        if self.out.suffix not in (".jsonl", ".parquet"):
+            raise VidshieldError(f"--out must end in .parquet or .jsonl, got {self.out.name}")
+        if self.out.suffix == ".parquet":
+            _parquet()
+        self.journal = self.journal_path(self.out)
+        self._index = {(r["path"], r["settings_hash"]): r for r in read_rows(self.out)}
+        self._file = None
+        self._unsynced = 0
+        self.appended = 0
+
+    @staticmethod
+    def journal_path(out: Path) -> Path:
+        out = Path(out)
+        return out if out.suffix == ".jsonl" else out.with_name(out.name + ".journal.jsonl")
+
+    def previous(self, path: str, settings_digest: str) -> dict | None:
+        """The stored row of ``path`` under these settings, or None."""
+        return self._index.get((path, settings_digest))
+
+    def append(self, row: dict) -> None:
+        if self._file is None:
+            self.journal.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.journal, "ab+")  # noqa: SIM115 (kept open across appends; closed in close())
+            self._file.seek(0, os.SEEK_END)
+            if self._file.tell() > 0:  # drop an unterminated last line left by a crash
+                self._file.seek(-1, os.SEEK_END)
+                if self._file.read(1) != b"\n":
+                    self._file.seek(0)
+                    data = self._file.read()
+                    self._file.truncate(data.rfind(b"\n") + 1)
+                    self._file.seek(0, os.SEEK_END)
+        self._file.write(json.dumps(row, sort_keys=True).encode() + b"\n")
+        self._file.flush()
+        self._index[(row["path"], row["settings_hash"])] = row
+        self.appended += 1
+        self._unsynced += 1
+        if self._unsynced >= self.SYNC_EVERY:
+            os.fsync(self._file.fileno())
+            self._unsynced = 0
+
+    def close(self) -> None:
+        if self._file is not None:
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+        if self.out.suffix == ".parquet" and (self.journal.is_file() or not self.out.is_file()):
+            pa, pq = _parquet()
+            table = pa.Table.from_pylist(read_rows(self.out), schema=_schema(pa))
+            tmp = self.out.with_name(f".{self.out.name}.tmp")
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, tmp)
+            os.replace(tmp, self.out)
+            self.journal.unlink(missing_ok=True)
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# A corpus scan
+# --------------------------------------------------------------------------------------------
+
+ENGINES = ("local", "ray")
+
+
+def scan_corpus(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    settings: ScanSettings,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    retry_errors: bool = False,
+    max_attempts: int = 3,
+    on_event: Callable[[str, dict], None] | None = None,
+    **engine_options,
+) -> dict:
+    """Scan every video of ``source`` (see :func:`list_videos`) into ``out`` (``.parquet`` or
+    ``.jsonl``), skipping the videos already there (same path, content hash and settings).
+
+    Args:
+        engine: ``local`` (:func:`vidshield.distributed.local.run_local`) or ``ray``
+            (:func:`vidshield.distributed.ray_engine.run_ray`; ``engine_options`` go there).
+        workers: worker processes (local) or pipeline actors (Ray), each loading the models once.
+        retry_errors: rescan videos whose stored row has an error.
+        max_attempts: a video whose worker is lost this many times gets an error row.
+        on_event: called as ``on_event(kind, info)``: ``start`` (``videos``, ``to_scan``),
+            ``dispatch`` (``path``, ``pid`` of the worker or None), ``row`` (``row``), ``skip``
+            (``path``), ``lost`` (``path``, ``pid``: a worker died holding it; it is retried).
+
+    Returns:
+        ``videos``, ``scanned`` (rows written), ``skipped``, ``errors`` (rows with an error),
+        ``retried`` (videos retried after a lost worker), ``workers_lost``, ``frames`` (frames
+        scanned), ``seconds`` (wall), ``engine``, ``workers``.
+    """
+    if engine not in ENGINES:
+        raise VidshieldError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if workers < 1 or max_attempts < 1:
+        raise VidshieldError("workers and max_attempts must be >= 1")
+    emit = on_event or (lambda kind, info: None)
+    started = time.perf_counter()
+    videos = list_videos(source)
+    pipeline_for(settings)  # fails here, with a clear error, on bad settings before any worker starts
+    digest = settings_hash(settings)
+    counts = {"scanned": 0, "skipped": 0, "errors": 0, "frames": 0}
+    with ResultStore(out) as store:
+        tasks = []
+        for i, path in enumerate(videos):
+            prev = store.previous(str(path), digest)
+            known = None if prev is None or (retry_errors and prev["error"]) else prev["content_hash"]
+            tasks.append(Task(i, str(path), known))
+        emit("start", {"videos": len(videos), "to_scan": sum(t.known_hash is None for t in tasks)})
+
+        def on_result(task: Task, row: dict | None) -> None:
+            if row is None:
+                counts["skipped"] += 1
+                emit("skip", {"path": task.path})
+                return
+            store.append(row)
+            counts["scanned"] += 1
+            counts["errors"] += row["error"] is not None
+            counts["frames"] += row["num_frames"] or 0
+            emit("row", {"row": row})
+
+        if engine == "local":
+            from vidshield.distributed.local import run_local
+
+            stats = run_local(
+                tasks, settings, workers=workers, on_result=on_result, emit=emit, max_attempts=max_attempts
+            )
+        else:
+            try:
+                from vidshield.distributed.ray_engine import run_ray
+            except ImportError as e:
+                raise VidshieldError(f"--engine ray needs Ray: pip install 'vidshield[distributed]' ({e})") from e
+            stats = run_ray(
+                tasks,
+                settings,
+                workers=workers,
+                on_result=on_result,
+                emit=emit,
+                max_attempts=max_attempts,
+                **engine_options,
+            )
+    return {
+        "videos": len(videos),
+        **counts,
+        **stats,
+        "seconds": time.perf_counter() - started,
+        "engine": engine,
+        "workers": workers,
+        "settings": {**asdict(settings), "settings_hash": digest},
+        "out": str(out),
+    }
