@@ -330,7 +330,7 @@ def scan_decoded(head: Decoded, windows: np.ndarray | None, settings: ScanSettin
     if head.row is not None:
         return head.row
     started = time.perf_counter() - head.seconds
-    clips = ((s, to_float(torch.from_numpy(w))) for s, w in zip(head.starts, windows))
+    clips = ((s, to_float(torch.tensor(w))) for s, w in zip(head.starts, windows))  # Ray's arrays are read-only
     try:
         result = scan_windows(pipeline_for(settings), clips, name=head.path)
     except Exception as e:
@@ -523,8 +523,9 @@ def scan_corpus(
         retry_errors: rescan videos whose stored row has an error.
         max_attempts: a video whose worker is lost this many times gets an error row.
         on_event: called as ``on_event(kind, info)``: ``start`` (``videos``, ``to_scan``),
-            ``dispatch`` (``path``, ``pid`` of the worker or None), ``row`` (``row``), ``skip``
-            (``path``), ``lost`` (``path``, ``pid``: a worker died holding it; it is retried).
+            ``dispatch`` (``path``, ``pid`` of the worker or actor it goes to), ``decode`` (Ray:
+            ``path``, ``in_flight`` videos now), ``row`` (``row``), ``skip`` (``path``), ``lost``
+            (``path``, ``pid`` or None: a worker died holding it; it is retried).
 
     Returns:
         ``videos``, ``scanned`` (rows written), ``skipped``, ``errors`` (rows with an error),

@@ -148,11 +148,9 @@ def run_local(
             for w in pool:
                 if w.pid is not None and w.task is None and queue:
                     w.task = queue.popleft()
-                    try:
-                        w.conn.send(w.task)
-                    except OSError:  # died just now: its sentinel says so below
-                        continue
                     emit("dispatch", {"path": w.task.path, "pid": w.pid})
+                    with contextlib.suppress(OSError):  # a worker that died just now: its sentinel says so below
+                        w.conn.send(w.task)
             ready = {w.conn: w for w in pool} | {w.process.sentinel: w for w in pool}
             for obj in wait(list(ready)):
                 w = ready[obj]

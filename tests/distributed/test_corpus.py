@@ -1,0 +1,154 @@
+"""Corpus scan building blocks in one process: sources, hashes, rows, the resumable store."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import pytest
+from tests.distributed.conftest import SETTINGS, without_timing
+
+from vidshield.distributed.corpus import (
+    COLUMNS,
+    ResultStore,
+    content_hash,
+    decode_video,
+    list_videos,
+    pipeline_for,
+    read_rows,
+    scan_decoded,
+    scan_one,
+    settings_hash,
+)
+from vidshield.errors import VidshieldError
+from vidshield.pipeline import scan_file
+
+
+def test_list_videos_folder_list_and_single_file(corpus, tmp_path):
+    names = [p.relative_to(corpus).as_posix() for p in list_videos(corpus)]
+    assert names == ["a/clean0.mkv", "a/nested/clean3.mkv", "garbage.mp4", "short.mkv", "spliced.mkv"]
+
+    listing = tmp_path / "videos.txt"
+    listing.write_text(
+        f"# a comment\n{corpus / 'spliced.mkv'}\n\n{corpus / 'spliced.mkv'}\nmissing.mkv\n", encoding="utf-8"
+    )
+    assert list_videos(listing) == [corpus / "spliced.mkv", tmp_path / "missing.mkv"]
+    assert list_videos(corpus / "short.mkv") == [corpus / "short.mkv"]
+    with pytest.raises(VidshieldError, match="no such folder"):
+        list_videos(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VidshieldError, match="no videos"):
+        list_videos(tmp_path / "empty")
+
+
+def test_content_hash_is_sha256_of_the_bytes(corpus):
+    path = corpus / "spliced.mkv"
+    data = path.read_bytes()
+    assert content_hash(path, chunk=1000) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_settings_hash_follows_results_not_the_device():
+    assert settings_hash(SETTINGS) == settings_hash(dataclasses.replace(SETTINGS, device="cuda"))
+    assert settings_hash(SETTINGS) != settings_hash(dataclasses.replace(SETTINGS, qp=30))
+    assert settings_hash(SETTINGS) != settings_hash(dataclasses.replace(SETTINGS, polluted="minority"))
+
+
+def test_scan_one_row_is_scan_file(corpus):
+    path = corpus / "spliced.mkv"
+    row = scan_one(path, SETTINGS)
+    result = scan_file(pipeline_for(SETTINGS), path)
+    names = pipeline_for(SETTINGS).classifier.class_names
+    assert list(row) == list(COLUMNS)
+    assert row["error"] is None
+    assert row["verdict"] == result.verdict == "sparse"
+    assert row["defense"] == "temporal"
+    assert row["exception_frames"] == result.exception_frames() == [3, 7, 11, 19]
+    assert row["alpha"] == max(r.alpha for _, r in result.windows)
+    assert (row["label_before"], row["label_after"]) == (result.label_before, result.label)
+    assert row["class_after"] == names[result.label]
+    assert (row["num_frames"], row["windows"]) == (24, 2)
+    assert (row["size"], row["content_hash"]) == content_hash(path)
+    assert row["settings_hash"] == settings_hash(SETTINGS)
+    assert scan_one(path, SETTINGS, known_hash=row["content_hash"]) is None  # unchanged: skipped
+
+
+def test_bad_videos_become_error_rows(corpus, tmp_path):
+    short = scan_one(corpus / "short.mkv", SETTINGS)
+    assert short["error"] == f"ValueError: {corpus / 'short.mkv'}: 2 frames; detection needs at least 3"
+    assert short["verdict"] is None and short["content_hash"] is not None
+    garbage = scan_one(corpus / "garbage.mp4", SETTINGS)
+    assert garbage["error"].startswith("VideoDecodeError: cannot read video")
+    missing = scan_one(tmp_path / "missing.mkv", SETTINGS)
+    assert missing["error"].startswith("FileNotFoundError") and missing["size"] is None
+
+
+@pytest.mark.parametrize("name", ["spliced.mkv", "a/clean0.mkv", "short.mkv", "garbage.mp4"])
+def test_decode_then_scan_gives_the_scan_one_row(corpus, name):
+    """The Ray engine's split (decode task + pipeline actor) computes the same row."""
+    path = corpus / name
+    spec = pipeline_for(SETTINGS).detector.model.input_spec
+    head, windows = decode_video(str(path), SETTINGS, spec)
+    assert without_timing([scan_decoded(head, windows, SETTINGS)]) == without_timing([scan_one(path, SETTINGS)])
+    head, windows = decode_video(str(path), SETTINGS, spec, known_hash=content_hash(path)[1])
+    assert head.skipped and windows is None and scan_decoded(head, windows, SETTINGS) is None
+
+
+def _row(path: str, settings: str = "s1", **fields) -> dict:
+    row = dict.fromkeys(COLUMNS)
+    row.update({"path": path, "settings_hash": settings, "exception_frames": [], **fields})
+    return row
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_store_round_trip_resume_and_latest_row(tmp_path, suffix):
+    out = tmp_path / f"scan{suffix}"
+    first = _row("/v/a.mkv", content_hash="h1", alpha=0.1 + 0.2, exception_frames=[3, 7], seconds=1 / 3, size=5)
+    with ResultStore(out) as store:
+        store.append(first)
+        store.append(_row("/v/b.mkv", content_hash="h2", error="ValueError: too short"))
+    assert read_rows(out) == [first, _row("/v/b.mkv", content_hash="h2", error="ValueError: too short")]
+    assert not ResultStore.journal_path(out).is_file() or suffix == ".jsonl"
+
+    store = ResultStore(out)
+    assert store.previous("/v/a.mkv", "s1") == first
+    assert store.previous("/v/a.mkv", "s2") is None
+    changed = _row("/v/a.mkv", content_hash="h3")
+    store.append(changed)
+    store.append(_row("/v/a.mkv", "s2", content_hash="h1"))
+    store.close()
+    rows = read_rows(out)
+    assert [(r["path"], r["settings_hash"], r["content_hash"]) for r in rows] == [
+        ("/v/a.mkv", "s1", "h3"),
+        ("/v/a.mkv", "s2", "h1"),
+        ("/v/b.mkv", "s1", "h2"),
+    ]
+
+
+def test_jsonl_store_survives_a_row_cut_short(tmp_path):
+    out = tmp_path / "scan.jsonl"
+    with ResultStore(out) as store:
+        store.append(_row("/v/a.mkv", content_hash="h1"))
+    with out.open("ab") as f:
+        f.write(json.dumps(_row("/v/b.mkv", content_hash="h2")).encode()[:40])  # a crash mid-write
+    assert [r["path"] for r in read_rows(out)] == ["/v/a.mkv"]
+    with ResultStore(out) as store:
+        store.append(_row("/v/c.mkv", content_hash="h3"))
+    assert [r["path"] for r in read_rows(out)] == ["/v/a.mkv", "/v/c.mkv"]
+    assert out.read_bytes().count(b"\n") == 2
+
+
+def test_parquet_journal_of_an_interrupted_run_is_read(tmp_path):
+    out = tmp_path / "scan.parquet"
+    store = ResultStore(out)
+    store.append(_row("/v/a.mkv", content_hash="h1"))
+    store._file.close()  # the process dies before close(): no Parquet file yet, the journal holds the row
+    assert not out.exists()
+    assert ResultStore(out).previous("/v/a.mkv", "s1")["content_hash"] == "h1"
+    ResultStore(out).close()
+    assert [r["path"] for r in read_rows(out)] == ["/v/a.mkv"] and not ResultStore.journal_path(out).exists()
+
+
+def test_store_rejects_other_suffixes(tmp_path):
+    with pytest.raises(VidshieldError, match=r"\.parquet or \.jsonl"):
+        ResultStore(tmp_path / "scan.csv")
