@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 
 from tests.distributed.conftest import SETTINGS, without_timing
@@ -22,14 +24,12 @@ def test_local_engine_rows_equal_in_process_rows(corpus, local_scan):
 
 
 def test_cli_resumes_and_rescans_only_what_changed(corpus, local_scan, tmp_path):
-    import shutil
-
     _, rows = local_scan
     src = tmp_path / "corpus"
     shutil.copytree(corpus, src)
     out = tmp_path / "scan.jsonl"
     moved = [{**row, "path": row["path"].replace(str(corpus), str(src))} for row in rows]
-    out.write_text("".join(__import__("json").dumps(row) + "\n" for row in moved))
+    out.write_text("".join(json.dumps(row) + "\n" for row in moved))
     (src / "a" / "clean0.mkv").write_bytes((src / "a" / "nested" / "clean3.mkv").read_bytes())  # content changed
 
     assert main(["scan-corpus", str(src), "--out", str(out), "--workers", "1"]) == 0
