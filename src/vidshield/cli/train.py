@@ -122,14 +122,22 @@ def command(
       vidshield train --model lrcn-small --dataset synthetic --epochs 8 --out runs/synthetic-lrcn
       vidshield train --model c3d-small --dataset ut-interaction --root data/ut --out runs/ut-c3d --device cuda
       vidshield train --model c3d-small --out runs/c3d --epochs 20 --resume   # continue after an interruption
+      torchrun --nproc-per-node 4 -m vidshield train --model c3d --dataset ucf101 --root data/ucf101 \
+          --batch-size 64 --out runs/ucf-c3d     # 4 GPUs (NCCL) or CPU processes (gloo); 64 = global batch
+
+    Under torchrun, --batch-size is the global batch split over the processes and --lr applies to
+    it (the run equals one process with that batch); rank 0 writes the checkpoints and evaluates,
+    and --resume works on any number of processes.
     """
+    from vidshield.distributed import ddp
     from vidshield.models import MODEL_REGISTRY, create_model, load_model, save_model
     from vidshield.models.evaluation import evaluate_classifier
     from vidshield.models.training import train_classifier
 
     if dataset != "synthetic" and root is None:
         raise click.UsageError(f"--root is required for --dataset {dataset}")
-    dev = resolve_device(device)
+    dev = ddp.init_from_env(device) or resolve_device(device)
+    ctx.call_on_close(ddp.close)
     seed_everything(seed)
     command_line = _command_line(ctx)
 
@@ -187,6 +195,8 @@ def command(
         extra_metadata=metadata,
         progress=not as_json,
     )
+    if not ddp.world().is_main:
+        return 0
     summary = {"best_path": str(result["best_path"]), "last_path": str(result["last_path"]), "best": result["best"]}
     test_size = test_videos if dataset == "synthetic" else None
     if test_size != 0:

@@ -210,8 +210,15 @@ def command(
       vidshield train-comdefend --frames-file frames/cd-train.safetensors \
           --val-frames-file frames/cd-val.safetensors --out runs/comdefend --steps 40000 --resume
                                         # continue after an interruption, or extend (same data options)
+      torchrun --nproc-per-node 2 -m vidshield train-comdefend --frames-file frames/cd-train.safetensors \
+          --batch-size 256 --out runs/comdefend  # 2 GPUs (NCCL) or CPU processes (gloo); 256 = global batch
+
+    Under torchrun, --batch-size is the global batch split over the processes (the run equals one
+    process with that batch); rank 0 validates and writes the checkpoints, which resume on any
+    number of processes.
     """
     from vidshield.defenses.spatial.training import FrameCropSampler, train_comdefend
+    from vidshield.distributed import ddp
 
     if out is None and steps > 0:
         raise click.UsageError("--out is required to train (use --steps 0 with --save-frames to only decode frames)")
@@ -220,7 +227,8 @@ def command(
     if resume and out is None:
         raise click.UsageError("--resume needs --out")
     size_hw = _parse_size(size)
-    dev = resolve_device(device)
+    dev = ddp.init_from_env(device) or resolve_device(device)
+    ctx.call_on_close(ddp.close)
     if dev.type == "cuda":
         import torch
 
@@ -250,12 +258,13 @@ def command(
     if save_frames is not None:
         if val_pool is None:
             train_pool, val_pool = train_pool.split(0.1)
-        written = [
-            str(train_pool.save(f"{save_frames}-train.safetensors")),
-            str(val_pool.save(f"{save_frames}-val.safetensors")),
-        ]
-        if not as_json:
-            click.echo(f"frames written: {', '.join(written)}")
+        if ddp.world().is_main:
+            written = [
+                str(train_pool.save(f"{save_frames}-train.safetensors")),
+                str(val_pool.save(f"{save_frames}-val.safetensors")),
+            ]
+            if not as_json:
+                click.echo(f"frames written: {', '.join(written)}")
     if steps == 0:
         if as_json:
             echo_json({"train_frames": train_pool.num_frames, "val_frames": val_pool.num_frames if val_pool else 0})
@@ -283,6 +292,8 @@ def command(
         metadata={"data": data, "command": _command_line(ctx)},
         progress=progress,
     )
+    if not ddp.world().is_main:
+        return 0
     summary = {
         "weights": str(result.weights_path),
         "step": result.step,

@@ -15,10 +15,16 @@ Resuming reproduces an uninterrupted run: epoch ``e`` shuffles with ``seed + e``
 For models with a per-frame path (the CNN+LSTM), the loss is
 ``CE(video logits) + frame_loss_weight * CE(zero-state per-frame logits)``, so the detection
 network (the recurrence-removed LSTM) is trained to label single frames as well.
+
+Under ``torchrun`` (see :mod:`vidshield.distributed.ddp`) ``batch_size`` is the global batch,
+split over the processes; the run equals one process with that batch (up to float rounding;
+on CPUs BatchNorm and dropout are per process). Rank 0 validates and writes the checkpoints,
+which resume on any number of processes.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -31,6 +37,7 @@ from torch.utils.data import Dataset
 
 from vidshield.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from vidshield.data import make_loader
+from vidshield.distributed import ddp
 from vidshield.errors import CheckpointError
 from vidshield.models.base import VideoClassifier
 from vidshield.models.checkpoints import model_metadata, save_model
@@ -112,25 +119,28 @@ def _selection_key(metrics: dict) -> tuple[float, float]:
     return (metrics.get("val_top1", 0.0), metrics.get("val_frame_top1", 0.0))
 
 
-def _train_one_epoch(model, loader, optimizer, scheduler, *, device, amp, frame_loss_weight, max_grad_norm, bar, task):
-    model.train()
+def _train_one_epoch(trainer, loader, optimizer, scheduler, *, device, amp, max_grad_norm, bar, task, weights=None):
+    """One epoch. ``trainer(videos, labels) -> (loss, logits)``; ``weights``: per step, ``(items,
+    loss scale)`` of this process's share of the global batch (:func:`ddp.shard_loader`), or None."""
+    trainer.train()
     total_loss, correct, seen = 0.0, 0, 0
-    for videos, labels in loader:
+    for step, (videos, labels) in enumerate(loader):
         videos = videos.to(device, non_blocking=True)
         labels = torch.as_tensor(labels).long().to(device)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-            loss, logits = classification_loss(model, videos, labels, frame_loss_weight=frame_loss_weight)
+            loss, logits = trainer(videos, labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        n, scale = (labels.shape[0], None) if weights is None else weights[step]
+        (loss if scale is None else loss * scale).backward()
         if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(trainer.parameters(), max_grad_norm)
         optimizer.step()
         scheduler.step()
-        n = labels.shape[0]
         total_loss += float(loss.detach()) * n
-        correct += int((logits.detach().argmax(dim=1) == labels).sum())
+        correct += int((logits.detach()[:n].argmax(dim=1) == labels[:n]).sum())
         seen += n
-        bar.update(task, advance=1, loss=f"{total_loss / seen:.4f}")
+        bar.update(task, advance=1, loss=f"{total_loss / max(seen, 1):.4f}")
+    total_loss, correct, seen = ddp.all_sum([total_loss, correct, seen])
     return {"train_loss": total_loss / seen, "train_top1": correct / seen}
 
 
@@ -162,6 +172,7 @@ def train_classifier(
         train_set, val_set: items ``(video (T, 3, H, W) in [0, 1], label int)`` matching the
             model's input spec. Without ``val_set`` the last epoch counts as the best.
         epochs: total number of epochs (also when resuming).
+        batch_size: the global batch (under torchrun, split over the processes).
         out: path of the best checkpoint (``x`` -> ``x.safetensors`` + ``x.json``); the
             resumable state goes to ``x-last.*``.
         lr, weight_decay: AdamW settings; the learning rate follows a cosine from ``lr`` to 0 over
@@ -186,6 +197,9 @@ def train_classifier(
         raise ValueError(f"epochs and batch_size must be >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
     if len(train_set) == 0:
         raise ValueError("the training set is empty")
+    world = ddp.world()
+    if batch_size < world.size:
+        raise ValueError(f"the global batch ({batch_size}) is smaller than the number of processes ({world.size})")
     device = torch.device(device)
     amp = bool(amp and device.type == "cuda")
     class_names = class_names if class_names is not None else getattr(train_set, "classes", None)
@@ -211,6 +225,7 @@ def train_classifier(
         "max_grad_norm": max_grad_norm,
         "train_videos": len(train_set),
         "val_videos": len(val_set) if val_set is not None else 0,
+        "processes": world.size,
     }
 
     history: list[dict] = []
@@ -218,8 +233,15 @@ def train_classifier(
     start_epoch = 0
     if resume and last_path.is_file():
         start_epoch, history, best = _load_training_state(last_path, model, optimizer, scheduler, epochs=epochs)
+    loss_fn = functools.partial(classification_loss, frame_loss_weight=frame_loss_weight)
+    trainer = ddp.wrap(ddp.LossModule(model, loss_fn), device)
 
+    progress = progress and world.is_main
     console = Console(stderr=True, quiet=not progress)
+    if world.distributed:
+        console.print(
+            f"{world.size} processes: global batch {batch_size} (about {batch_size // world.size} per process), lr {lr}"
+        )
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -241,25 +263,33 @@ def train_classifier(
                 seed=seed + epoch,
                 pin_memory=device.type == "cuda",
             )
+            weights = None
+            if world.distributed:
+                loader, weights = ddp.shard_loader(loader, world)
             task = bar.add_task(f"epoch {epoch + 1}/{epochs}", total=len(loader), loss="-")
             metrics = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
             metrics.update(
                 _train_one_epoch(
-                    model,
+                    trainer,
                     loader,
                     optimizer,
                     scheduler,
                     device=device,
                     amp=amp,
-                    frame_loss_weight=frame_loss_weight,
                     max_grad_norm=max_grad_norm,
                     bar=bar,
                     task=task,
+                    weights=weights,
                 )
             )
             bar.remove_task(task)
             if val_set is not None and len(val_set) > 0:
-                val = evaluate_classifier(model, val_set, batch_size=batch_size, device=device, num_workers=num_workers)
+                val = {}
+                if world.is_main:
+                    val = evaluate_classifier(
+                        model, val_set, batch_size=batch_size, device=device, num_workers=num_workers
+                    )
+                val = ddp.broadcast({k: val[k] for k in ("top1", "frame_top1") if k in val})
                 metrics["val_top1"] = val["top1"]
                 if "frame_top1" in val:
                     metrics["val_frame_top1"] = val["frame_top1"]
@@ -268,14 +298,23 @@ def train_classifier(
             epochs_run += 1
             if best is None or val_set is None or _selection_key(metrics) > _selection_key(best):
                 best = dict(metrics)
-                save_model(
+                if world.is_main:
+                    save_model(
+                        model,
+                        best_path,
+                        metadata={**(extra_metadata or {}), "metrics": best, "training": settings, "history": history},
+                    )
+            if world.is_main:
+                _save_training_state(
+                    last_path,
                     model,
-                    best_path,
-                    metadata={**(extra_metadata or {}), "metrics": best, "training": settings, "history": history},
+                    optimizer,
+                    scheduler,
+                    epoch=epoch + 1,
+                    history=history,
+                    best=best,
+                    settings=settings,
                 )
-            _save_training_state(
-                last_path, model, optimizer, scheduler, epoch=epoch + 1, history=history, best=best, settings=settings
-            )
             console.print(
                 f"epoch {epoch + 1}/{epochs}: "
                 + ", ".join(

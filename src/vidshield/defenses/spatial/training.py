@@ -16,6 +16,11 @@ Checkpoints (safetensors + JSON, written atomically):
 - ``OUT-last.safetensors`` / ``OUT-last.json``: the resumable state: weights, Adam moments
   (flattened into tensors; hyper-parameters in the JSON), the step and both random generators'
   states. No pickle anywhere.
+
+Under ``torchrun`` (see :mod:`vidshield.distributed.ddp`) ``batch_size`` is the global batch:
+every process draws the same crops and trains on its contiguous share, with its rows of the
+training noise, so the run equals one process (exactly on CPUs, for an even crop side). Rank 0
+validates and writes the checkpoints, which resume on any number of processes.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from vidshield.defenses.spatial.comdefend import (
     comdefend_loss,
     cpu_supports_bf16,
 )
+from vidshield.distributed import ddp
 from vidshield.errors import CheckpointError, DataRootError
 from vidshield.video import to_uint8
 
@@ -365,7 +371,7 @@ def train_comdefend(
         val_source: held-out frames, same kinds; None holds out the last ``val_fraction`` of the
             training frames.
         steps: total optimisation steps (a resumed run continues up to this number).
-        batch_size: crops per step.
+        batch_size: crops per step (under torchrun: the global batch, split over the processes).
         crop: training crop side (the paper: 32x32 CIFAR-10 images).
         lr: Adam learning rate.
         sigma: std of the noise subtracted from the linear code before the sigmoid (paper: 20).
@@ -392,6 +398,9 @@ def train_comdefend(
         raise ValueError("lr must be > 0, sigma and code_weight >= 0")
     if resume and out is None:
         raise ValueError("resume needs out (the checkpoint stem to resume from)")
+    world = ddp.world()
+    if batch_size < world.size:
+        raise ValueError(f"the global batch ({batch_size}) is smaller than the number of processes ({world.size})")
     device = torch.device(device)
     use_amp = _resolve_amp(amp, device)
 
@@ -445,6 +454,9 @@ def train_comdefend(
         crop_rng.set_state(tensors["rng.crops"])
         noise_rng.set_state(tensors["rng.noise"])
         step, best, history = int(meta["step"]), float(meta["best_psnr_db"]), list(meta["history"])
+    trainer = ddp.wrap(model, device)
+    first, stop = ddp.share(batch_size, world)
+    noise_per_crop, noise_dtype = CODE_CHANNELS * crop * crop, torch.bfloat16 if use_amp else torch.float32
 
     def base_metadata() -> dict:
         return {
@@ -479,6 +491,8 @@ def train_comdefend(
 
     def validate(mean_loss: float, seconds: float) -> None:
         nonlocal best
+        if not world.is_main:
+            return
         metrics = evaluate_psnr(model, val_x, train_noise_sigma=sigma, seed=seed)
         history.append(
             {
@@ -508,7 +522,7 @@ def train_comdefend(
             save_last()
 
     progress_bar = None
-    if progress:
+    if progress and world.is_main:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         progress_bar = Progress(
@@ -523,16 +537,20 @@ def train_comdefend(
     start, window = time.perf_counter(), []
     try:
         while step < steps:
-            x = train_sampler.sample(batch_size, generator=crop_rng).to(device)
+            x = train_sampler.sample(batch_size, generator=crop_rng)[first:stop].to(device)
             x = x.contiguous(memory_format=torch.channels_last)
+            ddp.skip_normals(noise_rng, first * noise_per_crop, dtype=noise_dtype)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                out_dict = model(x, train_noise_sigma=sigma, generator=noise_rng)
+                out_dict = trainer(x, train_noise_sigma=sigma, generator=noise_rng)
+            ddp.skip_normals(noise_rng, (batch_size - stop) * noise_per_crop, dtype=noise_dtype)
             loss = comdefend_loss(x, out_dict, code_weight=code_weight)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * (world.size * (stop - first) / batch_size) if world.distributed else loss).backward()
             optimizer.step()
             step += 1
             value = float(loss.detach())
+            if world.distributed:  # the global batch's mean loss
+                value = ddp.all_sum([value * (stop - first)])[0] / batch_size
             result.losses.append(value)
             window.append(value)
             if step % val_every == 0 or step == steps:
