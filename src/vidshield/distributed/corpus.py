@@ -43,6 +43,7 @@ __all__ = [
     "content_hash",
     "settings_hash",
     "pipeline_for",
+    "warm_up",
     "scan_one",
     "decode_video",
     "scan_decoded",
@@ -190,6 +191,24 @@ def pipeline_for(settings: ScanSettings):
         torch.device(settings.device),
         settings.squeeze_check,
     )
+
+
+def warm_up(settings: ScanSettings) -> None:
+    """Build the pipeline and run each stage once on a tiny input (first-call costs: kernels,
+    numba's cache, the decoder library), so a worker's first video is as fast as the others."""
+    import torch
+
+    import vidshield.io  # noqa: F401 (PyAV, loaded on the first decode otherwise)
+
+    pipeline = pipeline_for(settings)
+    spec = pipeline.detector.model.input_spec
+    window = torch.rand(spec.frames, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(0))
+    pipeline.run(window)
+    mask = torch.zeros(1, spec.frames, dtype=torch.bool)
+    mask[0, 1] = True
+    pipeline.temporal(window.unsqueeze(0), mask)
+    with torch.no_grad():
+        pipeline.spatial(window[:1].unsqueeze(0))
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ processes. A worker that dies (killed, crashed, out of memory) loses only the vi
 that video goes back to the front of the queue (after ``max_attempts`` losses it gets an error
 row instead, so one poison file cannot stall the scan) and a new worker takes the dead one's
 place. Workers are started with ``spawn`` (no fork of a process that holds torch threads) and
-split the CPU cores between them.
+run one torch thread each: for throughput, run one worker per core (several intra-op threads per
+worker spin-wait and collapse when the cores are shared; measured in benchmarks/bench_corpus.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 
-from vidshield.distributed.corpus import ScanSettings, Task, lost_row, pipeline_for, scan_one
+from vidshield.distributed.corpus import ScanSettings, Task, lost_row, scan_one, warm_up
 from vidshield.errors import VidshieldError
 
 __all__ = ["run_local"]
@@ -30,7 +31,7 @@ def _worker(conn, settings: ScanSettings, threads: int) -> None:
 
     torch.set_num_threads(threads)
     try:
-        pipeline_for(settings)
+        warm_up(settings)
     except BaseException as e:
         conn.send(("failed", f"{type(e).__name__}: {e}"))
         return
@@ -85,7 +86,6 @@ def run_local(
     """
     ctx = mp.get_context("spawn")
     count = max(1, min(workers, len(tasks)))
-    threads = max(1, (os.cpu_count() or 1) // count)
     queue = deque(tasks)
     stats = {"retried": 0, "workers_lost": 0}
     start_failures = 0
@@ -94,7 +94,7 @@ def run_local(
         parent, child = ctx.Pipe()
         process = ctx.Process(
             target=_worker,
-            args=(child, _device_for(settings, slot), threads),
+            args=(child, _device_for(settings, slot), 1),
             name=f"vidshield-scan-{slot}",
             daemon=True,
         )

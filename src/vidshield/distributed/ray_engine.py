@@ -23,7 +23,15 @@ from collections.abc import Callable
 
 import ray
 
-from vidshield.distributed.corpus import ScanSettings, Task, decode_video, lost_row, pipeline_for, scan_decoded
+from vidshield.distributed.corpus import (
+    ScanSettings,
+    Task,
+    decode_video,
+    lost_row,
+    pipeline_for,
+    scan_decoded,
+    warm_up,
+)
 from vidshield.errors import VidshieldError
 
 __all__ = ["run_ray"]
@@ -47,7 +55,7 @@ class PipelineActor:
 
         torch.set_num_threads(threads)
         self.settings = settings
-        pipeline_for(settings)
+        warm_up(settings)
 
     def pid(self) -> int:
         return os.getpid()
