@@ -25,8 +25,7 @@ from pathlib import Path
 
 import torch
 
-from vidshield.defenses.h264 import H264Defense
-from vidshield.defenses.temporal import TemporalDefense
+from vidshield.defenses import create_defense
 from vidshield.eval.reproduce import _temporal_masks
 from vidshield.io import load_clips
 from vidshield.models.checkpoints import load_model
@@ -82,16 +81,16 @@ def main(argv=None) -> dict:
         "clean_frames_flagged": {rule: int(m.sum()) for rule, m in masks["clean"].items() if rule != "true_frames"},
         "accuracy": {},
     }
-    h264 = H264Defense(crf=28)
+    h264 = create_defense("h264")
     for name, (videos, _) in sets.items():
         row = {"none": accuracy(model, videos, labels), "h264_crf28": accuracy(model, h264(videos), labels)}
         for qp in (int(q) for q in args.qps.split(",")):
-            defense = TemporalDefense(qp=qp, block=cfg["block"], search=cfg["search"])
+            defense = create_defense("temporal", qp=qp, block=cfg["block"], search=cfg["search"])
             for rule, mask in masks[name].items():
                 defended = videos.clone()
                 rows = mask.any(1) & ~mask.all(1)
                 if bool(rows.any()):
-                    defended[rows] = defense(videos[rows], mask[rows])
+                    defended[rows] = defense(videos[rows], polluted=mask[rows])
                 row[f"{rule}_qp{qp}"] = accuracy(model, defended, labels)
         report["accuracy"][name] = row
     print(json.dumps(report, indent=2) if args.json else "\n".join(f"{k}: {json.dumps(v)}" for k, v in report.items()))

@@ -120,7 +120,7 @@ class DefensePipeline:
         classifier: the video classifier whose decision is protected (``forward(video) -> (N, K)``).
             When it is the detector's model (the CNN+LSTM), a clean video costs one pass.
         detector: a :class:`TemporalConsistencyDetector` (its thresholds route).
-        temporal: the temporal defense, called ``temporal(video, polluted_mask)``.
+        temporal: the temporal defense, called ``temporal(video, polluted=mask)``.
         spatial: the spatial defense, called ``spatial(video)``.
         strategy: ``routed`` (the paper), ``none``, ``spatial`` or ``temporal`` (Table 4's
             fixed strategies).
@@ -214,7 +214,7 @@ class DefensePipeline:
                 mask[row, rebuilt[i]] = True
             if mask.any():
                 t0 = time.perf_counter()
-                defended[idx] = self.temporal(batch[idx].cpu(), mask).cpu()
+                defended[idx] = self.temporal(batch[idx].cpu(), polluted=mask).cpu()
                 share = (time.perf_counter() - t0) / len(idx)
                 for i in idx:
                     seconds_defend[i] = share

@@ -13,8 +13,7 @@ from vidshield.pipeline import POLLUTED_RULES
 def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, device, squeeze_check=False):
     """The detect -> route -> defend -> classify pipeline from command-line options."""
     from vidshield.cli.detect import load_detector
-    from vidshield.defenses.spatial import SpatialDefense
-    from vidshield.defenses.temporal import TemporalDefense
+    from vidshield.defenses import create_defense
     from vidshield.models import load_model
     from vidshield.pipeline import DefensePipeline
 
@@ -30,8 +29,8 @@ def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, d
     return DefensePipeline(
         classifier,
         detector,
-        temporal=TemporalDefense(qp=qp),
-        spatial=SpatialDefense(weights=comdefend).to(device),
+        temporal=create_defense("temporal", qp=qp),
+        spatial=create_defense("spatial", weights=comdefend).to(device),
         polluted=polluted,
         squeeze_check=squeeze_check,
     )

@@ -60,18 +60,13 @@ DATASET_DEFAULTS = {
     "ucf101": {"lrcn": None, "c3d": None},
 }
 
-DEFENSES = ("none", "spatial", "temporal", "temporal-minority")
+#: Table 3's columns: the paper's defenses (``temporal-minority``: the temporal defense on the
+#: ``minority`` rule's frames).
+TABLE3_DEFENSES = ("none", "spatial", "temporal", "temporal-minority")
 
-#: Baseline defenses that can be measured beside the paper's (``extra_defenses``), with their settings.
-BASELINES = {"h264": {"crf": 28}, "jpeg": {"quality": 75}, "median": {"kernel": 3}, "bitdepth": {"bits": 4}}
-
-
-def _make_baseline(name: str):
-    from vidshield.defenses.h264 import H264Defense
-    from vidshield.defenses.spatial import BitDepthDefense, JpegDefense, MedianDefense
-
-    classes = {"h264": H264Defense, "jpeg": JpegDefense, "median": MedianDefense, "bitdepth": BitDepthDefense}
-    return classes[name](**BASELINES[name])
+#: Baseline defenses that can be measured beside the paper's (``extra_defenses``); their settings
+#: are the registry's defaults (:mod:`vidshield.defenses.registry`).
+BASELINES = ("h264", "jpeg", "median", "bitdepth")
 
 
 @dataclass(frozen=True)
@@ -199,8 +194,7 @@ def _predict(model, videos: torch.Tensor, ctx: _Context) -> list[int]:
 
 
 def _load_models(ctx: _Context) -> None:
-    from vidshield.defenses.spatial import SpatialDefense
-    from vidshield.defenses.temporal import TemporalDefense
+    from vidshield.defenses import create_defense
     from vidshield.models import load_model
 
     cfg = ctx.cfg
@@ -216,9 +210,9 @@ def _load_models(ctx: _Context) -> None:
     if ctx.lrcn.num_classes != ctx.c3d.num_classes:
         raise VidshieldError("the two models must have the same classes")
     ctx.class_names = list(ctx.lrcn.class_names or range(ctx.lrcn.num_classes))
-    ctx.spatial = SpatialDefense(weights=cfg.comdefend).to(ctx.device)
-    ctx.temporal = TemporalDefense(qp=cfg.qp, block=cfg.block, search=cfg.search)
-    ctx.baselines = {name: _make_baseline(name) for name in cfg.extra_defenses}
+    ctx.spatial = create_defense("spatial", weights=cfg.comdefend).to(ctx.device)
+    ctx.temporal = create_defense("temporal", qp=cfg.qp, block=cfg.block, search=cfg.search)
+    ctx.baselines = {name: create_defense(name) for name in cfg.extra_defenses}
 
 
 def _data_source(cfg: ReproduceConfig) -> tuple[str, str | None]:
@@ -437,7 +431,7 @@ def _defend(ctx: _Context, defense: str, videos: torch.Tensor, detections: list[
             rows = mask.any(dim=1)
             if rows.any():
                 y = x.clone()
-                y[rows] = ctx.temporal(x[rows], mask[rows])
+                y[rows] = ctx.temporal(x[rows], polluted=mask[rows])
                 out[i : i + bs] = y
     return out
 
@@ -447,7 +441,7 @@ def _stage_predict(ctx: _Context, sets: dict[str, torch.Tensor], detections: dic
     path = ctx.out / "predictions.json"
     preds = _load_json(path) or {}
     victims = {"clean": ("lrcn", "c3d"), "sparse": ("lrcn",), "dense": ("c3d", "lrcn")}
-    defenses = DEFENSES + ctx.cfg.extra_defenses
+    defenses = TABLE3_DEFENSES + ctx.cfg.extra_defenses
     jobs = [(s, d) for s in sets for d in defenses if any(f"{m}/{s}/{d}" not in preds for m in victims[s])]
     task = _task(ctx, "defend + classify", len(jobs))
     for set_name, defense in jobs:
@@ -508,7 +502,10 @@ def _tables(ctx: _Context, labels: list[int], reports: dict, detections: dict, p
 
     # Table 3: every clip (the attack's failures count as correct, as accuracy under attack).
     res["table3"] = {
-        m: {s: {d: _accuracy(preds[f"{m}/{s}/{d}"], labels) for d in DEFENSES + ctx.cfg.extra_defenses} for s in sets}
+        m: {
+            s: {d: _accuracy(preds[f"{m}/{s}/{d}"], labels) for d in TABLE3_DEFENSES + ctx.cfg.extra_defenses}
+            for s in sets
+        }
         for m, sets in (("lrcn", ("clean", "sparse")), ("c3d", ("clean", "dense")))
     }
     res["attacks"] = {

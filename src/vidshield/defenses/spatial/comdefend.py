@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidshield.checkpoint import load_checkpoint
-from vidshield.defenses.base import Defense
+from vidshield.defenses.base import Defense, apply_to_marked
+from vidshield.defenses.registry import register_defense
 from vidshield.errors import CheckpointError
 from vidshield.video import check_batch
 
@@ -306,6 +307,7 @@ def cpu_supports_bf16() -> bool:
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+@register_defense("spatial")
 class SpatialDefense(Defense):
     """The paper's spatial defense: ComDefend applied to every frame of a video.
 
@@ -338,11 +340,14 @@ class SpatialDefense(Defense):
         dtype: "auto", "float32" or "bfloat16": the precision the convolutions run in.
 
     Shape:
-        ``forward(video)``: ``float32 (N, T, 3, H, W)`` in [0, 1] -> same shape, in [0, 1], on
-        ``video``'s device. The model runs on the device it was moved to (``defense.to("cuda")``).
+        ``forward(video, *, polluted=None, generator=None)``: ``float32 (N, T, 3, H, W)`` in
+        [0, 1] -> same shape, in [0, 1], on ``video``'s device; every frame is purified, or only
+        the frames marked in ``polluted`` (bool ``(N, T)``). ``generator`` seeds the test-time
+        noise. The model runs on the device it was moved to (``defense.to("cuda")``).
     """
 
     differentiable = False
+    frame_wise = True
 
     def __init__(
         self,
@@ -410,15 +415,21 @@ class SpatialDefense(Defense):
             chunks.append(out.to(video.device, torch.float32))
         return torch.cat(chunks).reshape(n, t, c, h, w).contiguous()
 
-    def forward(self, video: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Purify every frame. ``generator`` seeds the test-time noise (on the model's device)."""
+    def forward(
+        self, video: torch.Tensor, *, polluted: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Purify every (marked) frame. ``generator`` seeds the test-time noise (on the model's device)."""
         check_batch(video)
         with torch.no_grad():
-            return self._purify(video, generator=generator, straight_through=False)
+            return apply_to_marked(
+                video, polluted, lambda v: self._purify(v, generator=generator, straight_through=False)
+            )
 
-    def surrogate(self, video: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def surrogate(
+        self, video: torch.Tensor, *, polluted: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Differentiable stand-in for BPDA: the same computation with a straight-through
         binarisation (hard bits forward, identity gradient backward). Without test noise its
         value equals :meth:`forward`'s."""
         check_batch(video, check_range=False)
-        return self._purify(video, generator=generator, straight_through=True)
+        return apply_to_marked(video, polluted, lambda v: self._purify(v, generator=generator, straight_through=True))
