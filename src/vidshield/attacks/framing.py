@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from vidshield.attacks.base import Attack, attack_mode, model_device, probability_loss
+from vidshield.attacks.registry import register_attack
 from vidshield.checkpoint import load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
 
@@ -155,3 +156,16 @@ def load_framing(path: str | Path, *, device: str | torch.device = "cpu") -> tup
     if meta.get("kind") != "adversarial-framing" or "framing" not in state:
         raise CheckpointError(f"{path} is not an adversarial framing checkpoint (kind={meta.get('kind')!r})")
     return state["framing"], int(meta["width"]), meta
+
+
+@register_attack("framing")
+def framing_attack(
+    model: nn.Module, *, checkpoint: str | Path | None = None, framing: torch.Tensor | None = None, width: int = 8
+) -> AdversarialFraming:
+    """The registry's ``framing`` attack: a trained framing given as a tensor and ``width``, or
+    loaded from a checkpoint of :func:`save_framing` (which records its width)."""
+    if (checkpoint is None) == (framing is None):
+        raise ValueError("give exactly one of checkpoint, framing")
+    if checkpoint is not None:
+        framing, width, _ = load_framing(checkpoint)
+    return AdversarialFraming(model, framing, width=width)

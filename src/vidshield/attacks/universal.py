@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from vidshield.attacks.base import Attack, attack_mode, model_device
+from vidshield.attacks.registry import register_attack
 from vidshield.checkpoint import load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
 
@@ -282,6 +283,45 @@ def train_universal(
     return losses
 
 
+def train_cdup(
+    model: nn.Module,
+    videos: torch.Tensor,
+    labels: torch.Tensor,
+    path: str | Path,
+    *,
+    p_max: float = P_MAX,
+    two_d: bool = False,
+    steps: int = 1000,
+    lr: float = 0.002,
+    target_class: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, float], None] | None = None,
+    metadata: dict | None = None,
+) -> torch.Tensor:
+    """Train a C-DUP (or 2D-DUP) generator at the clips' size against ``model`` and save its
+    universal perturbation (noise seed ``seed``) with the generator to ``path`` (the one home of
+    C-DUP training: ``vidshield attack --attack dense`` and the reproduction both call it).
+
+    Args:
+        model, videos, labels, target_class, steps, lr, seed, progress: as :func:`train_universal`.
+        path: the checkpoint to write (``.safetensors`` + ``.json``).
+        p_max: l_inf bound of the perturbation; two_d: 2D-DUP instead of C-DUP.
+        metadata: recorded in the checkpoint's JSON, with ``target_class`` and ``final_loss``.
+
+    Returns:
+        The perturbation ``float32 (P, 3, H, W)`` on the CPU.
+    """
+    t, _, h, w = videos.shape[1:]
+    gen = CDUPGenerator(frames=t, height=h, width=w, p_max=p_max, two_d=two_d).to(model_device(model))
+    losses = train_universal(
+        gen, model, videos, labels, target_class=target_class, steps=steps, lr=lr, seed=seed, progress=progress
+    )
+    perturbation = gen.perturbation(seed=seed).detach().cpu()
+    meta = {**(metadata or {}), "target_class": target_class, "final_loss": losses[-1]}
+    save_universal(path, perturbation, generator_net=gen.cpu(), metadata=meta)
+    return perturbation
+
+
 class UniversalAttack(Attack):
     """Adds one universal perturbation (C-DUP / 2D-DUP, Li et al. 2019) to every clip; norm: l_inf.
 
@@ -374,3 +414,18 @@ def load_universal(
         gen.load_state_dict({k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")})
         gen.to(device).eval()
     return state["perturbation"], gen, meta
+
+
+@register_attack("dense")
+def dense_attack(
+    model: nn.Module, *, checkpoint: str | Path | None = None, perturbation=None, **kwargs
+) -> UniversalAttack:
+    """The registry's ``dense`` attack: a universal perturbation given as a tensor (or generator),
+    or loaded from a checkpoint of :func:`save_universal` (its ``target_class`` is recorded when
+    none is given); other keyword arguments go to :class:`UniversalAttack`."""
+    if (checkpoint is None) == (perturbation is None):
+        raise ValueError("give exactly one of checkpoint, perturbation")
+    if checkpoint is not None:
+        perturbation, _, meta = load_universal(checkpoint)
+        kwargs.setdefault("target_class", meta.get("target_class"))
+    return UniversalAttack(model, perturbation, **kwargs)

@@ -309,14 +309,7 @@ def _stage_dense(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
     reports_path = ctx.out / "sets" / "dense_reports.json"
     if path.is_file() and reports_path.is_file():
         return _load_set(path)[0], _load_json(reports_path)
-    from vidshield.attacks import (
-        CDUPGenerator,
-        apply_universal,
-        load_universal,
-        perturbation_metrics,
-        save_universal,
-        train_universal,
-    )
+    from vidshield.attacks import apply_universal, load_universal, perturbation_metrics, train_cdup
     from vidshield.models.datasets import dataset_for_spec
 
     cfg = ctx.cfg
@@ -343,27 +336,20 @@ def _stage_dense(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
             train_v.append(v)
             train_y.append(int(y))
             _advance(ctx, task)
-        gen = CDUPGenerator(frames=spec.frames, height=spec.height, width=spec.width, p_max=cfg.dense_p_max)
-        gen = gen.to(ctx.device)
         task = _task(ctx, "dense attack: C-DUP generator", cfg.dense_steps)
         t0 = time.perf_counter()
-        train_universal(
-            gen,
+        perturbation = train_cdup(
             ctx.c3d,
             torch.stack(train_v).to(ctx.device),
             torch.tensor(train_y).to(ctx.device),
+            pert_path,
+            p_max=cfg.dense_p_max,
             steps=cfg.dense_steps,
             seed=cfg.seed,
             progress=lambda step, loss: _advance(ctx, task),
-        )
-        ctx.timings["dense_generator_train_s"] = time.perf_counter() - t0
-        perturbation = gen.perturbation(seed=cfg.seed).detach().cpu()
-        save_universal(
-            pert_path,
-            perturbation,
-            generator_net=gen.cpu(),
             metadata={"victim": cfg.c3d, "dataset": cfg.dataset, "steps": cfg.dense_steps},
         )
+        ctx.timings["dense_generator_train_s"] = time.perf_counter() - t0
     offsets = torch.randint(perturbation.shape[0], (clean.shape[0],), generator=torch.Generator().manual_seed(cfg.seed))
     adv = _quantise(apply_universal(clean, perturbation.cpu(), offsets))
     pred_before = _predict(ctx.c3d, clean, ctx)
