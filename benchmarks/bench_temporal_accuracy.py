@@ -7,7 +7,7 @@ temporal defense rebuilding
 * ``exceptions``: the detector's exception frames (the paper; Table 3's "temporal" column),
 * ``minority``: frames whose label differs from the clip's majority label,
 * ``exceptions+ends``: the exception frames plus the one-sided exceptions at the clip's ends
-  (beyond the paper; :func:`vidshield.pipeline.polluted_frames`),
+  (beyond the paper; :func:`vidshield.routing.polluted_frames`),
 * ``true_frames``: the frames the attack actually perturbed (known here: the clean clip is at
   hand), which separates the defense's own limit from the detector's misses,
 
@@ -26,10 +26,9 @@ from pathlib import Path
 import torch
 
 from vidshield.defenses import create_defense
-from vidshield.eval.reproduce import _temporal_masks
 from vidshield.io import load_clips
 from vidshield.models.checkpoints import load_model
-from vidshield.pipeline import POLLUTED_RULES
+from vidshield.routing import POLLUTED_RULES, polluted_mask
 
 
 def accuracy(model, videos: torch.Tensor, labels: torch.Tensor, batch: int = 16) -> float:
@@ -60,7 +59,7 @@ def main(argv=None) -> dict:
     t = clean.shape[1]
     perturbed = (sparse != clean).flatten(2).any(2)  # (N, T) frames the attack changed
     masks = {
-        name: {rule: _temporal_masks(detections[name], rule, t) for rule in POLLUTED_RULES}
+        name: {rule: polluted_mask(detections[name], rule, t) for rule in POLLUTED_RULES}
         for name in ("clean", "sparse")
     }
     masks["sparse"]["true_frames"] = perturbed

@@ -1,25 +1,9 @@
-"""The paper's framework (its Figure 1): detect -> route -> defend -> classify.
+"""The paper's framework (its Figure 1): detect -> route -> defend -> classify, on clips
+(:class:`DefensePipeline`) and on whole files (:func:`scan_file`, :func:`defend_frames_full_resolution`).
 
-``clean``  -> classify the video as it is;
-``sparse`` -> temporal defense on the polluted frames, then classify;
-``dense``  -> spatial defense (ComDefend) on every frame, then classify.
-
-The fixed strategies of Table 4 (no defense, spatial only, temporal only) run through the same
-code, so the comparison is like for like.
-
-Which frames the temporal defense rebuilds (``polluted``):
-
-- ``"exceptions"`` (the paper): the detector's exception frames, frames whose label differs from
-  both neighbours.
-- ``"minority"`` (beyond the paper): every frame whose per-frame label differs from the clip's
-  most frequent label. A sparse attack that flips a run of neighbouring frames (the reference mask
-  perturbs frames 11-13 and 19-22 of 40) leaves most of the run unflagged by Eq. 1; the minority
-  rule catches the whole run. Both are measured side by side by ``vidshield reproduce``.
-- ``"exceptions+ends"`` (beyond the paper): the exception frames plus a *one-sided exception*
-  at each end of the clip: the first frame when its label differs from frame 2's while frames 2
-  and 3 agree (the last frame likewise). Eq. 1 needs two neighbours, so it never sees the end
-  frames, and the sparse attack's spread frames start at frame 0; this closes that blind spot
-  (``benchmarks/bench_temporal_accuracy.py`` compares the rules).
+The routing itself (verdict -> defense, the squeeze check, which frames the temporal defense
+rebuilds) lives in :mod:`vidshield.routing`; the fixed strategies of Table 4 (no defense, spatial
+only, temporal only) run through the same code, so the comparison is like for like.
 """
 
 from __future__ import annotations
@@ -29,15 +13,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vidshield.detection import Detection, TemporalConsistencyDetector
+from vidshield.detection import TemporalConsistencyDetector
+from vidshield.routing import POLLUTED_RULES, STRATEGIES, polluted_frames, route_defense
 from vidshield.utils import module_device
 from vidshield.video import check_video
 
 __all__ = ["STRATEGIES", "POLLUTED_RULES", "PipelineResult", "DefensePipeline", "polluted_frames"]
-
-#: ``routed`` is the paper's combined defense; the others apply one defense to every video.
-STRATEGIES = ("routed", "none", "spatial", "temporal")
-POLLUTED_RULES = ("exceptions", "minority", "exceptions+ends")
 
 
 @dataclass
@@ -95,24 +76,6 @@ class PipelineResult:
         return d
 
 
-def polluted_frames(detection: Detection, rule: str = "exceptions") -> list[int]:
-    """Frames of one clip the temporal defense should rebuild, by ``rule`` (see module doc)."""
-    if rule == "exceptions":
-        return list(detection.exception_frames)
-    if rule == "minority":
-        labels = torch.tensor(detection.frame_labels)
-        majority = int(torch.mode(labels).values)
-        return (labels != majority).nonzero().flatten().tolist()
-    if rule == "exceptions+ends":
-        labels, frames = detection.frame_labels, set(detection.exception_frames)
-        if labels[0] != labels[1] == labels[2]:
-            frames.add(0)
-        if labels[-1] != labels[-2] == labels[-3]:
-            frames.add(len(labels) - 1)
-        return sorted(frames)
-    raise ValueError(f"polluted rule must be one of {POLLUTED_RULES}, got {rule!r}")
-
-
 class DefensePipeline:
     """Detect -> route -> defend -> classify.
 
@@ -120,12 +83,14 @@ class DefensePipeline:
         classifier: the video classifier whose decision is protected (``forward(video) -> (N, K)``).
             When it is the detector's model (the CNN+LSTM), a clean video costs one pass.
         detector: a :class:`TemporalConsistencyDetector` (its thresholds route).
-        temporal: the temporal defense, called ``temporal(video, polluted=mask)``.
-        spatial: the spatial defense, called ``spatial(video)``.
+        temporal: the temporal defense (a :class:`~vidshield.defenses.Defense`), called
+            ``temporal(video, polluted=mask)`` on the videos routed to it.
+        spatial: the spatial defense, called ``spatial(video)`` (every frame).
         strategy: ``routed`` (the paper), ``none``, ``spatial`` or ``temporal`` (Table 4's
-            fixed strategies).
-        polluted: which frames the temporal defense rebuilds: ``exceptions`` (paper) or
-            ``minority``.
+            fixed strategies); see :func:`vidshield.routing.route_defense`.
+        polluted: which frames the temporal defense rebuilds, one of
+            :data:`~vidshield.routing.POLLUTED_RULES`: ``exceptions`` (the paper), ``minority``
+            or ``exceptions+ends`` (see :mod:`vidshield.routing`).
         batch_size: videos per forward pass.
         squeeze_check: beyond the paper: a video the detector calls clean is also purified by the
             spatial defense; if that changes its label, it is treated as densely attacked (a
@@ -163,11 +128,6 @@ class DefensePipeline:
         self.batch_size = batch_size
         self.squeeze_check = squeeze_check
 
-    def _defense_for(self, detection: Detection) -> str:
-        if self.strategy == "routed":
-            return {"clean": "none", "sparse": "temporal", "dense": "spatial"}[detection.verdict]
-        return self.strategy
-
     @torch.no_grad()
     def _classify(self, video: torch.Tensor) -> torch.Tensor:
         was_training = self.classifier.training
@@ -201,7 +161,7 @@ class DefensePipeline:
             logits_before = self._classify(batch)
         t_classify_before = time.perf_counter() - t0
 
-        defenses = [self._defense_for(d) for d in detections]
+        defenses = [route_defense(d, strategy=self.strategy) for d in detections]
         rebuilt: list[list[int]] = [[] for _ in range(n)]
         defended = batch.cpu().clone()
         seconds_defend = [0.0] * n
@@ -228,10 +188,12 @@ class DefensePipeline:
             if check:
                 labels_after = self._classify(purified).argmax(-1)
             for row, i in enumerate(idx):
-                if defenses[i] == "none" and int(labels_after[row]) == int(logits_before[i].argmax()):
-                    continue  # passed the squeeze check: keep the video as it is
-                squeezed[i] = defenses[i] == "none"
-                defenses[i] = "spatial"
+                if defenses[i] == "none":  # the squeeze check
+                    changed = int(labels_after[row]) != int(logits_before[i].argmax())
+                    defenses[i] = route_defense(detections[i], strategy=self.strategy, label_changed_by_spatial=changed)
+                    if defenses[i] == "none":
+                        continue  # passed: keep the video as it is
+                    squeezed[i] = True
                 defended[i] = purified[row]
                 seconds_defend[i] = share
 

@@ -136,7 +136,7 @@ def _median_example(records, group):
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Output folder: detector.json, results.json, tables.md, fig2/3/4 PNGs.",
+    help="Output folder: detector.json, results.json, report.md, figures/fig2/3/4 PNGs.",
 )
 @json_option
 def command(
@@ -149,8 +149,9 @@ def command(
     adversarial sets with a manifest.json (clips whose attack failed are skipped unless
     --all-clips) or plain folders of videos. Every consistency score is measured side by side
     (ROC AUC for both tasks). Writes OUT/detector.json (load it with `vidshield detect --config`),
-    OUT/results.json (every number and per-video score), OUT/tables.md and the figures
-    fig2_distributions.png, fig3_label_strips.png, fig4_roc.png.
+    OUT/results.json (every number and per-video score), OUT/report.md (Tables 1 and 2, the AUCs)
+    and the figures OUT/figures/fig2_alpha.png, fig3_labels.png, fig4_roc.png (the file names of
+    `vidshield reproduce`).
 
     \b
     Examples:
@@ -163,8 +164,9 @@ def command(
 
     from vidshield import __version__
     from vidshield.detection import CONSISTENCY_SCORES, DetectorConfig
-    from vidshield.detection.calibration import TASKS, calibrate_all, sweep_markdown, sweep_rich_table
-    from vidshield.detection.plots import plot_label_strips, plot_roc_curves, plot_score_distributions
+    from vidshield.detection.calibration import TASKS, calibrate_all, sweep_rich_table
+    from vidshield.eval.figures import detection_figures
+    from vidshield.eval.report import REPORT_FILE, threshold_tables
     from vidshield.utils import atomic_write_bytes, atomic_write_json
 
     if score not in CONSISTENCY_SCORES:
@@ -232,40 +234,26 @@ def command(
         "videos": records,
     }
     atomic_write_json(out / "results.json", results)
-    sym = "gamma1" if score == "alpha" else f"gamma1 ({score})"
-    md = [
-        f"# Detection calibration ({score})\n",
-        sweep_markdown(t1.rows, title=f"Table 1: {TASKS[0]} (adversarial positive)", best=t1.best, symbol=sym),
-        sweep_markdown(
-            t2.rows, title=f"Table 2: {TASKS[1]} (dense positive)", best=t2.best, symbol=sym.replace("1", "2")
-        ),
-        "**ROC AUC per score**\n\n| score | clean vs adversarial | sparse vs dense |\n|---|---:|---:|",
-    ]
-    md += [
-        f"| {n}{' (routing)' if n == score else ''} | {a['clean_vs_adversarial']:.3f} | {a['sparse_vs_dense']:.3f} |"
-        for n, a in aucs.items()
-    ]
+    md = [f"# Detection calibration ({score})", "", *threshold_tables(result.to_dict(), aucs, score=score)]
     for name, h in held.items():
         md.append(
             f"\nHold-out attack **{name}** ({h['videos']} videos): detected as adversarial "
             f"{100 * h['detected_adversarial']:.1f}%, verdicts {h['verdicts']}, AUC vs clean ({score}) "
             f"{h['auc_vs_clean'][score]:.3f}"
         )
-    atomic_write_bytes(out / "tables.md", ("\n".join(md) + "\n").encode())
-    groups_alpha = {g: [r["alpha"] for r in records if r["group"] == g] for g in GROUPS}
-    plot_score_distributions(
-        groups_alpha,
-        out / "fig2_distributions.png",
-        score_name="alpha",
-        gamma1=result.gamma1 if score == "alpha" else None,
-        gamma2=result.gamma2 if score == "alpha" else None,
-    )
+    atomic_write_bytes(out / REPORT_FILE, ("\n".join(md) + "\n").encode())
     strips = []
     for g in GROUPS:
         ex = _median_example(records, g)
         strips.append((f"{g}: {Path(ex['file']).name}", ex["frame_labels"]))
-    plot_label_strips(strips, out / "fig3_label_strips.png")
-    plot_roc_curves(curves, out / "fig4_roc.png")
+    detection_figures(
+        out / "figures",
+        {g: [r["alpha"] for r in records if r["group"] == g] for g in GROUPS},
+        strips,
+        curves,
+        gamma1=result.gamma1 if score == "alpha" else None,
+        gamma2=result.gamma2 if score == "alpha" else None,
+    )
 
     summary = {
         "gamma1": result.gamma1,
@@ -282,9 +270,10 @@ def command(
         echo_json(summary)
         return 0
     console = Console()
-    console.print(sweep_rich_table(t1.rows, title=f"Table 1: {TASKS[0]}", best=t1.best, symbol=sym))
-    console.print(sweep_rich_table(t2.rows, title=f"Table 2: {TASKS[1]}", best=t2.best, symbol=sym.replace("1", "2")))
-    console.print("\n".join(md[3:]))
+    name = "" if score == "alpha" else f" ({score})"
+    console.print(sweep_rich_table(t1.rows, title=f"Table 1: {TASKS[0]}", best=t1.best, symbol="gamma1" + name))
+    console.print(sweep_rich_table(t2.rows, title=f"Table 2: {TASKS[1]}", best=t2.best, symbol="gamma2" + name))
+    console.print("\n".join(line for line in md if line.startswith(("|", "\nHold-out", "AUC"))))
     console.print(
         f"picked gamma1 = {result.gamma1:g}, gamma2 = {result.gamma2:g} on {score}; wrote {out}/detector.json"
     )

@@ -16,12 +16,13 @@ from vidshield.detection.calibration import RocCurve
 from vidshield.detection.exception import exception_mask
 from vidshield.utils import atomic_write_bytes
 
-__all__ = ["plot_score_distributions", "plot_label_strips", "plot_roc_curves"]
+__all__ = ["new_figure", "save_figure", "plot_score_distributions", "plot_label_strips", "plot_roc_curves"]
 
 _COLOURS = {"clean": "tab:green", "sparse": "tab:orange", "dense": "tab:red"}
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches on its own Agg canvas (no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -30,7 +31,8 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: str | Path, dpi: int) -> Path:
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
+    """Write ``fig`` as a PNG at ``dpi`` (atomically); returns ``path``."""
     import io
 
     buf = io.BytesIO()
@@ -60,7 +62,7 @@ def plot_score_distributions(
     values = np.concatenate([np.asarray(v, dtype=np.float64) for v in groups.values()])
     hi = max(float(values.max()), gamma2 or 0.0, 1e-3)
     edges = np.linspace(0.0, hi * 1.05, bins + 1)
-    fig = _figure(6.0, 3.6)
+    fig = new_figure(6.0, 3.6)
     ax = fig.add_subplot()
     for name, v in groups.items():
         v = np.asarray(v, dtype=np.float64)
@@ -80,7 +82,7 @@ def plot_score_distributions(
     ax.set_ylabel("fraction of videos")
     ax.set_title(f"Distribution of {score_name} per video type")
     ax.legend(fontsize=8)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def plot_label_strips(
@@ -99,7 +101,7 @@ def plot_label_strips(
     """
     if not strips:
         raise ValueError("plot_label_strips needs at least one strip")
-    fig = _figure(7.0, 1.4 * len(strips) + 0.4)
+    fig = new_figure(7.0, 1.4 * len(strips) + 0.4)
     axes = fig.subplots(len(strips), 1, squeeze=False)[:, 0]
     for ax, (title, labels) in zip(axes, strips):
         labels = np.asarray(labels, dtype=np.int64)
@@ -129,7 +131,7 @@ def plot_label_strips(
         ax.set_ylabel("label", fontsize=8)
     axes[-1].set_xlabel("frame")
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def plot_roc_curves(tasks: Mapping[str, Mapping[str, RocCurve]], path: str | Path, *, dpi: int = 120) -> Path:
@@ -137,7 +139,7 @@ def plot_roc_curves(tasks: Mapping[str, Mapping[str, RocCurve]], path: str | Pat
     curve per score, AUC in the legend."""
     if not tasks:
         raise ValueError("plot_roc_curves needs at least one task")
-    fig = _figure(4.2 * len(tasks), 4.0)
+    fig = new_figure(4.2 * len(tasks), 4.0)
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, (task, curves) in zip(axes, tasks.items()):
         for name, c in curves.items():
@@ -150,4 +152,4 @@ def plot_roc_curves(tasks: Mapping[str, Mapping[str, RocCurve]], path: str | Pat
         ax.set_title(task, fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
