@@ -40,7 +40,7 @@ def main(argv=None) -> dict:
     from vidshield.attacks.pgd import pgd_attack
     from vidshield.attacks.sparse import spread_frames
     from vidshield.defenses import create_defense
-    from vidshield.models import load_model
+    from vidshield.models import load_model, predict_labels
     from vidshield.models.datasets import dataset_for_spec
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -62,8 +62,8 @@ def main(argv=None) -> dict:
     sparse_mask[:, spread_frames(t, 4)] = True
 
     def accuracy(video: torch.Tensor) -> float:
-        with torch.no_grad():
-            return round((model(video).argmax(1) == y).float().mean().item(), 4)
+        preds = torch.tensor(predict_labels(model, video, batch_size=video.shape[0]))
+        return round((preds == y).float().mean().item(), 4)
 
     spatial, h264, jpeg, median = (create_defense(name) for name in ("spatial", "h264", "jpeg", "median"))
     temporal_id = create_defense("temporal", surrogate="identity")

@@ -27,13 +27,12 @@ import torch
 
 from vidshield.defenses import create_defense
 from vidshield.io import load_clips
-from vidshield.models.checkpoints import load_model
+from vidshield.models import load_model, predict_labels
 from vidshield.routing import POLLUTED_RULES, polluted_mask
 
 
 def accuracy(model, videos: torch.Tensor, labels: torch.Tensor, batch: int = 16) -> float:
-    with torch.no_grad():
-        preds = torch.cat([model(videos[i : i + batch]).argmax(1) for i in range(0, len(videos), batch)])
+    preds = torch.tensor(predict_labels(model, videos, batch_size=batch))
     return round((preds == labels).float().mean().item(), 4)
 
 

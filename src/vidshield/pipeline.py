@@ -15,7 +15,7 @@ import torch
 
 from vidshield.detection import TemporalConsistencyDetector
 from vidshield.routing import POLLUTED_RULES, STRATEGIES, polluted_frames, route_defense
-from vidshield.utils import module_device
+from vidshield.utils import eval_mode, module_device
 from vidshield.video import check_video
 
 __all__ = ["STRATEGIES", "POLLUTED_RULES", "PipelineResult", "DefensePipeline", "polluted_frames"]
@@ -130,12 +130,8 @@ class DefensePipeline:
 
     @torch.no_grad()
     def _classify(self, video: torch.Tensor) -> torch.Tensor:
-        was_training = self.classifier.training
-        self.classifier.eval()
-        try:
+        with eval_mode(self.classifier):
             return self.classifier(video.to(module_device(self.classifier))).float().cpu()
-        finally:
-            self.classifier.train(was_training)
 
     @torch.no_grad()
     def run(self, video: torch.Tensor) -> list[PipelineResult]:

@@ -30,6 +30,7 @@ from vidshield.attacks.base import Attack, attack_mode, model_device
 from vidshield.attacks.registry import register_attack
 from vidshield.checkpoint import load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
+from vidshield.utils import eval_mode
 
 __all__ = [
     "CDUPGenerator",
@@ -123,13 +124,9 @@ class CDUPGenerator(nn.Module):
     def perturbation(self, *, seed: int = 0) -> torch.Tensor:
         """The universal perturbation ``(T, 3, H, W)`` for the fixed noise drawn with ``seed``
         (eval mode: batch-norm running statistics; the previous mode is restored)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             z = torch.randn(1, self.z_dim, generator=torch.Generator().manual_seed(seed))
             return self(z.to(model_device(self)))[0]
-        finally:
-            self.train(was_training)
 
 
 def apply_universal(video: torch.Tensor, perturbation: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
 from vidshield.errors import VidshieldError
-from vidshield.utils import atomic_write_json, module_device
+from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
 __all__ = ["VIDEO_EXTENSIONS", "DetectorConfig", "TemporalConsistencyDetector", "collect_videos", "detect_file"]
@@ -117,14 +117,9 @@ class DetectorConfig:
 
 @contextlib.contextmanager
 def _inference(model: torch.nn.Module):
-    """Eval mode and no grad; the model's training flag is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
+    """Eval mode and no grad; the modes are restored afterwards."""
+    with eval_mode(model), torch.no_grad():
+        yield
 
 
 class TemporalConsistencyDetector:

@@ -90,12 +90,10 @@ def _quantise(video: torch.Tensor) -> torch.Tensor:
     return video.mul(255).round().div(255).clamp(0, 1)
 
 
-@torch.no_grad()
 def _predict(model, videos: torch.Tensor, ctx: StageContext) -> list[int]:
-    out = []
-    for i in range(0, videos.shape[0], ctx.cfg.batch_size):
-        out += model(videos[i : i + ctx.cfg.batch_size].to(ctx.device)).argmax(-1).cpu().tolist()
-    return out
+    from vidshield.models import predict_labels
+
+    return predict_labels(model, videos, batch_size=ctx.cfg.batch_size, device=ctx.device)
 
 
 # --------------------------------------------------------------------------- stages

@@ -34,6 +34,7 @@ from vidshield.checkpoint import load_checkpoint
 from vidshield.defenses.base import Defense, apply_to_marked
 from vidshield.defenses.registry import register_defense
 from vidshield.errors import CheckpointError
+from vidshield.models.checkpoints import zoo_dir
 from vidshield.video import check_batch
 
 COMCNN_CHANNELS = (3, 16, 32, 64, 128, 256, 128, 64, 32, 12)
@@ -186,7 +187,6 @@ def comdefend_loss(x: torch.Tensor, out: dict[str, torch.Tensor], *, code_weight
 # Purifying frames and videos
 # --------------------------------------------------------------------------------------------
 
-ZOO_DIR = Path(__file__).resolve().parents[2] / "zoo"
 DEFAULT_WEIGHTS = "comdefend"
 ARCHITECTURE = "comdefend"
 
@@ -266,15 +266,16 @@ def purify_frames(
 
 def resolve_weights(weights: str | Path | None) -> Path:
     """``None`` -> the shipped default; a bare name -> ``zoo/NAME``; anything else -> a path stem."""
+    zoo = zoo_dir()
     name = DEFAULT_WEIGHTS if weights is None else weights
     if isinstance(name, str) and "/" not in name and "\\" not in name and not name.endswith((".safetensors", ".json")):
-        if (ZOO_DIR / f"{name}.safetensors").is_file():
-            return ZOO_DIR / name
+        if (zoo / f"{name}.safetensors").is_file():
+            return zoo / name
         if weights is None:
             raise CheckpointError(
-                f"no trained ComDefend weights are shipped ({ZOO_DIR / (name + '.safetensors')} is missing). "
+                f"no trained ComDefend weights are shipped ({zoo / (name + '.safetensors')} is missing). "
                 "Train them with `vidshield train-comdefend --dataset ut-interaction --root DATA "
-                f"--out {ZOO_DIR / name}`, or pass weights=PATH / model=ComDefend()"
+                f"--out {zoo / name}`, or pass weights=PATH / model=ComDefend()"
             )
     return Path(name)
 
