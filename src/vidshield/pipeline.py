@@ -384,3 +384,168 @@ def defend_frames_full_resolution(
         yield from purified()
     else:
         yield from defend_stream(purified(), lambda i: i in temporal_frames, temporal)
+
+
+def build_pipeline(
+    *,
+    model: str = "synthetic-lrcn",
+    classifier: str | None = None,
+    config=None,
+    comdefend: str = "comdefend",
+    temporal: dict | None = None,
+    polluted: str = "exceptions",
+    squeeze_check: bool = False,
+    device="cpu",
+) -> DefensePipeline:
+    """The detect -> route -> defend -> classify pipeline from references (what ``scan`` and
+    ``defend`` build from their options).
+
+    Args:
+        model: the detection network (a CNN+LSTM): shipped name or checkpoint.
+        classifier: the classifier to protect (None: the detection network itself).
+        config: a detector config (``detector.json``) or its path; None: the paper's thresholds.
+        comdefend: ComDefend weights of the spatial defense.
+        temporal: settings of the temporal defense (registry defaults overridden).
+        polluted, squeeze_check: as :class:`DefensePipeline`.
+
+    Raises:
+        VidshieldError: a model without a per-frame path, or a classifier of another input size.
+    """
+    from vidshield.defenses import create_defense
+    from vidshield.detection import load_detector
+    from vidshield.errors import VidshieldError
+    from vidshield.models import load_model
+
+    detector = load_detector(model, config, device=device, batch_size=1)
+    net = detector.model if classifier is None else load_model(classifier, device=device)
+    spec, cspec = detector.model.input_spec, net.input_spec
+    if (spec.frames, spec.height, spec.width) != (cspec.frames, cspec.height, cspec.width):
+        raise VidshieldError(
+            f"the classifier expects {cspec.frames}x{cspec.height}x{cspec.width} clips but the detector "
+            f"{spec.frames}x{spec.height}x{spec.width}; pick models trained on the same input size"
+        )
+    return DefensePipeline(
+        net,
+        detector,
+        temporal=create_defense("temporal", **(temporal or {})),
+        spatial=create_defense("spatial", weights=comdefend).to(device),
+        polluted=polluted,
+        squeeze_check=squeeze_check,
+    )
+
+
+@dataclass
+class DefendResult:
+    """What :func:`defend_file` did to a video file.
+
+    Attributes:
+        frames: the defended video, ``uint8 (T, H, W, 3)`` at the file's resolution.
+        fps: the file's frame rate (None when unknown).
+        temporal_frames: frames rebuilt by the temporal defense.
+        spatial_frames: how many frames another defense purified.
+        verdict: the detector's verdict (``auto`` only; None otherwise).
+    """
+
+    frames: object
+    fps: float | None
+    temporal_frames: list[int]
+    spatial_frames: int
+    verdict: str | None = None
+
+
+def _to_uint8(frames) -> object:
+    import numpy as np
+
+    return np.stack([f.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy() for f in frames])
+
+
+def defend_file(
+    path,
+    method: str = "auto",
+    *,
+    settings: dict | None = None,
+    pipeline: DefensePipeline | None = None,
+    frames: list[int] | None = None,
+    every: int | None = None,
+    device="cpu",
+    progress=None,
+) -> DefendResult:
+    """Defend a video file at its own resolution.
+
+    Args:
+        method: ``auto`` (detect at the model's view with ``pipeline``, e.g. from
+            :func:`build_pipeline`, then defend each window as routed) or the name of a defense of
+            the registry (:mod:`vidshield.defenses.registry`) applied to the whole video, built
+            with ``settings`` over its defaults (H.264 encodes at the file's frame rate).
+        frames, every: the temporal defense's frames: these indices, or every frame but the key
+            frames 0, k, 2k, ... (``method="temporal"``).
+        device: where the spatial defenses run.
+
+    Raises:
+        VidshieldError: a frame index beyond the video's last frame.
+    """
+    from vidshield.defenses import create_defense
+    from vidshield.defenses.temporal import defend_stream
+    from vidshield.errors import VidshieldError
+    from vidshield.io import iter_chunks, probe, read_video
+
+    fps = probe(path).fps
+    if method != "auto":
+        settings = dict(settings or {})
+        if method == "h264":
+            settings.setdefault("fps", max(1, round(fps or 25)))
+        defense = create_defense(method, **settings)
+        if defense.frame_wise:
+            defense = defense.to(device)
+    if method == "auto":
+        scan = scan_file(pipeline, path, progress=progress)
+        temporal_frames, spatial_frames = full_resolution_plan(scan)
+        out = defend_frames_full_resolution(
+            path,
+            temporal_frames,
+            spatial_frames,
+            temporal=pipeline.temporal,
+            spatial=pipeline.spatial,
+            device=device,
+            progress=progress,
+        )
+        return DefendResult(_to_uint8(out), fps, sorted(temporal_frames), len(spatial_frames), scan.verdict)
+    if method == "temporal":
+        wanted = set(frames or [])
+
+        def is_polluted(i: int) -> bool:
+            return i in wanted if wanted else i % every != 0
+
+        def stream():
+            for _, chunk in iter_chunks(path, chunk_frames=32):
+                yield from chunk.to(device).unbind(0)
+
+        task = progress.add_task("defending", total=None) if progress is not None else None
+        out = []
+        for frame in defend_stream(stream(), is_polluted, defense):
+            out.append(frame)
+            if task is not None:
+                progress.advance(task)
+        if wanted and max(wanted) >= len(out):
+            raise VidshieldError(f"--frames: frame {max(wanted)} is beyond the last frame ({len(out) - 1})")
+        return DefendResult(_to_uint8(out), fps, [i for i in range(len(out)) if is_polluted(i)], 0)
+    if defense.frame_wise:  # purified chunk by chunk
+        out = _to_uint8(
+            defend_frames_full_resolution(
+                path, set(), _AllFrames(), temporal=None, spatial=defense, device=device, progress=progress
+            )
+        )
+        return DefendResult(out, fps, [], out.shape[0])
+    # a defense over the whole video (H.264): the clip in memory
+    task = progress.add_task("defending", total=1) if progress is not None else None
+    out = defense(read_video(path).unsqueeze(0))[0]
+    if task is not None:
+        progress.advance(task)
+    return DefendResult(_to_uint8(out.cpu().unbind(0)), fps, [], out.shape[0])
+
+
+class _AllFrames:
+    """``i in _AllFrames()`` for every frame index (a stream of unknown length)."""
+
+    def __contains__(self, i: int) -> bool:
+        return True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.detect import detector_options, load_detector
+from vidshield.cli.detect import detector_options
 from vidshield.cli.options import echo_json, json_option, resolve_device
 
 GROUPS = ("clean", "sparse", "dense")
@@ -190,7 +190,9 @@ def command(
             raise click.UsageError(f"{', '.join(missing)} required (or --reuse results.json)")
         if model_ref is None:
             raise click.UsageError("--model is required (or --reuse results.json)")
-        det = load_detector(model_ref, None, None, None, None, resolve_device(device), batch_size)
+        from vidshield.detection import load_detector
+
+        det = load_detector(model_ref, device=resolve_device(device), batch_size=batch_size)
         sources = {"clean": clean, "sparse": sparse, "dense": dense, **holdout}
         records = _detect_groups(
             det,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import torch
+
+from vidshield.routing import POLLUTED_RULES
 
 device_option = click.option(
     "--device",
@@ -15,6 +18,58 @@ device_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+
+
+# --- the detect -> route -> defend pipeline (scan, defend) ------------------------------------
+
+model_option = click.option(
+    "--model",
+    "model_ref",
+    default="synthetic-lrcn",
+    show_default=True,
+    help="Detection network: a CNN+LSTM, shipped name or checkpoint.",
+)
+classifier_option = click.option(
+    "--classifier",
+    "classifier_ref",
+    default=None,
+    help="Classifier to protect [default: the detection network itself, one CNN pass].",
+)
+config_option = click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Detector config from `vidshield calibrate` (thresholds).",
+)
+comdefend_option = click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights.")
+qp_option = click.option(
+    "--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense: residual QP (strength)."
+)
+polluted_option = click.option(
+    "--polluted",
+    type=click.Choice(list(POLLUTED_RULES)),
+    default="exceptions",
+    show_default=True,
+    help="Frames the temporal defense rebuilds: the paper's exception frames, every frame off the clip's "
+    "majority label, or the exception frames plus the end frames when they disagree with two agreeing neighbours.",
+)
+squeeze_check_option = click.option(
+    "--squeeze-check",
+    is_flag=True,
+    help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
+    "defense marks them as attacked (catches universal perturbations that alpha misses).",
+)
+
+
+def options(*decorators):
+    """Apply several click options at once, in the order given (as ``--help`` lists them)."""
+
+    def apply(f):
+        for option in reversed(decorators):
+            f = option(f)
+        return f
+
+    return apply
 
 
 def resolve_device(name: str) -> torch.device:

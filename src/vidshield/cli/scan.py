@@ -6,79 +6,31 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device
-from vidshield.pipeline import POLLUTED_RULES
+from vidshield.cli.options import (
+    classifier_option,
+    comdefend_option,
+    config_option,
+    device_option,
+    echo_json,
+    json_option,
+    model_option,
+    options,
+    polluted_option,
+    qp_option,
+    resolve_device,
+    squeeze_check_option,
+)
 
-
-def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, device, squeeze_check=False):
-    """The detect -> route -> defend -> classify pipeline from command-line options."""
-    from vidshield.cli.detect import load_detector
-    from vidshield.defenses import create_defense
-    from vidshield.models import load_model
-    from vidshield.pipeline import DefensePipeline
-
-    detector = load_detector(model_ref, config, None, None, None, device, batch_size=1)
-    classifier = detector.model if classifier_ref is None else load_model(classifier_ref, device=device)
-    spec, cspec = detector.model.input_spec, classifier.input_spec
-    if (spec.frames, spec.height, spec.width) != (cspec.frames, cspec.height, cspec.width):
-        raise click.BadParameter(
-            f"the classifier expects {cspec.frames}x{cspec.height}x{cspec.width} clips but the detector "
-            f"{spec.frames}x{spec.height}x{spec.width}; pick models trained on the same input size",
-            param_hint="--classifier",
-        )
-    return DefensePipeline(
-        classifier,
-        detector,
-        temporal=create_defense("temporal", qp=qp),
-        spatial=create_defense("spatial", weights=comdefend).to(device),
-        polluted=polluted,
-        squeeze_check=squeeze_check,
-    )
-
-
-def pipeline_options(f):
-    options = [
-        click.option(
-            "--model",
-            "model_ref",
-            default="synthetic-lrcn",
-            show_default=True,
-            help="Detection network: a CNN+LSTM, shipped name or checkpoint.",
-        ),
-        click.option(
-            "--classifier",
-            "classifier_ref",
-            default=None,
-            help="Classifier to protect [default: the detection network itself, one CNN pass].",
-        ),
-        click.option(
-            "--config",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            default=None,
-            help="Detector config from `vidshield calibrate` (thresholds).",
-        ),
-        click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights."),
-        click.option("--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense QP."),
-        click.option(
-            "--polluted",
-            type=click.Choice(list(POLLUTED_RULES)),
-            default="exceptions",
-            show_default=True,
-            help="Frames the temporal defense rebuilds: the paper's exception "
-            "frames, every frame off the clip's majority label, or the exception frames plus "
-            "the end frames when they disagree with two agreeing neighbours.",
-        ),
-        click.option(
-            "--squeeze-check",
-            is_flag=True,
-            help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
-            "defense marks them as attacked (catches universal perturbations that alpha misses).",
-        ),
-        device_option,
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+pipeline_options = options(
+    model_option,
+    classifier_option,
+    config_option,
+    comdefend_option,
+    qp_option,
+    polluted_option,
+    squeeze_check_option,
+    device_option,
+)
 
 
 @click.command("scan")
@@ -135,11 +87,20 @@ def command(
 
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import write_video
-    from vidshield.pipeline import scan_file
+    from vidshield.pipeline import build_pipeline, scan_file
     from vidshield.utils import atomic_write_json
 
     dev = resolve_device(device)
-    pipe = build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, dev, squeeze_check)
+    pipe = build_pipeline(
+        model=model_ref,
+        classifier=classifier_ref,
+        config=config,
+        comdefend=comdefend,
+        temporal={"qp": qp},
+        polluted=polluted,
+        squeeze_check=squeeze_check,
+        device=dev,
+    )
     with Progress(transient=True, disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names

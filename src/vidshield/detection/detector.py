@@ -32,7 +32,14 @@ from vidshield.errors import VidshieldError
 from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
-__all__ = ["VIDEO_EXTENSIONS", "DetectorConfig", "TemporalConsistencyDetector", "collect_videos", "detect_file"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "DetectorConfig",
+    "TemporalConsistencyDetector",
+    "load_detector",
+    "collect_videos",
+    "detect_file",
+]
 
 #: File name endings treated as videos when a folder is given.
 VIDEO_EXTENSIONS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -402,6 +409,48 @@ def detect_file(
             raise VidshieldError(f"{path}: {e}") from e
         raise
     return detector.summarize(windows), windows
+
+
+def load_detector(
+    model: str | Path | None = None,
+    config: DetectorConfig | str | Path | None = None,
+    *,
+    gamma1: float | None = None,
+    gamma2: float | None = None,
+    score: str | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 8,
+) -> TemporalConsistencyDetector:
+    """A detector from a model reference (shipped name or checkpoint; default: the config's) and
+    an optional config (``detector.json`` from ``vidshield calibrate``), thresholds and score
+    overriding the config's when given.
+
+    Raises:
+        VidshieldError: no model named, or a model without a per-frame path (not a CNN+LSTM).
+    """
+    from vidshield.models import load_model
+
+    if config is None:
+        cfg = DetectorConfig()
+    else:
+        cfg = config if isinstance(config, DetectorConfig) else DetectorConfig.load(config)
+    model_ref = model or cfg.model
+    if model_ref is None:
+        raise VidshieldError("--model is required (the detector config names no model)")
+    net = load_model(model_ref, device=device)
+    if not getattr(net, "has_frame_logits", False):
+        raise VidshieldError(
+            f"{model_ref} ({getattr(net, 'arch_name', type(net).__name__)}) has no per-frame path; "
+            "the detector needs a model with a per-frame path, e.g. lrcn"
+        )
+    cfg = DetectorConfig(
+        gamma1=cfg.gamma1 if gamma1 is None else gamma1,
+        gamma2=cfg.gamma2 if gamma2 is None else gamma2,
+        score=cfg.score if score is None else score,
+        model=str(model_ref),
+        calibration=cfg.calibration,
+    )
+    return TemporalConsistencyDetector.from_config(cfg, net, batch_size=batch_size)
 
 
 def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:
