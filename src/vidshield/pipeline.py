@@ -226,7 +226,7 @@ class DefensePipeline:
 
 def model_view_windows(path, spec, *, max_frames: int | None = None):
     """Consecutive windows of ``spec.frames`` frames of a video file, as the model sees them
-    (short side scaled, centre crop of ``spec.height x spec.width``, like the evaluation data sets).
+    (:func:`vidshield.data.transforms.model_view_chunks`, shared with ``detect``).
 
     The last window is aligned to the end of the video (it may overlap the one before), so every
     frame is in a window; a video shorter than one window gives one shorter window.
@@ -234,12 +234,10 @@ def model_view_windows(path, spec, *, max_frames: int | None = None):
     Yields:
         ``(start, clip float32 (t, 3, H, W))``; memory holds at most two windows.
     """
-    from vidshield.data.transforms import eval_short_side
-    from vidshield.io import iter_chunks
+    from vidshield.data.transforms import model_view_chunks
 
-    size = (spec.height, spec.width)
     previous = None
-    for start, chunk in iter_chunks(path, chunk_frames=spec.frames, short_side=eval_short_side(size), crop=size):
+    for start, chunk in model_view_chunks(path, spec, chunk_frames=spec.frames):
         if max_frames is not None and start >= max_frames:
             return
         if chunk.shape[0] < spec.frames and previous is not None:

@@ -90,3 +90,46 @@ def test_defend_auto_and_spatial_keep_the_full_resolution(tiny_models, tmp_path,
         main(["defend", str(clip), "-o", str(out), "--method", "spatial", "--comdefend", tiny_models["comdefend"]]) == 0
     )
     assert read_video(out).shape == (18, 3, 40, 48)
+
+
+def test_scan_and_detect_see_a_non_square_file_alike(tmp_path):
+    """`scan` and `detect` share the model view (short side scaled, centre crop). A 32x16 file whose
+    left and right quarters are red and whose centre is green (blue on frame 3): the model's 16x16
+    view is the centre, so both see a sparse attack on frame 3 (a squashed whole frame reads red)."""
+    import av
+    import numpy as np
+    from tests.test_pipeline import ColourClassifier
+
+    from vidshield.defenses import create_defense
+    from vidshield.detection import TemporalConsistencyDetector, detect_file
+    from vidshield.pipeline import DefensePipeline, scan_file
+
+    model = ColourClassifier()  # 10 frames of 16x16; per-frame label: the dominant colour
+    detector = TemporalConsistencyDetector(model, gamma1=0.05, gamma2=0.3)
+    pipe = DefensePipeline(
+        model, detector, temporal=create_defense("temporal"), spatial=create_defense("median"), batch_size=1
+    )
+    frames = np.zeros((20, 16, 32, 3), dtype=np.uint8)
+    frames[..., 0] = 25
+    frames[:, :, :8, 0] = frames[:, :, 24:, 0] = 255  # red quarters
+    frames[:, :, 8:24, 1] = 204  # a green centre ...
+    frames[3, :, 8:24, 1], frames[3, :, 8:24, 2] = 25, 204  # ... blue on frame 3
+    clip = tmp_path / "wide.mkv"
+    with av.open(str(clip), "w") as container:  # written with PyAV directly: FFV1, lossless RGB
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "bgr0"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    scanned = scan_file(pipe, clip)
+    summary, windows = detect_file(detector, clip, window=10, stride=10)
+    assert [s for s, _ in scanned.windows] == [w.start for w in windows] == [0, 10]
+    for (_, r), w in zip(scanned.windows, windows):
+        assert (r.verdict, r.alpha, r.frame_labels, r.exception_frames) == (
+            w.verdict,
+            w.alpha,
+            list(w.frame_labels),
+            list(w.exception_frames),
+        )
+    assert scanned.verdict == summary.verdict == "sparse"
+    assert scanned.frame_labels() == list(summary.frame_labels) == [1, 1, 1, 2] + [1] * 16

@@ -386,10 +386,12 @@ def detect_file(
     stride: int | None = None,
     chunk_frames: int = 64,
 ) -> tuple[Detection, list[Detection]]:
-    """Detect on a whole video file, streamed in chunks at the model's spatial size.
+    """Detect on a whole video file, streamed in chunks at the model's view.
 
     Every frame of the file is decoded (no temporal sampling: neighbouring frames must stay
-    neighbours), resized to the model's ``input_spec`` height x width, and cut into windows of
+    neighbours), brought to the model's view as ``scan`` does
+    (:func:`vidshield.data.transforms.model_view_chunks`: short side scaled, centre crop of the
+    model's ``input_spec`` height x width), and cut into windows of
     ``window`` frames (default ``input_spec.frames``); a clip of exactly ``window`` frames (what
     the attacks write) is one window. Returns ``(summary, windows)`` with ``summary`` from
     :meth:`TemporalConsistencyDetector.summarize`.
@@ -397,11 +399,14 @@ def detect_file(
     Raises:
         VidshieldError: the file cannot be read, or has fewer than 3 frames.
     """
+    from vidshield.data.transforms import model_view_chunks
     from vidshield.io import iter_chunks
 
     spec = getattr(detector.model, "input_spec", None)
-    size = (int(spec.height), int(spec.width)) if spec is not None else None
-    chunks: Iterator = iter_chunks(path, chunk_frames=chunk_frames, size=size)
+    if spec is not None:
+        chunks: Iterator = model_view_chunks(path, spec, chunk_frames=chunk_frames)
+    else:
+        chunks = iter_chunks(path, chunk_frames=chunk_frames)
     try:
         windows = detector.detect_stream(chunks, window=window, stride=stride)
     except ValueError as e:
