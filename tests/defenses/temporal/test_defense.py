@@ -107,9 +107,17 @@ def test_surrogates(moving_video):
 
 
 def test_rebuild_frames_one_sided(moving_video):
+    """A frame rebuilt from one shifted neighbour: the motion-compensated blocks are exact copies
+    wherever the neighbour holds the content (frame t+1 is frame t moved up 1 px, left 2 px), and
+    at QP 0 the residual brings the whole frame back to within 1/255 of the truth."""
     cur = moving_video[1:2]
+    from_next = rebuild_frames(cur, None, moving_video[2:3], residual=False)
+    assert torch.equal(from_next[..., 8:, 8:], cur[..., 8:, 8:])  # blocks clear of the top / left edge
+    from_prev = rebuild_frames(moving_video[2:3], moving_video[1:2], None, residual=False)
+    assert torch.equal(from_prev[..., :24, :40], moving_video[2:3, :, :24, :40])  # clear of bottom / right
     out = rebuild_frames(cur, None, moving_video[2:3], qp=0)
-    assert out.shape == cur.shape
+    assert (out - cur).abs().max() <= 1 / 255 + 1e-6
+    assert not torch.equal(from_next, cur)  # the edge blocks did need the residual
 
 
 def test_errors(moving_video):

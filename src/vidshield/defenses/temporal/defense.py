@@ -1,5 +1,6 @@
-"""The temporal defense: rebuild polluted frames from clean neighbours (paper section on the
-temporal defense; REFERENCE.md sections 1 and 5).
+"""The temporal defense: rebuild polluted frames from clean neighbours (the paper's temporal
+defense; the transform and quantiser are H.264's 4x4 integer DCT and QP scale, whose step doubles
+every 6 QP: :mod:`~vidshield.defenses.temporal.intdct`, :mod:`~vidshield.defenses.temporal.quant`).
 
 For each frame marked polluted:
 
