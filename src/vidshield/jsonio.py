@@ -4,7 +4,7 @@ Every JSON file vidshield reads (checkpoint metadata, detector configs, training
 set manifests, reproduction caches, generator metadata) goes through :func:`read_json` (or
 :func:`parse_json` for JSON embedded in another file), then its fields through :func:`field`.
 Anything unexpected (not a regular file, too large, not UTF-8, invalid JSON, nesting deeper than
-:data:`MAX_DEPTH`, integers of more than :data:`MAX_INT_DIGITS` digits, NaN or Infinity, a list
+:data:`MAX_DEPTH`, integers of more than :data:`MAX_INT_DIGITS` digits, a list
 where an object belongs, a string where a number belongs, a number out of range) raises the
 caller's :class:`~vidshield.errors.VidshieldError` subclass with one line naming the file.
 """
@@ -21,7 +21,16 @@ from typing import Any
 from vidshield.errors import InputFormatError
 from vidshield.text import printable
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_INT_DIGITS", "REQUIRED", "read_json", "parse_json", "field"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "REQUIRED",
+    "read_json",
+    "parse_json",
+    "field",
+    "contained_path",
+]
 
 #: Largest JSON file read (bytes).
 MAX_BYTES = 64 * 1024 * 1024
@@ -46,14 +55,7 @@ def _parse_int(text: str) -> int:
 def _parse_float(text: str) -> float:
     if len(text) > 64:
         raise _Reject(f"a number written with {len(text)} characters (at most 64)")
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Reject(f"a number out of range ({text[:20]}...)")
-    return value
-
-
-def _parse_constant(name: str):
-    raise _Reject(f"{name} is not a number JSON allows")
+    return float(text)
 
 
 def _depth(obj: Any) -> int:
@@ -102,7 +104,7 @@ def parse_json(text: str | bytes, *, what: str, expect: type | tuple | None = di
         except UnicodeDecodeError as e:
             raise error(f"{what} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
-        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
     except _Reject as e:
         raise error(f"{what} is not usable JSON: {e}") from None
     except json.JSONDecodeError as e:
@@ -193,7 +195,8 @@ def field(
     if float in kinds and isinstance(value, int) and int not in kinds:
         value = float(value)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if number and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+    bounded = lo is not None or hi is not None
+    if number and bounded and (math.isnan(value) or (lo is not None and value < lo) or (hi is not None and value > hi)):
         raise error(f"{what}: {key!r} must lie in [{lo}, {hi}], got {_show(value)}")
     if max_len is not None and isinstance(value, (str, list, dict)) and len(value) > max_len:
         raise error(f"{what}: {key!r} is too long ({len(value)} entries; at most {max_len})")
@@ -211,3 +214,16 @@ def _is(value: Any, kinds: tuple) -> bool:
     if isinstance(value, int) and float in kinds:
         return True
     return isinstance(value, tuple(k for k in kinds if k is not bool))
+
+
+def contained_path(folder: str | os.PathLike, entry: str, *, what: str, error=InputFormatError) -> Path:
+    """``folder / entry`` for a file name read from a manifest in ``folder``, refused unless it is
+    relative and stays inside ``folder`` (no absolute paths, no ``..``, no symbolic link out)."""
+    if not isinstance(entry, str) or not entry or "\x00" in entry:
+        raise error(f"{what}: a clip's 'file' must be a non-empty relative path, got {_show(entry)}")
+    folder = Path(folder)
+    candidate = folder / entry
+    root = folder.resolve()
+    if Path(entry).is_absolute() or ".." in Path(entry).parts or not candidate.resolve().is_relative_to(root):
+        raise error(f"{what}: clip file {_show(entry)} is outside the set folder {printable(folder)}")
+    return candidate

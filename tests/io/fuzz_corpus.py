@@ -41,7 +41,7 @@ def _frames(n: int, height: int, width: int, seed: int) -> np.ndarray:
 
 def encode(path: Path, fmt: str, codec: str, pix_fmt: str, frames: np.ndarray, fps: int = 25) -> Path:
     """Encode uint8 RGB frames ``(T, H, W, 3)`` with PyAV, without vidshield's checks."""
-    with av.open(str(path), "w", format=fmt) as out:
+    with av.open(str(path), "w", format=fmt, container_options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pix_fmt

@@ -32,6 +32,7 @@ import torch
 
 from vidshield import __version__
 from vidshield.errors import VidshieldError
+from vidshield.jsonio import read_json
 from vidshield.utils import atomic_write_bytes, atomic_write_json
 
 __all__ = ["ReproduceConfig", "PAPER", "reproduce", "DATASET_DEFAULTS"]
@@ -167,8 +168,9 @@ def _advance(ctx: _Context, task, n: int = 1) -> None:
         ctx.progress.advance(task, n)
 
 
-def _load_json(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
+def _load_json(path: Path, expect: type = dict):
+    """A cache file of an earlier run (None if absent), bounded and of type ``expect``."""
+    return read_json(path, expect=expect) if path.exists() else None
 
 
 def _save_set(path: Path, videos: torch.Tensor, labels: torch.Tensor, meta: dict) -> None:
@@ -272,7 +274,7 @@ def _stage_sparse(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
     done_videos, done_reports = [], []
     if path.is_file() and reports_path.is_file():
         done_videos = list(_load_set(path)[0])
-        done_reports = _load_json(reports_path)
+        done_reports = _load_json(reports_path, list)
     if len(done_reports) >= clean.shape[0]:
         return torch.stack(done_videos), done_reports
     from vidshield.attacks import SparseAttack
@@ -314,7 +316,7 @@ def _stage_dense(ctx: _Context, clean: torch.Tensor, labels: torch.Tensor):
     path = ctx.out / "sets" / "dense.safetensors"
     reports_path = ctx.out / "sets" / "dense_reports.json"
     if path.is_file() and reports_path.is_file():
-        return _load_set(path)[0], _load_json(reports_path)
+        return _load_set(path)[0], _load_json(reports_path, list)
     from vidshield.attacks import (
         CDUPGenerator,
         apply_universal,
