@@ -8,7 +8,9 @@
 The lossless paths store RGB exactly, so a write then :func:`~vidshield.io.read_frames` returns
 the same bytes (any width/height). ``yuv420p`` needs even sides; odd sides raise
 :class:`~vidshield.errors.VideoEncodeError` rather than padding silently. Files are written to a
-temporary name in the target folder and renamed when complete.
+temporary name in the target folder and renamed when complete. Containers are written
+bit-exact (no random segment id or time stamp): a lossless .mkv/.avi/.nut of the same frames is
+the same file every time.
 """
 
 from __future__ import annotations
@@ -150,7 +152,10 @@ def write_video(
         raise VideoEncodeError(f"cannot write {printable(path)}: {e.strerror or e}") from None
     os.close(fd)
     try:
-        container_options = {"movflags": "+faststart"} if suffix in _MP4_FAMILY else {}
+        # bitexact: no random segment id or time stamp, so the same frames give the same file
+        container_options = {"fflags": "+bitexact"}
+        if suffix in _MP4_FAMILY:
+            container_options["movflags"] = "+faststart"
         with av.open(tmp, mode="w", format=_FORMATS[suffix], options=container_options) as out:
             stream = out.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
