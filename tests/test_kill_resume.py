@@ -92,7 +92,7 @@ def test_attack_killed_twice_equals_an_uninterrupted_run(tiny, tmp_path):
     for at_least in (1, 3):
         assert _run_until(args + [str(out)], lambda n=at_least: _clips(out) >= n)
         seen.append(_clips(out))
-    assert seen == sorted(seen) and 1 <= seen[0] and seen[1] >= 3  # nothing finished was lost
+    assert seen == sorted(seen) and seen[0] >= 1 and seen[1] >= 3  # nothing finished was lost
     _run(args + [str(out)])
     ref = json.loads((tmp_path / "ref" / "manifest.json").read_text())
     got = json.loads((out / "manifest.json").read_text())
@@ -145,6 +145,7 @@ def test_train_killed_after_epochs_equals_an_uninterrupted_run(tmp_path):
     assert without_times(last_got) == without_times(last_ref)
 
 
+@pytest.mark.slow  # about 100 s on 2 cores: four reproductions
 def test_reproduce_killed_between_stages_equals_an_uninterrupted_run(tiny, tmp_path):
     args = ["reproduce", "--dataset", "synthetic", "--num-test", "6", "--sparse-frames", "3", "--sparse-steps", "3"]
     args += ["--dense-steps", "3", "--dense-train-clips", "4", "--batch-size", "3", "--seed", "2"]

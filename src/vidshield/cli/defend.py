@@ -12,6 +12,7 @@ from rich.progress import Progress
 
 from vidshield.cli.options import device_option, echo_json, json_option, resolve_device
 from vidshield.pipeline import POLLUTED_RULES
+from vidshield.text import printable
 
 
 def _parse_frames(text: str) -> list[int]:
@@ -226,10 +227,13 @@ def command(
       vidshield defend clip.mp4 -o clean.mkv --method spatial
       vidshield defend clip.mp4 -o clean.mkv --method h264 --crf 28 --json
     """
-    from vidshield.io import write_video
+    from vidshield.io import probe, write_video
+    from vidshield.io.write import check_video_output
 
     if method == "temporal" and (frames_text is None) == (every is None):
         raise click.UsageError("--method temporal needs exactly one of --frames, --every (or use --method auto)")
+    # what can fail at the end is checked before the work: the output's format, folder and frame rate
+    check_video_output(output, fps=float(probe(video).fps or 25.0))
     opts = dict(
         frames=_parse_frames(frames_text) if frames_text else None,
         every=every,
@@ -271,6 +275,6 @@ def command(
         click.echo(
             f"{method}{verdict}: {summary['frames']} frames, {len(polluted)} rebuilt temporally, "
             f"{opts.get('spatial_frames', summary['frames'] if method == 'spatial' else 0)} purified spatially "
-            f"-> {output} in {elapsed:.2f}s"
+            f"-> {printable(output)} in {elapsed:.2f}s"
         )
     return 0
