@@ -9,12 +9,14 @@ only, temporal only) run through the same code, so the comparison is like for li
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 
 from vidshield.detection import TemporalConsistencyDetector
 from vidshield.routing import POLLUTED_RULES, STRATEGIES, polluted_frames, route_defense
+from vidshield.text import printable
 from vidshield.utils import eval_mode, module_device
 from vidshield.video import check_video
 
@@ -258,7 +260,9 @@ class ScanResult:
         label_before, label: the video's class before and after defense (mean of the window
             probabilities).
         probs_before, probs: those mean probabilities.
-        num_frames: frames scanned.
+        num_frames: frames scanned (the frames that decoded).
+        frames_declared: frames the container declares (None if it does not say).
+        warnings: damage found while decoding (frames skipped, a file that looks truncated).
     """
 
     windows: list[tuple[int, PipelineResult]]
@@ -268,6 +272,8 @@ class ScanResult:
     probs_before: list[float]
     probs: list[float]
     num_frames: int
+    frames_declared: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def frame_labels(self) -> list[int]:
         """Per-frame labels of the detection network over the whole video (later windows win)."""
@@ -292,6 +298,9 @@ class ScanResult:
         return {
             "verdict": self.verdict,
             "num_frames": self.num_frames,
+            "frames_decoded": self.num_frames,
+            "frames_declared": self.frames_declared,
+            "warnings": [printable(w) for w in self.warnings],
             "label_before": self.label_before,
             "label": self.label,
             "class_before": name(self.label_before),
@@ -305,18 +314,29 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
     length, at the model's view (see :func:`model_view_windows`). Memory: a few windows."""
     from vidshield.detection.exception import VERDICTS
+    from vidshield.errors import VideoDecodeError
+    from vidshield.io import CorruptVideoWarning
+    from vidshield.io._source import VideoSource
 
     spec = pipeline.detector.model.input_spec
     windows = []
     task = progress.add_task("scanning", total=None) if progress is not None else None
-    for start, clip in model_view_windows(path, spec, max_frames=max_frames):
-        if clip.shape[0] < 3:
-            raise ValueError(f"{path}: {clip.shape[0]} frames; detection needs at least 3")
-        (result,) = pipeline.run(clip)
-        result.defended = result.defended.clone()
-        windows.append((start, result))
-        if task is not None:
-            progress.advance(task, clip.shape[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptVideoWarning)
+        for start, clip in model_view_windows(path, spec, max_frames=max_frames):
+            if clip.shape[0] < 3:
+                raise VideoDecodeError(path, f"only {clip.shape[0]} decodable frame(s); detection needs at least 3")
+            (result,) = pipeline.run(clip)
+            result.defended = result.defended.clone()
+            windows.append((start, result))
+            if task is not None:
+                progress.advance(task, clip.shape[0])
+    for w in caught:
+        if not issubclass(w.category, CorruptVideoWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    damage = [str(w.message) for w in caught if issubclass(w.category, CorruptVideoWarning)]
+    with VideoSource(path) as src:
+        declared = src.declared_frames()
     probs = torch.tensor([r.probs for _, r in windows]).mean(0)
     before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
     verdict = max((r.verdict for _, r in windows), key=VERDICTS.index)
@@ -329,6 +349,8 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
         probs_before=before.tolist(),
         probs=probs.tolist(),
         num_frames=last_start + len(last.frame_labels),
+        frames_declared=declared,
+        warnings=damage,
     )
 
 

@@ -22,6 +22,8 @@ from vidshield.attacks.base import Attack, attack_mode, model_device, probabilit
 from vidshield.attacks.registry import register_attack
 from vidshield.checkpoint import load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
+from vidshield.jsonio import field
+from vidshield.text import printable
 
 __all__ = ["border_mask", "apply_framing", "train_framing", "AdversarialFraming", "save_framing", "load_framing"]
 
@@ -155,7 +157,10 @@ def load_framing(path: str | Path, *, device: str | torch.device = "cpu") -> tup
     state, meta = load_checkpoint(path, device=device)
     if meta.get("kind") != "adversarial-framing" or "framing" not in state:
         raise CheckpointError(f"{path} is not an adversarial framing checkpoint (kind={meta.get('kind')!r})")
-    return state["framing"], int(meta["width"]), meta
+    width = field(
+        meta, "width", int, lo=1, hi=1 << 14, what=f"framing metadata {printable(path)}", error=CheckpointError
+    )
+    return state["framing"], width, meta
 
 
 @register_attack("framing")

@@ -30,6 +30,8 @@ from vidshield.attacks.base import Attack, attack_mode, model_device
 from vidshield.attacks.registry import register_attack
 from vidshield.checkpoint import load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
+from vidshield.jsonio import field
+from vidshield.text import printable
 from vidshield.utils import eval_mode
 
 __all__ = [
@@ -402,13 +404,29 @@ def load_universal(
     """Load ``(perturbation (P, 3, H, W), generator or None, metadata)`` saved by :func:`save_universal`."""
     state, meta = load_checkpoint(path, device=device)
     if meta.get("kind") != "universal-perturbation" or "perturbation" not in state:
-        raise CheckpointError(f"{path} is not a universal perturbation checkpoint (kind={meta.get('kind')!r})")
+        raise CheckpointError(
+            f"{path} is not a universal perturbation checkpoint (kind={printable(repr(meta.get('kind')))[:60]})"
+        )
+    check = dict(what=f"generator metadata {printable(path)}", error=CheckpointError)
+    field(meta, "target_class", (int, type(None)), lo=0, **check)
     gen = None
     if "generator" in meta:
-        cfg = dict(meta["generator"])
-        cfg["channels"] = tuple(cfg["channels"])
+        g = field(meta, "generator", dict, **check)
+        cfg = {k: field(g, k, int, lo=1, hi=1 << 20, **check) for k in ("frames", "height", "width", "z_dim")}
+        cfg["channels"] = tuple(field(g, "channels", list, max_len=UPSAMPLING_LAYERS, items=int, **check))
+        cfg["p_max"] = field(g, "p_max", float, lo=0.0, hi=1.0, **check)
+        cfg["two_d"] = field(g, "two_d", bool, **check)
+        weights = {k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")}
+        try:
+            with torch.device("meta"):  # no memory: checked against the weights before it is built
+                skeleton = CDUPGenerator(**cfg)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"{check['what']}: cannot rebuild the generator: {printable(e)}") from e
+        shapes = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        if shapes != {k: tuple(v.shape) for k, v in weights.items()}:
+            raise CheckpointError(f"{path}: the generator weights do not fit the generator its metadata describes")
         gen = CDUPGenerator(**cfg)
-        gen.load_state_dict({k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")})
+        gen.load_state_dict(weights)
         gen.to(device).eval()
     return state["perturbation"], gen, meta
 

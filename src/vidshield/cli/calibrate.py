@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -165,8 +164,10 @@ def command(
     from vidshield import __version__
     from vidshield.detection import CONSISTENCY_SCORES, DetectorConfig
     from vidshield.detection.calibration import TASKS, calibrate_all, sweep_rich_table
+    from vidshield.errors import InputFormatError
     from vidshield.eval.figures import detection_figures
     from vidshield.eval.report import REPORT_FILE, threshold_tables
+    from vidshield.jsonio import read_json
     from vidshield.utils import atomic_write_bytes, atomic_write_json
 
     if score not in CONSISTENCY_SCORES:
@@ -175,11 +176,11 @@ def command(
         )
     if reuse is not None:
         try:
-            previous = json.loads(reuse.read_text())
+            previous = read_json(reuse)
             records, model_name = previous["videos"], previous.get("model")
             if not records or not all({"group", "alpha", "scores", "frame_labels", "file"} <= set(r) for r in records):
                 raise ValueError("per-video records are missing or incomplete")
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+        except (InputFormatError, KeyError, TypeError, ValueError) as e:
             raise click.BadParameter(
                 f"{reuse} is not a results.json of `vidshield calibrate`: {e}", param_hint="--reuse"
             ) from e

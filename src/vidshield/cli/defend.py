@@ -19,6 +19,7 @@ from vidshield.cli.options import (
     qp_option,
     resolve_device,
 )
+from vidshield.text import printable
 
 
 def _parse_frames(text: str) -> list[int]:
@@ -124,11 +125,14 @@ def command(
       vidshield defend clip.mp4 -o clean.mkv --method h264 --crf 28 --json
     """
     from vidshield.defenses import defense_defaults
-    from vidshield.io import write_video
+    from vidshield.io import probe, write_video
+    from vidshield.io.write import check_video_output
     from vidshield.pipeline import build_pipeline, defend_file
 
     if method == "temporal" and (frames_text is None) == (every is None):
         raise click.UsageError("--method temporal needs exactly one of --frames, --every (or use --method auto)")
+    # what can fail at the end is checked before the work: the output's format, folder and frame rate
+    check_video_output(output, fps=float(probe(video).fps or 25.0))
     frames = _parse_frames(frames_text) if frames_text else None
     temporal = dict(qp=qp, block=block, search=search, method=search_method, transform=int(transform))
     given = {"temporal": temporal, "spatial": {"weights": comdefend}, "h264": {"crf": crf}}.get(method, {})
@@ -171,6 +175,6 @@ def command(
         verdict = f" (verdict {result.verdict})" if result.verdict else ""
         click.echo(
             f"{method}{verdict}: {summary['frames']} frames, {len(result.temporal_frames)} rebuilt temporally, "
-            f"{result.spatial_frames} purified spatially -> {output} in {elapsed:.2f}s"
+            f"{result.spatial_frames} purified spatially -> {printable(output)} in {elapsed:.2f}s"
         )
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import click
@@ -31,6 +33,16 @@ pipeline_options = options(
     squeeze_check_option,
     device_option,
 )
+
+
+def default_output(video: Path, suffix: str) -> Path:
+    """``VIDEO's name + suffix`` in the current folder; a name too long for the file system keeps
+    its first 180 bytes plus a hash of the whole name."""
+    raw = os.fsencode(video.name)
+    if len(raw) + len(suffix) <= 255:
+        return Path(video.name + suffix)
+    short = os.fsdecode(raw[:180])
+    return Path(f"{short}-{hashlib.sha256(raw).hexdigest()[:12]}{suffix}")
 
 
 @click.command("scan")
@@ -86,10 +98,20 @@ def command(
     from rich.progress import Progress
 
     from vidshield.detection.plots import plot_label_strips
-    from vidshield.io import write_video
+    from vidshield.io import probe, write_video
+    from vidshield.io.write import check_video_output
     from vidshield.pipeline import build_pipeline, scan_file
-    from vidshield.utils import atomic_write_json
+    from vidshield.text import printable
+    from vidshield.utils import atomic_write_json, check_writable
 
+    report = report or default_output(video, ".scan.json")
+    plot = plot or default_output(video, ".scan.png")
+    check_writable(report)
+    check_writable(plot)
+    fps = None
+    if defended is not None:
+        fps = probe(video).fps or 25.0
+        check_video_output(defended, fps=fps)
     dev = resolve_device(device)
     pipe = build_pipeline(
         model=model_ref,
@@ -112,19 +134,14 @@ def command(
         "gamma2": pipe.detector.gamma2,
         **result.to_dict(names),
     }
-    report = report or Path(video.name + ".scan.json")
-    plot = plot or Path(video.name + ".scan.png")
     summary["report"], summary["plot"] = str(report), str(plot)
     labels = result.frame_labels()
-    if len(labels) >= 3:
-        plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
+    plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
     if defended is not None:
         frames = list(result.defended_frames())
         import torch
 
-        from vidshield.io import probe
-
-        write_video(defended, torch.stack(frames), fps=probe(video).fps or 25.0)
+        write_video(defended, torch.stack(frames), fps=fps)
         summary["defended"] = str(defended)
     atomic_write_json(report, summary)
     if as_json:
@@ -132,13 +149,17 @@ def command(
         return 0
     alpha = max(r.alpha for _, r in result.windows)
     click.echo(
-        f"{video}: {result.verdict.upper()} (max alpha {alpha:.3f} over {len(result.windows)} window(s); "
+        f"{printable(video)}: {result.verdict.upper()} (max alpha {alpha:.3f} over {len(result.windows)} window(s); "
         f"gamma1 {pipe.detector.gamma1}, gamma2 {pipe.detector.gamma2})"
     )
+    declared = f" of {result.frames_declared} declared" if result.frames_declared is not None else ""
+    click.echo(f"  frames decoded: {result.num_frames}{declared}")
+    for warning in summary["warnings"]:
+        click.echo(f"  warning: {warning}")
     click.echo(f"  exception frames: {result.exception_frames() or 'none'}")
     click.echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
-    before = summary["class_before"]
-    after = summary["class"]
+    before = printable(summary["class_before"])
+    after = printable(summary["class"])
     click.echo(f"  label before defense: {before}   after: {after}")
-    click.echo(f"  report: {report}   plot: {plot}")
+    click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
     return 0

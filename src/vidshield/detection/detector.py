@@ -18,7 +18,6 @@ most severe window decides (its score, hence alpha, is the maximum over windows)
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,10 @@ import torch
 
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
-from vidshield.errors import VidshieldError
+from vidshield.errors import InputFormatError, VidshieldError
+from vidshield.jsonio import contained_path, read_json
+from vidshield.jsonio import field as json_field
+from vidshield.text import printable
 from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
@@ -45,6 +47,7 @@ __all__ = [
 VIDEO_EXTENSIONS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 
 _CONFIG_FORMAT = "vidshield-detector"
+_CONFIG_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -107,19 +110,19 @@ class DetectorConfig:
         Raises:
             VidshieldError: missing file, invalid JSON or invalid values.
         """
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError as e:
-            raise VidshieldError(f"detector config not found: {path}") from e
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidshieldError(f"detector config {path} is not valid JSON: {e}") from e
-        if not isinstance(d, dict):
-            raise VidshieldError(f"detector config {path} must hold a JSON object")
+        what = f"detector config {printable(path)}"
+        d = read_json(path, what=what, max_bytes=_CONFIG_MAX_BYTES)
+        check = dict(what=what, error=InputFormatError)
+        for key in ("gamma1", "gamma2"):
+            json_field(d, key, float, default=None, lo=0.0, hi=1.0, **check)
+        json_field(d, "score", str, default=None, max_len=64, **check)
+        json_field(d, "model", (str, type(None)), max_len=4096, **check)
+        json_field(d, "calibration", dict, default=None, **check)
+        json_field(d, "format", str, default=None, max_len=64, **check)
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
-            raise VidshieldError(f"detector config {path} is invalid: {e}") from e
+            raise InputFormatError(f"{what} is invalid: {printable(e)}") from e
 
 
 @contextlib.contextmanager
@@ -481,16 +484,19 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
         raise VidshieldError(f"no such video file or folder: {path}")
     manifest = path / "manifest.json"
     if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidshieldError(f"{manifest} is not valid JSON: {e}") from e
+        data = read_json(manifest, expect=(dict, list))
         clips = data.get("clips") if isinstance(data, dict) else data
-        if not isinstance(clips, list) or not all(isinstance(c, dict) and "file" in c for c in clips):
-            raise VidshieldError(
-                f"{manifest} must list clips as objects with a 'file' entry (a list, or under 'clips')"
+        if not isinstance(clips, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("file"), str) for c in clips
+        ):
+            raise InputFormatError(
+                f"{printable(manifest)} must list clips as objects with a 'file' entry (a list, or under 'clips')"
             )
-        out = [(path / str(c["file"]), c) for c in clips if not (successful_only and c.get("success") is False)]
+        out = [
+            (contained_path(path, c["file"], what=printable(manifest)), c)
+            for c in clips
+            if not (successful_only and c.get("success") is False)
+        ]
         missing = [str(p) for p, _ in out if not p.is_file()]
         if missing:
             raise VidshieldError(f"{manifest} lists {len(missing)} missing file(s), e.g. {missing[0]}")

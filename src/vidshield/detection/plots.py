@@ -3,6 +3,9 @@
 - Figure 2: distributions of a score (alpha) for clean, sparse and dense videos.
 - Figure 3: per-frame labels of clean vs attacked videos, exception frames marked.
 - Figure 4: ROC curves of both tasks, one curve per score, AUC in the legend.
+
+Titles, labels and class names are drawn as plain text (no mathtext: a ``$`` in a file name is a
+dollar sign), made printable first (:func:`vidshield.text.printable`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 
 from vidshield.detection.calibration import RocCurve
 from vidshield.detection.exception import exception_mask
+from vidshield.text import printable
 from vidshield.utils import atomic_write_bytes
 
 __all__ = ["new_figure", "save_figure", "plot_score_distributions", "plot_label_strips", "plot_roc_curves"]
@@ -29,6 +33,10 @@ def new_figure(width: float, height: float):
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
+
+
+# Text drawn verbatim: no mathtext, no TeX.
+_PLAIN = {"parse_math": False, "usetex": False}
 
 
 def save_figure(fig, path: str | Path, dpi: int) -> Path:
@@ -78,9 +86,9 @@ def plot_score_distributions(
     for g, label, style in ((gamma1, "gamma1", "--"), (gamma2, "gamma2", ":")):
         if g is not None:
             ax.axvline(g, color="k", linestyle=style, linewidth=1.2, label=f"{label} = {g:.3g}")
-    ax.set_xlabel(score_name)
+    ax.set_xlabel(printable(score_name), **_PLAIN)
     ax.set_ylabel("fraction of videos")
-    ax.set_title(f"Distribution of {score_name} per video type")
+    ax.set_title(printable(f"Distribution of {score_name} per video type"), **_PLAIN)
     ax.legend(fontsize=8)
     return save_figure(fig, path, dpi)
 
@@ -122,11 +130,12 @@ def plot_label_strips(
             )
             ax.legend(fontsize=7, loc="upper right")
         alpha = mask.sum() / labels.size
-        ax.set_title(f"{title}   (alpha = {alpha:.3f})", fontsize=9)
+        ax.set_title(printable(f"{title}   (alpha = {alpha:.3f})"), fontsize=9, **_PLAIN)
         shown = np.unique(labels)
         ax.set_yticks(shown)
         if class_names is not None:
-            ax.set_yticklabels([class_names[i] if 0 <= i < len(class_names) else str(i) for i in shown], fontsize=7)
+            names = [printable(class_names[i]) if 0 <= i < len(class_names) else str(i) for i in shown]
+            ax.set_yticklabels(names, fontsize=7, **_PLAIN)
         ax.set_ylim(shown.min() - 0.7, shown.max() + 0.7)
         ax.set_ylabel("label", fontsize=8)
     axes[-1].set_xlabel("frame")
@@ -149,7 +158,7 @@ def plot_roc_curves(tasks: Mapping[str, Mapping[str, RocCurve]], path: str | Pat
         ax.set_ylim(0, 1.01)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(task, fontsize=10)
+        ax.set_title(printable(task), fontsize=10, **_PLAIN)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path, dpi)

@@ -17,7 +17,6 @@ where it stopped (:func:`vidshield.eval.reproduce.reproduce` runs them in this o
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +68,11 @@ def _advance(ctx: StageContext, task, n: int = 1) -> None:
         ctx.progress.advance(task, n)
 
 
-def load_json(path: Path):
-    """The JSON in ``path``, or None when there is no such file."""
-    return json.loads(path.read_text()) if path.is_file() else None
+def load_json(path: Path, expect: type = dict):
+    """A cache file of an earlier run (None if absent), bounded and of type ``expect``."""
+    from vidshield.jsonio import read_json
+
+    return read_json(path, expect=expect) if path.exists() else None
 
 
 def _save_set(path: Path, videos: torch.Tensor, labels: torch.Tensor, meta: dict) -> None:
@@ -172,7 +173,7 @@ def stage_sparse(ctx: StageContext, clean: torch.Tensor, labels: torch.Tensor):
     done_videos, done_reports = [], []
     if path.is_file() and reports_path.is_file():
         done_videos = list(_load_set(path)[0])
-        done_reports = load_json(reports_path)
+        done_reports = load_json(reports_path, list)
     if len(done_reports) >= clean.shape[0]:
         return torch.stack(done_videos), done_reports
     from vidshield.attacks import create_attack
@@ -214,7 +215,7 @@ def stage_dense(ctx: StageContext, clean: torch.Tensor, labels: torch.Tensor):
     path = ctx.out / "sets" / "dense.safetensors"
     reports_path = ctx.out / "sets" / "dense_reports.json"
     if path.is_file() and reports_path.is_file():
-        return _load_set(path)[0], load_json(reports_path)
+        return _load_set(path)[0], load_json(reports_path, list)
     from vidshield.attacks import apply_universal, load_universal, perturbation_metrics, train_cdup
     from vidshield.models.datasets import dataset_for_spec
 
