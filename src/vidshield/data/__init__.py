@@ -9,7 +9,6 @@ from vidshield.data.clipset import ClipSet, pack_dataset
 from vidshield.data.datasets import (
     UCF101,
     UT_INTERACTION_CLASSES,
-    VIDEO_EXTENSIONS,
     UTInteraction,
     VideoClipDataset,
     VideoFolder,
@@ -17,7 +16,7 @@ from vidshield.data.datasets import (
 )
 from vidshield.data.factory import DATASETS, make_dataset, register_dataset
 from vidshield.data.loader import make_loader, seed_worker
-from vidshield.data.sampling import random_indices, sample_indices, uniform_indices
+from vidshield.data.sampling import random_indices, sample_indices
 from vidshield.data.synthetic import (
     SyntheticActions,
     clip_generator,
@@ -36,7 +35,6 @@ __all__ = [
     "UCF101",
     "UTInteraction",
     "UT_INTERACTION_CLASSES",
-    "VIDEO_EXTENSIONS",
     "VideoClipDataset",
     "VideoFolder",
     "clip_generator",
@@ -51,5 +49,4 @@ __all__ = [
     "seed_worker",
     "synthetic_class_names",
     "synthetic_split_seed",
-    "uniform_indices",
 ]

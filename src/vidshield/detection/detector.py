@@ -35,16 +35,12 @@ from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
 __all__ = [
-    "VIDEO_EXTENSIONS",
     "DetectorConfig",
     "TemporalConsistencyDetector",
     "load_detector",
     "collect_videos",
     "detect_file",
 ]
-
-#: File name endings treated as videos when a folder is given.
-VIDEO_EXTENSIONS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 
 _CONFIG_FORMAT = "vidshield-detector"
 _CONFIG_MAX_BYTES = 1 << 20
@@ -469,7 +465,8 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
     each entry has ``"file"`` (relative to the folder) and may have ``"success"``. With
     ``successful_only`` the clips whose attack failed (``"success": false``) are left out, as in
     the paper's evaluation sets. A folder without a manifest gives every video file in it
-    (:data:`VIDEO_EXTENSIONS`), sorted by name, not recursively.
+    (:func:`vidshield.io.is_video_file`: not hidden, one of :data:`vidshield.io.VIDEO_EXTENSIONS`),
+    sorted by name, not recursively.
 
     Returns:
         ``(path, entry)`` pairs; ``entry`` is the manifest entry (``{}`` without manifest).
@@ -477,6 +474,8 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
     Raises:
         VidshieldError: the path does not exist, the manifest is invalid, or no video is found.
     """
+    from vidshield.io import VIDEO_EXTENSIONS, is_video_file
+
     path = Path(path)
     if path.is_file():
         return [(path, {})]
@@ -501,7 +500,7 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
         if missing:
             raise VidshieldError(f"{manifest} lists {len(missing)} missing file(s), e.g. {missing[0]}")
     else:
-        out = [(p, {}) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+        out = [(p, {}) for p in sorted(path.iterdir()) if is_video_file(p)]
     if not out:
         raise VidshieldError(f"no videos found in {path} (looked for {', '.join(VIDEO_EXTENSIONS)} or a manifest.json)")
     return out
