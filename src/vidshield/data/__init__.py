@@ -16,6 +16,7 @@ from vidshield.data.datasets import (
 )
 from vidshield.data.factory import DATASETS, make_dataset, register_dataset
 from vidshield.data.loader import make_loader, seed_worker
+from vidshield.data.manifest import MANIFEST_NAME, read_manifest
 from vidshield.data.sampling import random_indices, sample_indices
 from vidshield.data.synthetic import (
     SyntheticActions,
@@ -27,6 +28,8 @@ from vidshield.data.synthetic import (
 )
 
 __all__ = [
+    "MANIFEST_NAME",
+    "read_manifest",
     "DATASETS",
     "ClipSet",
     "pack_dataset",
