@@ -13,9 +13,9 @@ Checkpoints (safetensors + JSON, written atomically):
 
 - ``OUT.safetensors`` / ``OUT.json``: the weights with the best validation PSNR so far, loadable
   by :func:`~vidshield.defenses.spatial.comdefend.load_comdefend` / ``SpatialDefense(weights=OUT)``.
-- ``OUT-last.safetensors`` / ``OUT-last.json``: the resumable state: weights, Adam moments
-  (flattened into tensors; hyper-parameters in the JSON), the step and both random generators'
-  states. No pickle anywhere.
+- ``OUT-last.safetensors`` / ``OUT-last.json``: the resumable state
+  (:func:`vidshield.checkpoint.save_training_state`): weights, Adam moments, the step and both
+  random generators' states. No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vidshield import __version__
-from vidshield.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from vidshield.checkpoint import (
+    checkpoint_paths,
+    last_state_path,
+    load_training_state,
+    save_checkpoint,
+    save_training_state,
+)
 from vidshield.defenses.spatial.comdefend import (
     ARCHITECTURE,
     CODE_CHANNELS,
@@ -40,6 +46,8 @@ from vidshield.defenses.spatial.comdefend import (
     cpu_supports_bf16,
 )
 from vidshield.errors import CheckpointError, DataRootError
+from vidshield.jsonio import field as json_field
+from vidshield.text import printable
 from vidshield.utils import eval_mode
 from vidshield.video import to_uint8
 
@@ -261,45 +269,6 @@ def evaluate_psnr(
 
 
 # --------------------------------------------------------------------------------------------
-# Resumable state
-# --------------------------------------------------------------------------------------------
-
-
-def last_state_path(out: str | Path) -> Path:
-    """``runs/x`` -> ``runs/x-last`` (the resumable state next to the best weights)."""
-    weights, _ = checkpoint_paths(out)
-    stem = weights.with_suffix("")
-    return stem.with_name(stem.name + "-last")
-
-
-def flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """An optimizer's state dict -> ``(tensors, json-able dict)`` (no pickle needed)."""
-    sd = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for idx, state in sd["state"].items():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{idx}.{key}"] = value
-            else:
-                scalars[f"{idx}.{key}"] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    """Inverse of :func:`flatten_optimizer`: -> a state dict for ``optimizer.load_state_dict``."""
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = value
-    for name, value in meta["scalars"].items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
-    return {"state": state, "param_groups": groups}
-
-
-# --------------------------------------------------------------------------------------------
 # The training loop
 # --------------------------------------------------------------------------------------------
 
@@ -430,20 +399,25 @@ def train_comdefend(
     }
     step, best, history = 0, -math.inf, []
     last_path = last_state_path(out) if out is not None else None
-    if resume and checkpoint_paths(last_path)[0].is_file():
-        tensors, meta = load_checkpoint(last_path)
-        for key in ("crop", "sigma", "code_weight", "batch_size"):
-            if meta["config"][key] != config[key]:
-                raise CheckpointError(
-                    f"cannot resume {last_path}: it was trained with {key}={meta['config'][key]}, not {config[key]}"
-                )
-        model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
-        optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
+    generators = {"crops": crop_rng, "noise": noise_rng}
+    if resume and last_path.is_file():
+
+        def check(meta: dict) -> None:
+            saved = json_field(meta, "config", dict, what=f"training state {last_path}", error=CheckpointError)
+            for key in ("crop", "sigma", "code_weight", "batch_size"):
+                if saved.get(key) != config[key]:
+                    raise CheckpointError(
+                        f"cannot resume {last_path}: it was trained with {key}={printable(repr(saved.get(key)))[:40]}, "
+                        f"not {config[key]}"
+                    )
+
+        meta = load_training_state(last_path, model=model, optimizer=optimizer, generators=generators, check=check)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        crop_rng.set_state(tensors["rng.crops"])
-        noise_rng.set_state(tensors["rng.noise"])
-        step, best, history = int(meta["step"]), float(meta["best_psnr_db"]), list(meta["history"])
+        what = dict(what=f"training state {last_path}", error=CheckpointError)
+        step = json_field(meta, "step", int, lo=0, **what)
+        best = json_field(meta, "best_psnr_db", float, **what)
+        history = list(json_field(meta, "history", list, items=dict, **what))
 
     def base_metadata() -> dict:
         return {
@@ -456,21 +430,8 @@ def train_comdefend(
         }
 
     def save_last() -> None:
-        opt_tensors, opt_meta = flatten_optimizer(optimizer)
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors.update(opt_tensors)
-        tensors["rng.crops"] = crop_rng.get_state()
-        tensors["rng.noise"] = noise_rng.get_state()
-        meta = {
-            **base_metadata(),
-            "kind": "resumable training state",
-            "step": step,
-            "best_psnr_db": best,
-            "history": history,
-            "config": config,
-            "optimizer": opt_meta,
-        }
-        save_checkpoint(last_path, tensors, meta)
+        metadata = {**base_metadata(), "step": step, "best_psnr_db": best, "history": history, "config": config}
+        save_training_state(last_path, model=model, optimizer=optimizer, generators=generators, metadata=metadata)
 
     result = TrainResult(model=model, step=step, history=history, best_psnr_db=best)
     if out is not None:
