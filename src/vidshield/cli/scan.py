@@ -22,6 +22,7 @@ from vidshield.cli.options import (
     resolve_device,
     squeeze_check_option,
 )
+from vidshield.utils import progress_bar
 
 pipeline_options = options(
     model_option,
@@ -95,7 +96,6 @@ def command(
       vidshield scan clip.mkv --json --defended clip.defended.mkv
       vidshield scan clip.mp4 --model ut-lrcn --classifier ut-c3d --config runs/calib/detector.json
     """
-    from rich.progress import Progress
 
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import probe, write_video
@@ -123,7 +123,7 @@ def command(
         squeeze_check=squeeze_check,
         device=dev,
     )
-    with Progress(transient=True, disable=as_json) as progress:
+    with progress_bar(disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names
     summary = {

@@ -23,8 +23,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import Dataset
 
 from vidshield.checkpoint import checkpoint_paths, last_state_path, load_training_state, save_training_state
@@ -35,6 +33,7 @@ from vidshield.models.base import VideoClassifier
 from vidshield.models.checkpoints import model_metadata, save_model
 from vidshield.models.evaluation import evaluate_classifier
 from vidshield.text import printable
+from vidshield.utils import progress_bar
 
 
 def classification_loss(
@@ -175,17 +174,8 @@ def train_classifier(
         )
         start_epoch, history, best = meta["epoch"], list(meta["history"]), meta["best"]
 
-    console = Console(stderr=True, quiet=not progress)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     epochs_run = 0
-    with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
+    with progress_bar("loss {task.fields[loss]}", disable=not progress) as bar:
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
             torch.manual_seed(seed + epoch)
@@ -242,12 +232,15 @@ def train_classifier(
                     "settings": settings,
                 },
             )
-            console.print(
-                f"epoch {epoch + 1}/{epochs}: "
-                + ", ".join(
-                    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if k != "epoch"
+            if progress:
+                bar.console.print(
+                    f"epoch {epoch + 1}/{epochs}: "
+                    + ", ".join(
+                        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in metrics.items()
+                        if k != "epoch"
+                    )
                 )
-            )
     return {"best_path": best_path, "last_path": last_path, "best": best, "history": history, "epochs_run": epochs_run}
 
 

@@ -48,7 +48,7 @@ from vidshield.defenses.spatial.comdefend import (
 from vidshield.errors import CheckpointError, DataRootError
 from vidshield.jsonio import field as json_field
 from vidshield.text import printable
-from vidshield.utils import eval_mode
+from vidshield.utils import eval_mode, progress_bar
 from vidshield.video import to_uint8
 
 TRAINING_DATA_NOTE = (
@@ -120,11 +120,9 @@ class FrameCropSampler:
         ``max_clips`` spread evenly over the data set (so every class is represented)."""
         count = len(dataset) if max_clips is None else min(len(dataset), max_clips)
         indices = torch.linspace(0, len(dataset) - 1, count).round().long().tolist() if count else []
-        if progress:
-            from rich.progress import track
-
-            indices = track(indices, description=f"decoding {count} clips", transient=True)
-        return cls.from_clips((dataset[i][0] for i in indices), crop=crop)
+        with progress_bar(disable=not progress) as bar:
+            items = bar.track(indices, description=f"decoding {count} clips")
+            return cls.from_clips((dataset[i][0] for i in items), crop=crop)
 
     @classmethod
     def load(cls, path: str | Path, *, crop: int = 32) -> FrameCropSampler:
@@ -467,21 +465,9 @@ def train_comdefend(
         if out is not None:
             save_last()
 
-    progress_bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        progress_bar = Progress(
-            TextColumn("train-comdefend"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-        )
-        task = progress_bar.add_task("train", total=steps, completed=step, status="")
-        progress_bar.start()
     start, window = time.perf_counter(), []
-    try:
+    with progress_bar("{task.fields[status]}", disable=not progress) as bar:
+        task = bar.add_task("train-comdefend", total=steps, completed=step, status="")
         while step < steps:
             x = train_sampler.sample(batch_size, generator=crop_rng).to(device)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -498,13 +484,9 @@ def train_comdefend(
             if step % val_every == 0 or step == steps:
                 validate(sum(window) / len(window), time.perf_counter() - start)
                 window = []
-            if progress_bar is not None:
-                last = history[-1] if history else None
-                status = f"loss {value:.5f}" + (f"  val {last['val_psnr_db']:.2f} dB @ {last['step']}" if last else "")
-                progress_bar.update(task, completed=step, status=status)
-    finally:
-        if progress_bar is not None:
-            progress_bar.stop()
+            last = history[-1] if history else None
+            status = f"loss {value:.5f}" + (f"  val {last['val_psnr_db']:.2f} dB @ {last['step']}" if last else "")
+            bar.update(task, completed=step, status=status)
     if not history or history[-1]["step"] != step:  # nothing run in this call: report the state
         validate(float("nan"), time.perf_counter() - start)
     result.step, result.best_psnr_db = step, best
