@@ -134,3 +134,18 @@ def test_train_argument_errors():
         train_comdefend(clips, steps=1, resume=True)
     with pytest.raises(ValueError, match="batch_size"):
         train_comdefend(clips, steps=1, batch_size=0)
+
+
+def test_from_dataset_spreads_the_clips_it_decodes_over_the_whole_set():
+    from vidshield.io import uniform_indices
+
+    class Numbered(torch.utils.data.Dataset):  # clip i is filled with the value i / 255
+        def __len__(self):
+            return 37
+
+        def __getitem__(self, i):
+            return torch.full((1, 3, 8, 8), i / 255), 0
+
+    sampler = FrameCropSampler.from_dataset(Numbered(), crop=4, max_clips=5)
+    (pool,) = sampler.pools
+    assert pool[:, 0, 0, 0].tolist() == uniform_indices(37, 5).tolist() == [0, 9, 18, 27, 36]

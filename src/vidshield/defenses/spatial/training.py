@@ -46,6 +46,7 @@ from vidshield.defenses.spatial.comdefend import (
     cpu_supports_bf16,
 )
 from vidshield.errors import CheckpointError, DataRootError
+from vidshield.io.read import uniform_indices
 from vidshield.jsonio import field as json_field
 from vidshield.text import printable
 from vidshield.utils import eval_mode, progress_bar
@@ -119,7 +120,7 @@ class FrameCropSampler:
         """Decode items ``(video, label)`` of a data set once into a pool: all of them, or
         ``max_clips`` spread evenly over the data set (so every class is represented)."""
         count = len(dataset) if max_clips is None else min(len(dataset), max_clips)
-        indices = torch.linspace(0, len(dataset) - 1, count).round().long().tolist() if count else []
+        indices = uniform_indices(len(dataset), count).tolist() if count else []
         with progress_bar(disable=not progress) as bar:
             items = bar.track(indices, description=f"decoding {count} clips")
             return cls.from_clips((dataset[i][0] for i in items), crop=crop)
