@@ -36,3 +36,10 @@ def test_progress_goes_to_stderr_and_is_off_when_disabled(capsys):
     with progress_bar("loss {task.fields[loss]}", disable=True) as bar:
         bar.add_task("work", total=2, loss=0.5)
     assert capsys.readouterr() == ("", "")
+    try:  # a transient bar leaves nothing on a stderr that is not a terminal, not even a blank line
+        with progress_bar() as bar:
+            bar.add_task("work", total=2)
+            raise KeyError("stop")
+    except KeyError:
+        pass
+    assert capsys.readouterr() == ("", "")

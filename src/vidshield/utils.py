@@ -121,7 +121,9 @@ def progress_bar(*fields: str, disable: bool = False, transient: bool = True):
 
     It is drawn on stderr, so it still shows while stdout is redirected to a file or a pipe, and
     never mixes into the results printed there. ``disable`` (``--json``, ``progress=False``) turns
-    it off; ``transient`` clears it when done. A :class:`rich.progress.Progress` (a context manager).
+    it off; ``transient`` clears it when done (and, when stderr is not a terminal, keeps it from
+    writing anything there); a bar that is not transient leaves its final state on stderr. A
+    :class:`rich.progress.Progress` (a context manager).
     """
     from rich.console import Console
     from rich.progress import (
@@ -141,4 +143,7 @@ def progress_bar(*fields: str, disable: bool = False, transient: bool = True):
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    return Progress(*columns, console=Console(stderr=True), disable=disable, transient=transient)
+    console = Console(stderr=True)
+    # a transient bar on a file or pipe would leave only a blank line: it is left out there
+    off = disable or (transient and not console.is_terminal)
+    return Progress(*columns, console=console, disable=off, transient=transient)
