@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 
 import pytest
 from tests.distributed.conftest import SETTINGS, without_timing
@@ -17,11 +18,12 @@ from vidshield.distributed.corpus import (
     list_videos,
     pipeline_for,
     read_rows,
+    scan_corpus,
     scan_decoded,
     scan_one,
     settings_hash,
 )
-from vidshield.errors import VidshieldError
+from vidshield.errors import InputFormatError, OutputError, VidshieldError
 from vidshield.pipeline import scan_file
 
 
@@ -68,6 +70,7 @@ def test_scan_one_row_is_scan_file(corpus):
     assert (row["label_before"], row["label_after"]) == (result.label_before, result.label)
     assert row["class_after"] == names[result.label]
     assert (row["num_frames"], row["windows"]) == (24, 2)
+    assert (row["frames_declared"], row["warnings"]) == (result.frames_declared, result.warnings) == (24, [])
     assert (row["size"], row["content_hash"]) == content_hash(path)
     assert row["settings_hash"] == settings_hash(SETTINGS)
     assert scan_one(path, SETTINGS, known_hash=row["content_hash"]) is None  # unchanged: skipped
@@ -75,12 +78,30 @@ def test_scan_one_row_is_scan_file(corpus):
 
 def test_bad_videos_become_error_rows(corpus, tmp_path):
     short = scan_one(corpus / "short.mkv", SETTINGS)
-    assert short["error"] == f"ValueError: {corpus / 'short.mkv'}: 2 frames; detection needs at least 3"
+    assert short["error"] == (
+        f"VideoDecodeError: cannot read video {str(corpus / 'short.mkv')!r}: "
+        "only 2 decodable frame(s); detection needs at least 3"
+    )
     assert short["verdict"] is None and short["content_hash"] is not None
     garbage = scan_one(corpus / "garbage.mp4", SETTINGS)
     assert garbage["error"].startswith("VideoDecodeError: cannot read video")
     missing = scan_one(tmp_path / "missing.mkv", SETTINGS)
     assert missing["error"].startswith("FileNotFoundError") and missing["size"] is None
+
+
+def test_a_name_that_is_not_utf8_is_stored_escaped_and_resumed(corpus, tmp_path):
+    """Parquet strings must be UTF-8: the undecodable byte is stored as an escape, and the rerun
+    finds the row under that same text."""
+    folder = tmp_path / "names"
+    folder.mkdir()
+    os.link(corpus / "a" / "clean0.mkv", folder / os.fsdecode(b"bad\xff.mkv"))
+    out = tmp_path / "scan.parquet"
+    assert scan_corpus(folder, out, SETTINGS)["scanned"] == 1
+    (row,) = read_rows(out)
+    assert row["path"] == f"{folder.resolve()}/bad\\udcff.mkv" and row["error"] is None
+    assert row["label_after"] == scan_one(corpus / "a" / "clean0.mkv", SETTINGS)["label_after"]
+    again = scan_corpus(folder, out, SETTINGS)
+    assert (again["scanned"], again["skipped"]) == (0, 1)
 
 
 @pytest.mark.parametrize("name", ["spliced.mkv", "a/clean0.mkv", "short.mkv", "garbage.mp4"])
@@ -149,6 +170,25 @@ def test_parquet_journal_of_an_interrupted_run_is_read(tmp_path):
     assert [r["path"] for r in read_rows(out)] == ["/v/a.mkv"] and not ResultStore.journal_path(out).exists()
 
 
-def test_store_rejects_other_suffixes(tmp_path):
+def test_store_rejects_other_suffixes_and_unwritable_places(tmp_path):
     with pytest.raises(VidshieldError, match=r"\.parquet or \.jsonl"):
         ResultStore(tmp_path / "scan.csv")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="is not a folder"):
+        ResultStore(tmp_path / "file" / "scan.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"[1, 2]", "must hold an object"),
+        (b'{"path": "/v/a.mkv"}', "'settings_hash' is missing"),
+        (b'{"path": "/v/a.mkv", "settings_hash": "s1", "content_hash": 7}', "'content_hash' must be"),
+        (b'{"path": "/v/a.mkv", "settings_hash": "s1", "n": 1' + b"0" * 400 + b"}", "digits"),
+    ],
+)
+def test_a_malformed_journal_line_is_one_clear_error(tmp_path, line, message):
+    out = tmp_path / "scan.jsonl"
+    out.write_bytes(line + b"\n" + json.dumps(_row("/v/b.mkv", content_hash="h2")).encode() + b"\n")
+    with pytest.raises(InputFormatError, match=f"scan.jsonl, line 1.*{message}"):
+        ResultStore(out)

@@ -14,11 +14,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from vidshield.checkpoint import load_checkpoint
-from vidshield.defenses.spatial.training import last_state_path, train_comdefend
-from vidshield.distributed import ddp
+from vidshield import ddp
+from vidshield.checkpoint import last_state_path, load_checkpoint
+from vidshield.defenses.spatial.training import train_comdefend
 from vidshield.models import create_model
-from vidshield.models.training import last_checkpoint_path, train_classifier
+from vidshield.models.training import train_classifier
 
 # 9 clips in global batches of 4: 4 + 4 + 1, so the last batch leaves process 1 without a share.
 NUM_CLIPS, BATCH = 9, 4
@@ -109,15 +109,15 @@ def test_classifier_on_two_processes_resumes_on_one_and_equals_one_process(tmp_p
     _train_classifier(single)
     both = tmp_path / "ddp"
     _spawn("classifier, interrupted in epoch 2", both)
-    _, meta = load_checkpoint(last_checkpoint_path(both))
+    _, meta = load_checkpoint(last_state_path(both))
     assert meta["epoch"] == 1 and meta["settings"]["processes"] == 2
     _train_classifier(both, resume=True)  # epoch 2 on one process
     # Summing per-process means reorders float additions, and Adam turns that rounding of
     # near-zero gradients into differences of ~1e-6 on some weights; a step moves a weight by up
     # to lr = 3e-3, and a global batch split the wrong way ends ~1e-4 off.
-    _assert_close(_tensors(last_checkpoint_path(both)), _tensors(last_checkpoint_path(single)), atol=2e-5)
-    history = json.loads(last_checkpoint_path(both).with_suffix(".json").read_text())["history"]
-    reference = json.loads(last_checkpoint_path(single).with_suffix(".json").read_text())["history"]
+    _assert_close(_tensors(last_state_path(both)), _tensors(last_state_path(single)), atol=2e-5)
+    history = json.loads(last_state_path(both).with_suffix(".json").read_text())["history"]
+    reference = json.loads(last_state_path(single).with_suffix(".json").read_text())["history"]
     assert [h["train_loss"] for h in history] == pytest.approx([h["train_loss"] for h in reference], rel=1e-5)
 
 

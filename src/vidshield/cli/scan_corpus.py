@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.options import echo_json, json_option, resolve_device
-from vidshield.cli.scan import pipeline_options
+from vidshield.cli.options import echo_json, json_option, pipeline_options, resolve_device
 
 
 @click.command("scan-corpus")
@@ -96,9 +95,9 @@ def command(
       vidshield scan-corpus /data/uploads --out scan.parquet --engine ray --address auto \\
           --workers 16 --device cuda --batch-size 8
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from vidshield.distributed.corpus import ScanSettings, scan_corpus
+    from vidshield.text import printable
+    from vidshield.utils import progress_bar
 
     if engine == "ray":  # the actors' device: this machine may have no GPU where the cluster has some
         if device == "auto":
@@ -127,9 +126,8 @@ def command(
             "cpus_per_worker": cpus_per_worker,
             "gpus_per_worker": gpus_per_worker,
         }
-    columns = (TextColumn("scan-corpus"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, disable=as_json) as progress:
-        task = progress.add_task("videos", total=None)
+    with progress_bar(disable=as_json) as progress:
+        task = progress.add_task("scan-corpus", total=None)
 
         def on_event(kind, info):
             if kind == "start":
@@ -155,5 +153,7 @@ def command(
         f"{report['videos']} videos: {report['scanned']} scanned ({report['errors']} with an error), "
         f"{report['skipped']} already done; {report['retried']} retried after {report['workers_lost']} lost worker(s)"
     )
-    click.echo(f"{rate:.2f} videos/s, {report['frames'] / max(report['seconds'], 1e-9):.1f} frames/s; rows in {out}")
+    click.echo(
+        f"{rate:.2f} videos/s, {report['frames'] / max(report['seconds'], 1e-9):.1f} frames/s; rows in {printable(out)}"
+    )
     return 0

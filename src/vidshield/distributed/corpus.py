@@ -1,14 +1,17 @@
 """Corpus scans: which videos, their content hash, the settings hash, one row per video, and a
 resumable result store.
 
-One row per video (:data:`COLUMNS`): ``path`` (absolute), ``size`` (bytes), ``content_hash``
+One row per video (:data:`COLUMNS`): ``path`` (absolute; :func:`row_text`), ``size`` (bytes), ``content_hash``
 (SHA-256 of the file), ``settings_hash`` (models' weights, thresholds, defense options, version:
 :func:`settings_hash`), ``verdict`` (the most severe window verdict), ``alpha`` (the largest
 window exception index), ``exception_frames`` (global frame indices), ``defense`` (the strongest
 defense any window got), ``label_before`` / ``label_after`` and their class names,
-``num_frames``, ``windows``, ``seconds`` (wall time of this video's work: the only timing
-column) and ``error`` (``None``, or ``"ExceptionType: message"``, in which case the scan fields are
-``None``). A video that cannot be scanned (corrupt, too short, missing) gets a row with its error.
+``num_frames`` (frames decoded and scanned), ``frames_declared`` (what the container declares;
+None when it does not say), ``warnings`` (damage found while decoding: frames skipped, a file
+that looks truncated; :attr:`vidshield.pipeline.ScanResult.warnings`), ``windows``, ``seconds``
+(wall time of this video's work: the only timing column) and ``error`` (``None``, or
+``"ExceptionType: message"``, in which case the scan fields are ``None``). A video that cannot be
+scanned (corrupt, too short, missing) gets a row with its error.
 
 The per-video work is :func:`scan_one` (hash, then :func:`vidshield.pipeline.scan_file`). The
 Ray engine splits it in two, :func:`decode_video` (hash + decode, a CPU task) and
@@ -20,6 +23,7 @@ hash (the file is re-read to hash it, not decoded); ``retry_errors`` rescans row
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -32,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from vidshield import __version__
-from vidshield.errors import VidshieldError
+from vidshield.errors import InputFormatError, OutputError, VidshieldError
+from vidshield.text import printable
 
 __all__ = [
     "COLUMNS",
@@ -42,6 +47,7 @@ __all__ = [
     "list_videos",
     "content_hash",
     "settings_hash",
+    "row_text",
     "pipeline_for",
     "warm_up",
     "scan_one",
@@ -66,6 +72,8 @@ COLUMNS = (
     "class_before",
     "class_after",
     "num_frames",
+    "frames_declared",
+    "warnings",
     "windows",
     "seconds",
     "error",
@@ -84,7 +92,7 @@ _DEFENSE_ORDER = ("none", "temporal", "spatial")
 def list_videos(source: str | os.PathLike) -> list[Path]:
     """The videos of a corpus, as absolute paths.
 
-    ``source`` is a folder (searched recursively for video files, hidden files skipped, sorted),
+    ``source`` is a folder (searched recursively for :func:`vidshield.io.is_video_file` files, sorted),
     a text file with one path per line (relative paths are relative to the list's folder; blank
     lines and ``#`` comments skipped; duplicates dropped; missing files kept, they become error
     rows), or a single video file.
@@ -92,28 +100,24 @@ def list_videos(source: str | os.PathLike) -> list[Path]:
     Raises:
         VidshieldError: no such folder or file, or no video in it.
     """
-    from vidshield.detection import VIDEO_EXTENSIONS
+    from vidshield.io import VIDEO_EXTENSIONS, is_video_file
 
     src = Path(source)
     if src.is_dir():
-        videos = sorted(
-            p.resolve()
-            for p in src.rglob("*")
-            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
-        )
-    elif src.is_file() and src.suffix.lower() in VIDEO_EXTENSIONS:
+        videos = sorted(p.resolve() for p in src.rglob("*") if is_video_file(p))
+    elif is_video_file(src):
         videos = [src.resolve()]
     elif src.is_file():
         try:
             lines = src.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            raise VidshieldError(f"cannot read the list of videos {src}: {e}") from e
+            raise VidshieldError(f"cannot read the list of videos {printable(src)}: {printable(e)}") from e
         entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
         videos = list(dict.fromkeys((src.parent / entry).resolve() for entry in entries))
     else:
-        raise VidshieldError(f"{src}: no such folder, video or list of video paths")
+        raise VidshieldError(f"{printable(src)}: no such folder, video or list of video paths")
     if not videos:
-        raise VidshieldError(f"no videos in {src} (looked for {', '.join(VIDEO_EXTENSIONS)})")
+        raise VidshieldError(f"no videos in {printable(src)} (looked for {', '.join(VIDEO_EXTENSIONS)})")
     return videos
 
 
@@ -155,16 +159,17 @@ def settings_hash(settings: ScanSettings) -> str:
     """16 hex digits identifying what determines a row: the vidshield version, the hashes of the
     detector's, classifier's and ComDefend's weights and of the detector config, and the defense
     options. Raises the loaders' errors for a missing model."""
-    from vidshield.checkpoint import checkpoint_paths
-    from vidshield.defenses.spatial.comdefend import resolve_weights
-    from vidshield.models import resolve_checkpoint
+    from vidshield.models import resolve_artifact
+
+    def weights(ref: str, kind: str) -> str:
+        return _file_digest(resolve_artifact(ref, kind=kind))
 
     fingerprint = {
         "vidshield": __version__,
-        "model": _file_digest(resolve_checkpoint(settings.model)),
-        "classifier": _file_digest(resolve_checkpoint(settings.classifier)) if settings.classifier else None,
+        "model": weights(settings.model, "model"),
+        "classifier": weights(settings.classifier, "model") if settings.classifier else None,
         "config": _file_digest(Path(settings.config)) if settings.config else None,
-        "comdefend": _file_digest(checkpoint_paths(resolve_weights(settings.comdefend))[0]),
+        "comdefend": weights(settings.comdefend, "ComDefend weights"),
         "qp": settings.qp,
         "polluted": settings.polluted,
         "squeeze_check": settings.squeeze_check,
@@ -178,18 +183,17 @@ def pipeline_for(settings: ScanSettings):
     """The :class:`~vidshield.pipeline.DefensePipeline` of ``settings``, built once per process."""
     import torch
 
-    from vidshield.cli.scan import build_pipeline
+    from vidshield.pipeline import build_pipeline
 
-    config = Path(settings.config) if settings.config else None
     return build_pipeline(
-        settings.model,
-        settings.classifier,
-        config,
-        settings.comdefend,
-        settings.qp,
-        settings.polluted,
-        torch.device(settings.device),
-        settings.squeeze_check,
+        model=settings.model,
+        classifier=settings.classifier,
+        config=Path(settings.config) if settings.config else None,
+        comdefend=settings.comdefend,
+        temporal={"qp": settings.qp},
+        polluted=settings.polluted,
+        squeeze_check=settings.squeeze_check,
+        device=torch.device(settings.device),
     )
 
 
@@ -206,7 +210,7 @@ def warm_up(settings: ScanSettings) -> None:
     pipeline.run(window)
     mask = torch.zeros(1, spec.frames, dtype=torch.bool)
     mask[0, 1] = True
-    pipeline.temporal(window.unsqueeze(0), mask)
+    pipeline.temporal(window.unsqueeze(0), polluted=mask)
     with torch.no_grad():
         pipeline.spatial(window[:1].unsqueeze(0))
 
@@ -227,16 +231,25 @@ class Task:
     attempts: int = 0
 
 
+def row_text(text) -> str:
+    """``str(text)`` as valid UTF-8, what a row stores (Parquet strings must be UTF-8): a file
+    name's undecodable bytes (and any other lone surrogate) become ``\\udcXX`` escapes; other
+    text is unchanged. The ``path`` column is the video's path through this function."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _row(path, size, digest, settings: ScanSettings, seconds: float, **fields) -> dict:
     row = dict.fromkeys(COLUMNS)
-    row.update(path=str(path), size=size, content_hash=digest, settings_hash=settings_hash(settings))
+    row.update(path=row_text(path), size=size, content_hash=digest, settings_hash=settings_hash(settings))
     row.update(fields, seconds=seconds)
     return row
 
 
 def _error_row(path, size, digest, settings, error: BaseException, started: float) -> dict:
-    message = f"{type(error).__name__}: {error}".splitlines()[0]
-    return _row(path, size, digest, settings, time.perf_counter() - started, exception_frames=[], error=message)
+    message = row_text(f"{type(error).__name__}: {error}".splitlines()[0])
+    return _row(
+        path, size, digest, settings, time.perf_counter() - started, exception_frames=[], warnings=[], error=message
+    )
 
 
 def _result_row(path, size, digest, settings, result, started: float) -> dict:
@@ -253,9 +266,11 @@ def _result_row(path, size, digest, settings, result, started: float) -> dict:
         defense=max((r.defense for _, r in result.windows), key=_DEFENSE_ORDER.index),
         label_before=result.label_before,
         label_after=result.label,
-        class_before=names[result.label_before] if names else None,
-        class_after=names[result.label] if names else None,
+        class_before=row_text(names[result.label_before]) if names else None,
+        class_after=row_text(names[result.label]) if names else None,
         num_frames=result.num_frames,
+        frames_declared=result.frames_declared,
+        warnings=[row_text(w) for w in result.warnings],
         windows=len(result.windows),
     )
 
@@ -286,13 +301,16 @@ class Decoded:
 
     ``row``: the finished error row when hashing or decoding failed; ``skipped``: the content
     hash equals the known one; else ``starts`` are the window starts of the uint8 windows array
-    ``(W, t, 3, H, W)`` that travels separately.
+    ``(W, t, 3, H, W)`` that travels separately, ``frames_declared`` and ``damage`` what
+    :func:`~vidshield.pipeline.scan_file` reports of the decode.
     """
 
     path: str
     size: int | None = None
     content_hash: str | None = None
     starts: list[int] = field(default_factory=list)
+    frames_declared: int | None = None
+    damage: list[str] = field(default_factory=list)
     seconds: float = 0.0
     skipped: bool = False
     row: dict | None = None
@@ -310,7 +328,8 @@ def decode_video(path: str, settings: ScanSettings, spec, *, known_hash: str | N
     """
     import torch
 
-    from vidshield.pipeline import model_view_windows
+    from vidshield.io._source import VideoSource
+    from vidshield.pipeline import decode_damage, model_view_windows
     from vidshield.video import to_uint8
 
     started = time.perf_counter()
@@ -325,14 +344,17 @@ def decode_video(path: str, settings: ScanSettings, spec, *, known_hash: str | N
         return head, None
     try:
         starts, clips = [], []
-        for start, clip in model_view_windows(path, spec, max_frames=settings.max_frames):
-            starts.append(start)
-            clips.append(to_uint8(clip))
-        windows = torch.stack(clips).numpy()
+        with decode_damage() as damage:
+            for start, clip in model_view_windows(path, spec, max_frames=settings.max_frames):
+                starts.append(start)
+                clips.append(to_uint8(clip))
+        windows = torch.stack(clips).numpy() if clips else None
+        with VideoSource(path) as src:
+            head.frames_declared = src.declared_frames()
     except Exception as e:
         head.row = _error_row(path, head.size, head.content_hash, settings, e, started)
         return head, None
-    head.starts, head.seconds = starts, time.perf_counter() - started
+    head.starts, head.damage, head.seconds = starts, damage, time.perf_counter() - started
     return head, windows
 
 
@@ -349,9 +371,11 @@ def scan_decoded(head: Decoded, windows: np.ndarray | None, settings: ScanSettin
     if head.row is not None:
         return head.row
     started = time.perf_counter() - head.seconds
-    clips = ((s, to_float(torch.tensor(w))) for s, w in zip(head.starts, windows))  # Ray's arrays are read-only
-    try:
-        result = scan_windows(pipeline_for(settings), clips, name=head.path)
+    clips = ((s, to_float(torch.tensor(w))) for s, w in zip(head.starts, windows if windows is not None else []))
+    try:  # (torch.tensor copies: Ray's arrays are read-only)
+        result = scan_windows(
+            pipeline_for(settings), clips, name=head.path, frames_declared=head.frames_declared, damage=head.damage
+        )
     except Exception as e:
         return _error_row(head.path, head.size, head.content_hash, settings, e, started)
     return _result_row(head.path, head.size, head.content_hash, settings, result, started)
@@ -393,6 +417,8 @@ def _schema(pa):
         "label_before": integer,
         "label_after": integer,
         "num_frames": integer,
+        "frames_declared": integer,
+        "warnings": pa.list_(string),
         "windows": integer,
         "seconds": pa.float64(),
     }
@@ -400,20 +426,36 @@ def _schema(pa):
 
 
 def _journal_rows(path: Path) -> list[dict]:
-    """Rows of a JSON-lines file; a last line cut short by a crash is ignored."""
+    """Rows of a JSON-lines file (each line read with :func:`vidshield.jsonio.parse_json` and its
+    key fields checked); a last line cut short by a crash is ignored.
+
+    Raises:
+        InputFormatError: a line that is not a row (other than the last, unterminated one).
+    """
+    from vidshield.jsonio import field, parse_json
+
     if not path.is_file():
         return []
     rows = []
-    lines = path.read_bytes().split(b"\n")
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as e:
+        raise InputFormatError(f"cannot read {printable(path)}: {printable(e.strerror or e)}") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        what = f"{printable(path)}, line {number}"
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
+            row = parse_json(line, what=what, expect=dict)
+        except InputFormatError:
             if number == len(lines):  # the unterminated last line of an interrupted run
                 break
-            raise VidshieldError(f"{path}, line {number}: not a JSON row ({e})") from e
+            raise
+        for key in ("path", "settings_hash"):
+            field(row, key, str, what=what)
+        for key in ("content_hash", "error"):
+            field(row, key, (str, type(None)), what=what, default=None)
+        rows.append(row)
     return rows
 
 
@@ -438,6 +480,17 @@ def read_rows(out: str | os.PathLike) -> list[dict]:
     return _latest(rows)
 
 
+@contextlib.contextmanager
+def _writing(path: Path):
+    """File-system errors while writing ``path`` -> :class:`~vidshield.errors.OutputError`."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        raise OutputError(f"cannot write {printable(path)}: {printable(e.strerror or e)}") from None
+
+
 class ResultStore:
     """The rows of a corpus scan, written as they come, resumable.
 
@@ -451,16 +504,31 @@ class ResultStore:
     SYNC_EVERY = 32
 
     def __init__(self, out: str | os.PathLike):
-        self.out = Path(out)
-        if self.out.suffix not in (".jsonl", ".parquet"):
-            raise VidshieldError(f"--out must end in .parquet or .jsonl, got {self.out.name}")
-        if self.out.suffix == ".parquet":
-            _parquet()
+        self.out = self.check(out)
         self.journal = self.journal_path(self.out)
         self._index = {(r["path"], r["settings_hash"]): r for r in read_rows(self.out)}
         self._file = None
         self._unsynced = 0
         self.appended = 0
+
+    @classmethod
+    def check(cls, out: str | os.PathLike) -> Path:
+        """Check, before any work, that ``out`` can be a result store: its suffix, pyarrow for
+        Parquet, and that it and its journal can be written (nothing is created).
+
+        Raises:
+            VidshieldError: which check failed.
+        """
+        from vidshield.utils import check_writable
+
+        out = Path(out)
+        if out.suffix not in (".jsonl", ".parquet"):
+            raise VidshieldError(f"--out must end in .parquet or .jsonl, got {printable(out.name)}")
+        if out.suffix == ".parquet":
+            _parquet()
+        check_writable(out)
+        check_writable(cls.journal_path(out))
+        return out
 
     @staticmethod
     def journal_path(out: Path) -> Path:
@@ -468,10 +536,14 @@ class ResultStore:
         return out if out.suffix == ".jsonl" else out.with_name(out.name + ".journal.jsonl")
 
     def previous(self, path: str, settings_digest: str) -> dict | None:
-        """The stored row of ``path`` under these settings, or None."""
+        """The stored row of ``path`` (as :func:`row_text` writes it) under these settings, or None."""
         return self._index.get((path, settings_digest))
 
     def append(self, row: dict) -> None:
+        with _writing(self.journal):
+            self._append(row)
+
+    def _append(self, row: dict) -> None:
         if self._file is None:
             self.journal.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.journal, "ab+")  # noqa: SIM115 (kept open across appends; closed in close())
@@ -493,6 +565,10 @@ class ResultStore:
             self._unsynced = 0
 
     def close(self) -> None:
+        with _writing(self.out):
+            self._close()
+
+    def _close(self) -> None:
         if self._file is not None:
             os.fsync(self._file.fileno())
             self._file.close()
@@ -557,6 +633,7 @@ def scan_corpus(
         raise VidshieldError("workers and max_attempts must be >= 1")
     emit = on_event or (lambda kind, info: None)
     started = time.perf_counter()
+    ResultStore.check(out)
     videos = list_videos(source)
     pipeline_for(settings)  # fails here, with a clear error, on bad settings before any worker starts
     digest = settings_hash(settings)
@@ -564,7 +641,7 @@ def scan_corpus(
     with ResultStore(out) as store:
         tasks = []
         for i, path in enumerate(videos):
-            prev = store.previous(str(path), digest)
+            prev = store.previous(row_text(path), digest)
             known = None if prev is None or (retry_errors and prev["error"]) else prev["content_hash"]
             tasks.append(Task(i, str(path), known))
         emit("start", {"videos": len(videos), "to_scan": sum(t.known_hash is None for t in tasks)})
