@@ -24,12 +24,15 @@ Which frames the temporal defense rebuilds (``polluted``):
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
 import torch
 
 from vidshield.detection import Detection, TemporalConsistencyDetector
+from vidshield.models.adapter import resample_video
+from vidshield.models.base import InputSpec
 from vidshield.utils import module_device
 from vidshield.video import check_video
 
@@ -116,6 +119,10 @@ def polluted_frames(detection: Detection, rule: str = "exceptions") -> list[int]
 class DefensePipeline:
     """Detect -> route -> defend -> classify.
 
+    Each model gets its own view of the input (:func:`~vidshield.models.adapter.resample_video`):
+    the detector the input's frames at its frame size, the classifier its clip length and frame
+    size; the defenses work on the input as given.
+
     Args:
         classifier: the video classifier whose decision is protected (``forward(video) -> (N, K)``).
             When it is the detector's model (the CNN+LSTM), a clean video costs one pass.
@@ -172,8 +179,10 @@ class DefensePipeline:
     def _classify(self, video: torch.Tensor) -> torch.Tensor:
         was_training = self.classifier.training
         self.classifier.eval()
+        spec = getattr(self.classifier, "input_spec", None)
         try:
-            return self.classifier(video.to(module_device(self.classifier))).float().cpu()
+            x = video.to(module_device(self.classifier))
+            return self.classifier(x if spec is None else resample_video(x, spec)).float().cpu()
         finally:
             self.classifier.train(was_training)
 
@@ -193,8 +202,8 @@ class DefensePipeline:
         t0 = time.perf_counter()
         if same_model:
             detections, logits_before = self.detector.detect_with_logits(batch)
-        else:
-            detections = self.detector.detect(batch)
+        else:  # the detector's own view: its frame size, the same frames
+            detections = self.detector.detect(resample_video(batch, self.detector.model.input_spec, time=False))
         t_detect = time.perf_counter() - t0
         t0 = time.perf_counter()
         if not same_model:
@@ -303,6 +312,9 @@ class ScanResult:
             probabilities).
         probs_before, probs: those mean probabilities.
         num_frames: frames scanned.
+        windows_fired: windows the detector did not call clean.
+        windows_allowed: with a false-alarm budget, windows that may fire on a clean video of this
+            length (:func:`~vidshield.detection.calibration.windows_allowed`); None without one.
     """
 
     windows: list[tuple[int, PipelineResult]]
@@ -312,6 +324,8 @@ class ScanResult:
     probs_before: list[float]
     probs: list[float]
     num_frames: int
+    windows_fired: int = 0
+    windows_allowed: int | None = None
 
     def frame_labels(self) -> list[int]:
         """Per-frame labels of the detection network over the whole video (later windows win)."""
@@ -341,29 +355,64 @@ class ScanResult:
             "class_before": name(self.label_before),
             "class": name(self.label),
             "exception_frames": self.exception_frames(),
+            "windows_fired": self.windows_fired,
+            "windows_allowed": self.windows_allowed,
             "windows": [{"start": s, **r.to_dict(class_names)} for s, r in self.windows],
         }
 
 
+def working_spec(pipeline: DefensePipeline) -> InputSpec:
+    """The view a scan decodes: the detector's clip length at the larger (by area) of the
+    detector's and the classifier's frame sizes; each model then gets its own view of it."""
+    d = pipeline.detector.model.input_spec
+    c = getattr(pipeline.classifier, "input_spec", d)
+    big = c if c.height * c.width > d.height * d.width else d
+    return InputSpec(frames=d.frames, height=big.height, width=big.width)
+
+
 def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int | None = None) -> ScanResult:
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
-    length, at the model's view (see :func:`model_view_windows`). Memory: a few windows."""
+    length, at :func:`working_spec`'s view (see :func:`model_view_windows`). Memory: the windows
+    of the video at that view.
+
+    With a false-alarm budget (the detector's ``config.target_fpr``, routed strategy, no squeeze
+    check) the scan runs in two passes: every window is detected and classified undefended;
+    only when more windows fire than the budget allows over the video's length
+    (:meth:`TemporalConsistencyDetector.video_flagged`) are the windows that fired defended.
+    Otherwise the verdict is ``clean`` and nothing is defended.
+    """
+    from vidshield.detection.calibration import windows_allowed
     from vidshield.detection.exception import VERDICTS
 
-    spec = pipeline.detector.model.input_spec
-    windows = []
+    budget = pipeline.detector.config.target_fpr
+    two_pass = budget is not None and pipeline.strategy == "routed" and not pipeline.squeeze_check
+    first = copy.copy(pipeline)
+    if two_pass:
+        first.strategy = "none"
+    windows, clips = [], []
     task = progress.add_task("scanning", total=None) if progress is not None else None
-    for start, clip in model_view_windows(path, spec, max_frames=max_frames):
+    for start, clip in model_view_windows(path, working_spec(pipeline), max_frames=max_frames):
         if clip.shape[0] < 3:
             raise ValueError(f"{path}: {clip.shape[0]} frames; detection needs at least 3")
-        (result,) = pipeline.run(clip)
+        (result,) = first.run(clip)
         result.defended = result.defended.clone()
         windows.append((start, result))
+        if two_pass:
+            clips.append(clip)
         if task is not None:
             progress.advance(task, clip.shape[0])
+    results = [r for _, r in windows]
+    fired = sum(r.verdict != "clean" for r in results)
+    flagged = pipeline.detector.video_flagged(results)
+    if two_pass and flagged:
+        for i, (start, r) in enumerate(windows):
+            if r.verdict != "clean":
+                (again,) = pipeline.run(clips[i])
+                again.defended = again.defended.clone()
+                windows[i] = (start, again)
     probs = torch.tensor([r.probs for _, r in windows]).mean(0)
     before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
-    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index)
+    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index) if flagged else "clean"
     last_start, last = windows[-1]
     return ScanResult(
         windows=windows,
@@ -373,6 +422,8 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
         probs_before=before.tolist(),
         probs=probs.tolist(),
         num_frames=last_start + len(last.frame_labels),
+        windows_fired=fired,
+        windows_allowed=None if budget is None else windows_allowed(len(windows), budget),
     )
 
 

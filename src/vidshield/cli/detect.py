@@ -31,6 +31,7 @@ def load_detector(model_ref, config, gamma1, gamma2, score, device, batch_size):
         score=cfg.score if score is None else score,
         model=str(model_ref),
         calibration=cfg.calibration,
+        target_fpr=cfg.target_fpr,
     )
     return TemporalConsistencyDetector.from_config(cfg, model, batch_size=batch_size)
 

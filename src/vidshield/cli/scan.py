@@ -10,23 +10,40 @@ from vidshield.cli.options import device_option, echo_json, json_option, resolve
 from vidshield.pipeline import POLLUTED_RULES
 
 
-def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, device, squeeze_check=False):
-    """The detect -> route -> defend -> classify pipeline from command-line options."""
+def build_pipeline(
+    model_ref,
+    classifier_ref,
+    config,
+    comdefend,
+    qp,
+    polluted,
+    device,
+    squeeze_check=False,
+    *,
+    input_spec=None,
+    allow_mismatch=False,
+):
+    """The detect -> route -> defend -> classify pipeline from command-line options. The
+    classifier (a shipped name, a checkpoint or a TorchScript file with ``input_spec``) gets its
+    own view of every window; a detection network trained for another classifier is refused
+    unless ``allow_mismatch``. Without ``classifier_ref`` a distilled detection network brings
+    the classifier it serves, any other protects itself."""
     from vidshield.cli.detect import load_detector
     from vidshield.defenses.spatial import SpatialDefense
     from vidshield.defenses.temporal import TemporalDefense
-    from vidshield.models import load_model
+    from vidshield.detection.train_detector import check_pairing, served_classifier
+    from vidshield.models.adapter import load_classifier
     from vidshield.pipeline import DefensePipeline
 
     detector = load_detector(model_ref, config, None, None, None, device, batch_size=1)
-    classifier = detector.model if classifier_ref is None else load_model(classifier_ref, device=device)
-    spec, cspec = detector.model.input_spec, classifier.input_spec
-    if (spec.frames, spec.height, spec.width) != (cspec.frames, cspec.height, cspec.width):
-        raise click.BadParameter(
-            f"the classifier expects {cspec.frames}x{cspec.height}x{cspec.width} clips but the detector "
-            f"{spec.frames}x{spec.height}x{spec.width}; pick models trained on the same input size",
-            param_hint="--classifier",
-        )
+    served = served_classifier(detector.model)
+    if classifier_ref is None and served is not None and served.get("ref"):
+        classifier_ref = served["ref"]
+    if classifier_ref is None:
+        classifier = detector.model
+    else:
+        classifier = load_classifier(classifier_ref, input_spec=input_spec, device=device)
+    check_pairing(detector.model, classifier, allow_mismatch=allow_mismatch)
     return DefensePipeline(
         classifier,
         detector,
@@ -50,7 +67,19 @@ def pipeline_options(f):
             "--classifier",
             "classifier_ref",
             default=None,
-            help="Classifier to protect [default: the detection network itself, one CNN pass].",
+            help="Classifier to protect: shipped name, checkpoint, or TorchScript .pt (with --input-spec or a JSON "
+            "beside it) [default: the classifier a distilled detector serves, else the detection network itself].",
+        ),
+        click.option(
+            "--input-spec",
+            default=None,
+            help="TorchScript classifier's input: a JSON file or string with layout (NCTHW|NTCHW), frames, height, "
+            "width, mean, std, class_names [default: model.json beside model.pt].",
+        ),
+        click.option(
+            "--allow-mismatch",
+            is_flag=True,
+            help="Pair a detection network with a classifier other than the one it was trained for.",
         ),
         click.option(
             "--config",
@@ -108,6 +137,8 @@ def command(
     video,
     model_ref,
     classifier_ref,
+    input_spec,
+    allow_mismatch,
     config,
     comdefend,
     qp,
@@ -140,16 +171,30 @@ def command(
     from vidshield.utils import atomic_write_json
 
     dev = resolve_device(device)
-    pipe = build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, dev, squeeze_check)
+    pipe = build_pipeline(
+        model_ref,
+        classifier_ref,
+        config,
+        comdefend,
+        qp,
+        polluted,
+        dev,
+        squeeze_check,
+        input_spec=input_spec,
+        allow_mismatch=allow_mismatch,
+    )
     with Progress(transient=True, disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names
+    classifier_name = getattr(pipe.classifier, "source", None) or classifier_ref or model_ref
     summary = {
         "video": str(video),
         "model": model_ref,
-        "classifier": classifier_ref or model_ref,
+        "classifier": classifier_name,
+        "label_space": names,
         "gamma1": pipe.detector.gamma1,
         "gamma2": pipe.detector.gamma2,
+        "target_fpr": pipe.detector.config.target_fpr,
         **result.to_dict(names),
     }
     report = report or Path(video.name + ".scan.json")
@@ -175,10 +220,18 @@ def command(
         f"{video}: {result.verdict.upper()} (max alpha {alpha:.3f} over {len(result.windows)} window(s); "
         f"gamma1 {pipe.detector.gamma1}, gamma2 {pipe.detector.gamma2})"
     )
+    if result.windows_allowed is not None:
+        click.echo(
+            f"  windows fired: {result.windows_fired} of {len(result.windows)} "
+            f"(a clean video of this length may fire {result.windows_allowed} at a window FPR of "
+            f"{pipe.detector.config.target_fpr:g})"
+        )
     click.echo(f"  exception frames: {result.exception_frames() or 'none'}")
     click.echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
     before = summary["class_before"]
     after = summary["class"]
     click.echo(f"  label before defense: {before}   after: {after}")
+    space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
+    click.echo(f"  classifier: {classifier_name} ({space})")
     click.echo(f"  report: {report}   plot: {plot}")
     return 0
