@@ -31,15 +31,15 @@ def _quantise(video: torch.Tensor) -> torch.Tensor:
 
 
 def _attack(model, clips, labels, args):
-    from vidshield.attacks import SparseAttack
-    from vidshield.attacks.base import predict
+    from vidshield.attacks import create_attack
+    from vidshield.models import predict_labels
 
-    attack = SparseAttack(model, num_frames=args.sparse_frames, steps=args.steps, lam=1.0, lr=1e-3)
+    attack = create_attack("sparse", model, num_frames=args.sparse_frames, steps=args.steps, lam=1.0, lr=1e-3)
     parts = []
     for i in range(0, clips.shape[0], args.batch_size):
         parts.append(_quantise(attack(clips[i : i + args.batch_size], labels[i : i + args.batch_size])))
     adv = torch.cat(parts)
-    fooled = predict(model, adv) != labels
+    fooled = torch.tensor(predict_labels(model, adv, batch_size=args.batch_size)) != labels
     return adv, fooled
 
 
@@ -89,8 +89,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    from vidshield.attacks.base import predict
-    from vidshield.models import load_model
+    from vidshield.models import load_model, predict_labels
     from vidshield.models.adapter import load_classifier
     from vidshield.models.datasets import dataset_for_spec
 
@@ -122,7 +121,7 @@ def main(argv=None) -> int:
         ("classifier", classifier, {"distilled": detector, "baseline_lrcn": baseline}),
         ("baseline_self", baseline, {"baseline_lrcn_own_path": baseline}),
     ):
-        keep = predict(victim, clips) == labels
+        keep = torch.tensor(predict_labels(victim, clips, batch_size=args.batch_size)) == labels
         clean, y = clips[keep], labels[keep]
         adv, fooled = _attack(victim, clean, y, args)
         result[f"victim_{name}"] = {

@@ -6,7 +6,6 @@ written atomically.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -14,6 +13,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from vidshield.errors import CheckpointError
+from vidshield.jsonio import read_json
+from vidshield.text import printable
 from vidshield.utils import atomic_write_bytes, atomic_write_json
 
 
@@ -41,10 +42,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         raise CheckpointError(f"checkpoint weights not found: {weights}")
     if not meta.is_file():
         raise CheckpointError(f"checkpoint metadata not found: {meta} (expected next to {weights.name})")
-    try:
-        metadata = json.loads(meta.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"checkpoint metadata {meta} is not valid JSON: {e}") from e
+    metadata = read_json(meta, what=f"checkpoint metadata {printable(meta)}", error=CheckpointError)
     try:
         state = load_file(str(weights), device=str(device))
     except (SafetensorError, OSError, ValueError) as e:

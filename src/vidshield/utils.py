@@ -2,32 +2,81 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from vidshield.errors import OutputError
+from vidshield.text import printable
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so an
     interrupted run never leaves a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
+    except OSError as e:
+        raise output_error(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise output_error(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check, before any work, that ``path`` can be written by :func:`atomic_write_bytes`: its
+    name fits the file system, it is not a folder, and its folder exists (or can be created) and
+    is writable. Creates nothing.
+
+    Raises:
+        OutputError: with the reason.
+    """
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {printable(path)}: {printable(folder)} is not a folder")
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    for part in path.relative_to(folder).parts if path.is_relative_to(folder) else (path.name,):
+        if len(os.fsencode(part)) > name_max:
+            raise OutputError(f"cannot write {printable(path)}: the name is longer than {name_max} bytes")
+    if path.is_dir():
+        raise OutputError(f"cannot write {printable(path)}: it is a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {printable(path)}: the folder {printable(folder)} is not writable")
+    return path
+
+
+def temp_prefix(path: Path) -> str:
+    """Prefix of the temporary file next to ``path`` (short enough for any allowed name)."""
+    return f".{path.name[:64]}."
+
+
+def output_error(path: str | os.PathLike, e: OSError) -> OutputError:
+    """An :class:`OutputError` naming ``path`` and the file system's reason."""
+    return OutputError(f"cannot write {printable(path)}: {e.strerror or e}")
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
@@ -42,6 +91,19 @@ def module_device(module: torch.nn.Module) -> torch.device:
     for t in module.buffers():
         return t.device
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``with eval_mode(model):`` the module in eval mode inside the block; the train/eval mode of
+    every submodule is restored afterwards (also on an exception)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -114,15 +114,15 @@ def test_calibrate_then_detect_with_the_config(tmp_path, colour_model, capsys):
     for f in (
         "detector.json",
         "results.json",
-        "tables.md",
-        "fig2_distributions.png",
-        "fig3_label_strips.png",
-        "fig4_roc.png",
+        "report.md",
+        "figures/fig2_alpha.png",
+        "figures/fig3_labels.png",
+        "figures/fig4_roc.png",
     ):
         assert (out / f).is_file(), f
     results = json.loads((out / "results.json").read_text())
     assert len(results["videos"]) == 11 and results["calibration"]["table1"]["best"]["threshold"] == 0.15
-    assert "| 0.150 * | 100.0% | 100.0% | 100.0% |" in (out / "tables.md").read_text()
+    assert "| 0.150 * | 100.0% | 100.0% | 100.0% |" in (out / "report.md").read_text()
 
     assert main(["detect", str(dirs["sparse"]), "--config", str(out / "detector.json"), "--json"]) == 0
     verdicts = [v["verdict"] for v in json.loads(capsys.readouterr().out)["videos"]]
@@ -137,6 +137,22 @@ def test_calibrate_then_detect_with_the_config(tmp_path, colour_model, capsys):
     s2 = json.loads(capsys.readouterr().out)
     assert s2["score"] == "flip_rate" and s2["counts"] == summary["counts"]
     assert json.loads((out2 / "detector.json").read_text())["score"] == "flip_rate"
+
+    # ... and with a false-alarm budget: gamma1 from the clean windows (3 windows, alpha 0, 0, 1/8;
+    # 50 %: k = ceil(4 * 0.5) = 2, s_(2) = 0), gamma2 still Table 2's pick, every group's rate.
+    out3 = tmp_path / "calib-fpr"
+    reuse = ["calibrate", "--reuse", str(out / "results.json"), "--target-fpr", "0.5", "--fpr-holdout", "0"]
+    assert main([*reuse, "--out", str(out3), "--json"]) == 0
+    s3 = json.loads(capsys.readouterr().out)
+    assert (s3["gamma1"], s3["gamma2"]) == (5e-324, 0.275)
+    assert s3["fpr"]["detected"] == {
+        "dense": {"videos": 3, "flagged": 1.0},
+        "other": {"videos": 2, "flagged": 0.5},
+        "sparse": {"videos": 3, "flagged": 1.0},
+    }
+    report = (out3 / "report.md").read_text()
+    assert "Table 1" in report and "## False-alarm budget" in report and "k = 2 of 3 clean windows" in report
+    assert json.loads((out3 / "detector.json").read_text())["target_fpr"] == 0.5
 
 
 def test_calibrate_usage_errors(tmp_path, capsys):
@@ -180,6 +196,9 @@ def test_calibrate_with_a_false_alarm_budget_then_detect(tmp_path, colour_model,
     assert fpr["heldout_window_fpr"] == 0.0 and fpr["heldout_videos_flagged"] == 0
     config = json.loads((out / "detector.json").read_text())
     assert config["target_fpr"] == 0.1 and config["calibration"]["fpr"]["threshold"]["rank"] == 28  # ceil(31 * 0.9)
+    report = (out / "report.md").read_text()  # the eval writers: report.md and figures/ as a full calibration
+    assert "## False-alarm budget" in report and "k = 28 of 30 clean windows" in report
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["fig2_alpha.png", "fig3_labels.png"]
 
     one, two = [0] * 24, [0] * 24
     one[2] = two[2] = two[22] = 1  # frame 2: window 0 only; frame 22: window 16 only

@@ -13,12 +13,12 @@ from vidshield.detection.train_detector import (
     PairingError,
     check_pairing,
     distillation_loss,
-    last_state_path,
     train_detector,
 )
 from vidshield.io import write_video
 from vidshield.models import create_model, load_model, save_model
 from vidshield.models.adapter import classifier_hash
+from vidshield.models.training import last_checkpoint_path
 
 
 def test_distillation_loss_is_zero_when_every_frame_matches_the_teacher():
@@ -76,7 +76,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path, classifier):
     part = _student()
     with pytest.raises(Interrupt):
         train_detector(part, classifier, StopAfter(data, 12 + 5), out=tmp_path / "part", **kw)
-    assert last_state_path(tmp_path / "part").is_file()
+    assert last_checkpoint_path(tmp_path / "part").is_file()
     resumed = _student(seed=99)  # different initial weights: the state must replace them
     result = train_detector(resumed, classifier, data, out=tmp_path / "part", resume=True, **kw)
     assert result["epochs_run"] == 1 and [h["epoch"] for h in result["history"]] == [1, 2]

@@ -70,12 +70,14 @@ def test_art_pgd_through_the_temporal_defense_matches_the_native_path():
     mask[:, frames] = True
     defense = TemporalDefense(qp=36)
     pre = TemporalDefensePreprocessor(defense, frames=frames)
-    native, ours, acc_native, acc_art = compare(model, x, y, pre, lambda v: defense.bpda(v, mask), eps=4 / 255, steps=5)
+    native, ours, acc_native, acc_art = compare(
+        model, x, y, pre, lambda v: defense.bpda(v, polluted=mask), eps=4 / 255, steps=5
+    )
     assert abs(acc_native - acc_art) <= 1 and acc_native < 8  # the attack changed something
     assert (ours - native).abs().max() < 1e-6 and (ours - x).abs().max() <= 4 / 255 + 1e-6
     # the preprocessor's value is the defense's: unmarked frames untouched, marked ones rebuilt
     out, _ = pre.forward(x[:2])
-    assert (out - defense(x[:2], mask[:2])).abs().max() < 1e-6  # x + (defended - x), in float
+    assert (out - defense(x[:2], polluted=mask[:2])).abs().max() < 1e-6  # x + (defended - x), in float
     assert torch.equal(pre.estimate_forward(x[:2]), x[:2])  # identity surrogate
 
 

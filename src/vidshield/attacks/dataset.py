@@ -27,6 +27,8 @@ from vidshield import __version__
 from vidshield.attacks.base import Attack, is_success, predict, resolve_target
 from vidshield.attacks.metrics import perturbation_metrics
 from vidshield.errors import DataRootError, VidshieldError
+from vidshield.jsonio import contained_path, field, read_json
+from vidshield.text import printable
 from vidshield.utils import atomic_write_json
 
 __all__ = [
@@ -62,12 +64,22 @@ def read_manifest(folder: str | Path) -> dict:
     path = Path(folder) / MANIFEST_NAME
     if not path.is_file():
         raise DataRootError(f"{folder} is not an adversarial set: {MANIFEST_NAME} not found")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataRootError(f"{path} is not valid JSON: {e}") from e
+    manifest = read_json(path, error=DataRootError)
     if manifest.get("format") != SET_FORMAT or not isinstance(manifest.get("clips"), list):
-        raise DataRootError(f"{path} is not a {SET_FORMAT} manifest (format {manifest.get('format')!r})")
+        raise DataRootError(
+            f"{printable(path)} is not a {SET_FORMAT} manifest (format {printable(repr(manifest.get('format')))[:60]})"
+        )
+    check = dict(what=printable(path), error=DataRootError)
+    for clip in manifest["clips"]:
+        if not isinstance(clip, dict):
+            raise DataRootError(f"{printable(path)}: every clip entry must be an object")
+        field(clip, "index", int, lo=0, **check)
+        contained_path(folder, field(clip, "file", str, max_len=4096, **check), **check)
+        for key in ("label", "pred_before", "pred_after"):
+            field(clip, key, int, lo=0, **check)
+        field(clip, "success", bool, **check)
+        for key in ("perturbed_frames", "l21", "linf", "mean_abs_255"):
+            field(clip, key, float, lo=0, **check)
     return manifest
 
 
@@ -208,7 +220,7 @@ def load_adversarial_set(folder: str | Path, *, limit: int | None = None) -> tup
     clips = manifest["clips"][:limit] if limit is not None else manifest["clips"]
     videos = []
     for c in clips:
-        path = folder / c["file"]
+        path = contained_path(folder, c["file"], what=printable(folder / MANIFEST_NAME), error=DataRootError)
         if not path.is_file():
             raise DataRootError(f"{folder}: clip file {c['file']} listed in the manifest is missing")
         videos.append(read_video(path))

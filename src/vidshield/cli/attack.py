@@ -12,6 +12,8 @@ from vidshield.cli.options import device_option, echo_json, json_option, resolve
 from vidshield.models.datasets import DATASET_NAMES
 
 ATTACK_NAMES = ("none", "sparse", "dense", "pgd", "framing")
+#: where a universal attack keeps its trained perturbation in --out
+_CHECKPOINTS = {"dense": "universal", "framing": "framing"}
 
 
 def _parse_frames(text: str | None) -> list[int] | None:
@@ -21,6 +23,10 @@ def _parse_frames(text: str | None) -> list[int] | None:
         return [int(f) for f in text.split(",") if f.strip()]
     except ValueError as e:
         raise click.BadParameter(f"expected comma-separated frame indices, got {text!r}", param_hint="--frames") from e
+
+
+def _trained(out: Path, attack_name: str) -> bool:
+    return (out / f"{_CHECKPOINTS[attack_name]}.safetensors").is_file()
 
 
 def _stack(dataset, limit: int | None):
@@ -158,10 +164,9 @@ def command(
 
     if dataset != "synthetic" and root is None:
         raise click.UsageError(f"--root is required for --dataset {dataset}")
-    if attack_name in ("dense", "framing") and generator_path is None and train_steps is None:
-        out_ckpt = out / ("universal.safetensors" if attack_name == "dense" else "framing.safetensors")
-        if not out_ckpt.is_file():
-            raise click.UsageError(f"--attack {attack_name} needs --generator PATH or --train-steps N")
+    universal = attack_name in _CHECKPOINTS
+    if universal and generator_path is None and train_steps is None and not _trained(out, attack_name):
+        raise click.UsageError(f"--attack {attack_name} needs --generator PATH or --train-steps N")
     if generator_path is not None and attack_name not in ("dense", "framing"):
         raise click.UsageError("--generator is only for --attack dense or framing")
     frames = _parse_frames(frames_text)
@@ -200,95 +205,53 @@ def command(
                 task, completed=step + 1, description=f"training (loss {loss:.3f})"
             )
 
-        if attack_name == "none":
-            attack = None
-        elif attack_name == "sparse":
-            attack = A.SparseAttack(
-                model,
-                frames=frames,
-                num_frames=num_frames or 10,
-                mask_mode=mask_mode,
-                lam=lam,
-                lr=lr or 1e-3,
-                steps=steps or 100,
-                eps=eps,
-                targeted=target_class is not None,
-            )
-        elif attack_name == "pgd":
-            attack = A.PGD(
-                model,
-                eps=eps or 8 / 255,
-                steps=steps or 10,
-                frames=frames,
-                num_frames=num_frames,
-                targeted=target_class is not None,
-            )
-        elif attack_name == "dense":
-            ckpt = generator_path or out / "universal"
-            if generator_path is None and not (out / "universal.safetensors").is_file():
+        kwargs = {  # the options each attack takes; None leaves the attack's own default
+            "sparse": dict(frames=frames, num_frames=num_frames, mask_mode=mask_mode, lam=lam, lr=lr, steps=steps),
+            "pgd": dict(eps=eps, steps=steps, frames=frames, num_frames=num_frames),
+        }.get(attack_name, {})
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if attack_name == "sparse":
+            kwargs["eps"] = eps  # sparse: an optional l_inf cap (None: none)
+        if attack_name in ("sparse", "pgd"):
+            kwargs["targeted"] = target_class is not None
+        if universal:  # train the perturbation first (unless given or trained before), then load it
+            kwargs["checkpoint"] = generator_path or out / _CHECKPOINTS[attack_name]
+            if generator_path is None and not _trained(out, attack_name):
                 videos, labels = train_data()
-                gen = A.CDUPGenerator(
-                    frames=spec.frames, height=spec.height, width=spec.width, p_max=p_max, two_d=two_d
-                )
-                task = progress.add_task("training generator", total=train_steps)
-                losses = A.train_universal(
-                    gen,
-                    model,
-                    videos,
-                    labels,
-                    target_class=target_class,
-                    steps=train_steps,
-                    lr=lr or 0.002,
-                    seed=seed,
-                    progress=report(task),
-                )
-                A.save_universal(
-                    ckpt,
-                    gen.perturbation(seed=seed),
-                    generator_net=gen,
-                    metadata={
-                        "model": str(model_name),
-                        "dataset": dataset,
-                        "target_class": target_class,
-                        "steps": train_steps,
-                        "seed": seed,
-                        "final_loss": losses[-1],
-                    },
-                )
-            perturbation, _, meta = A.load_universal(ckpt)
-            attack = A.UniversalAttack(model, perturbation, target_class=meta.get("target_class"))
-            target_class = None
-        else:
-            ckpt = generator_path or out / "framing"
-            if generator_path is None and not (out / "framing.safetensors").is_file():
-                videos, labels = train_data()
-                task = progress.add_task("training framing", total=train_steps)
-                framing = A.train_framing(
-                    model,
-                    videos,
-                    labels,
-                    border=width,
-                    target_class=target_class,
-                    steps=train_steps,
-                    lr=lr or 0.1,
-                    seed=seed,
-                    progress=report(task),
-                )
-                A.save_framing(
-                    ckpt,
-                    framing,
-                    width=width,
-                    metadata={
-                        "model": str(model_name),
-                        "dataset": dataset,
-                        "target_class": target_class,
-                        "steps": train_steps,
-                        "seed": seed,
-                    },
-                )
-            framing, fwidth, _ = A.load_framing(ckpt)
-            attack = A.AdversarialFraming(model, framing, width=fwidth)
-            target_class = None
+                task = progress.add_task(f"training {attack_name} perturbation", total=train_steps)
+                meta = {"model": str(model_name), "dataset": dataset, "steps": train_steps, "seed": seed}
+                if attack_name == "dense":
+                    A.train_cdup(
+                        model,
+                        videos,
+                        labels,
+                        kwargs["checkpoint"],
+                        p_max=p_max,
+                        two_d=two_d,
+                        steps=train_steps,
+                        lr=lr or 0.002,
+                        target_class=target_class,
+                        seed=seed,
+                        progress=report(task),
+                        metadata=meta,
+                    )
+                else:
+                    framing = A.train_framing(
+                        model,
+                        videos,
+                        labels,
+                        border=width,
+                        target_class=target_class,
+                        steps=train_steps,
+                        lr=lr or 0.1,
+                        seed=seed,
+                        progress=report(task),
+                    )
+                    A.save_framing(
+                        kwargs["checkpoint"], framing, width=width, metadata=meta | {"target_class": target_class}
+                    )
+            target_class = None  # the perturbation is fixed: the clips are attacked untargeted
+        attack = None if attack_name == "none" else A.create_attack(attack_name, model, **kwargs)
 
         header = {
             "attack": attack_name,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from vidshield.cli.detect import detector_options, load_detector
+from vidshield.cli.detect import detector_options
 from vidshield.cli.options import echo_json, json_option, resolve_device
+from vidshield.text import printable
 
 GROUPS = ("clean", "sparse", "dense")
 
@@ -153,7 +153,7 @@ def _median_example(records, group):
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Output folder: detector.json, results.json, tables.md, fig2/3/4 PNGs.",
+    help="Output folder: detector.json, results.json, report.md, figures/fig2/3/4 PNGs.",
 )
 @json_option
 def command(
@@ -182,8 +182,9 @@ def command(
     adversarial sets with a manifest.json (clips whose attack failed are skipped unless
     --all-clips) or plain folders of videos. Every consistency score is measured side by side
     (ROC AUC for both tasks). Writes OUT/detector.json (load it with `vidshield detect --config`),
-    OUT/results.json (every number and per-video score), OUT/tables.md and the figures
-    fig2_distributions.png, fig3_label_strips.png, fig4_roc.png.
+    OUT/results.json (every number and per-video score), OUT/report.md (Tables 1 and 2, the AUCs)
+    and the figures OUT/figures/fig2_alpha.png, fig3_labels.png, fig4_roc.png (the file names of
+    `vidshield reproduce`).
 
     With --target-fpr (beyond the paper) gamma1 is the split-conformal quantile of the clean
     windows' scores: with the n calibration windows sorted, k = ceil((n + 1)(1 - fpr)) and a
@@ -206,8 +207,11 @@ def command(
 
     from vidshield import __version__
     from vidshield.detection import CONSISTENCY_SCORES, DetectorConfig
-    from vidshield.detection.calibration import TASKS, calibrate_all, sweep_markdown, sweep_rich_table
-    from vidshield.detection.plots import plot_label_strips, plot_roc_curves, plot_score_distributions
+    from vidshield.detection.calibration import TASKS, calibrate_all, sweep_rich_table
+    from vidshield.errors import InputFormatError
+    from vidshield.eval.figures import detection_figures
+    from vidshield.eval.report import REPORT_FILE, fpr_line, fpr_lines, threshold_tables
+    from vidshield.jsonio import read_json
     from vidshield.utils import atomic_write_bytes, atomic_write_json
 
     if score not in CONSISTENCY_SCORES:
@@ -216,11 +220,11 @@ def command(
         )
     if reuse is not None:
         try:
-            previous = json.loads(reuse.read_text())
+            previous = read_json(reuse)
             records, model_name = previous["videos"], previous.get("model")
             if not records or not all({"group", "alpha", "scores", "frame_labels", "file"} <= set(r) for r in records):
                 raise ValueError("per-video records are missing or incomplete")
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+        except (InputFormatError, KeyError, TypeError, ValueError) as e:
             raise click.BadParameter(
                 f"{reuse} is not a results.json of `vidshield calibrate`: {e}", param_hint="--reuse"
             ) from e
@@ -232,7 +236,9 @@ def command(
             raise click.UsageError(f"{', '.join(missing)} required (or --reuse results.json)")
         if model_ref is None:
             raise click.UsageError("--model is required (or --reuse results.json)")
-        det = load_detector(model_ref, None, None, None, None, resolve_device(device), batch_size)
+        from vidshield.detection import load_detector
+
+        det = load_detector(model_ref, device=resolve_device(device), batch_size=batch_size)
         sources = {g: v for g, v in zip(GROUPS, (clean, sparse, dense)) if v is not None} | holdout
         records = _detect_groups(
             det,
@@ -245,7 +251,9 @@ def command(
         model_name, holdout_names = str(model_ref), list(holdout)
     fpr = None
     if target_fpr is not None:
-        fpr = _fpr_calibration(records, score, target_fpr, fpr_holdout, seed)
+        fpr = _fpr_calibration(
+            records, score, target_fpr, fpr_holdout, seed, f"{printable(reuse) if reuse else 'detection'} records"
+        )
         if not any(r["group"] in ("sparse", "dense") for r in records):
             return _write_fpr_only(records, fpr, score, model_name, window, stride, out, as_json)
     try:
@@ -285,40 +293,28 @@ def command(
         "videos": records,
     }
     atomic_write_json(out / "results.json", results)
-    sym = "gamma1" if score == "alpha" else f"gamma1 ({score})"
-    md = [
-        f"# Detection calibration ({score})\n",
-        sweep_markdown(t1.rows, title=f"Table 1: {TASKS[0]} (adversarial positive)", best=t1.best, symbol=sym),
-        sweep_markdown(
-            t2.rows, title=f"Table 2: {TASKS[1]} (dense positive)", best=t2.best, symbol=sym.replace("1", "2")
-        ),
-        "**ROC AUC per score**\n\n| score | clean vs adversarial | sparse vs dense |\n|---|---:|---:|",
-    ]
-    md += [
-        f"| {n}{' (routing)' if n == score else ''} | {a['clean_vs_adversarial']:.3f} | {a['sparse_vs_dense']:.3f} |"
-        for n, a in aucs.items()
-    ]
+    md = [f"# Detection calibration ({score})", "", *threshold_tables(result.to_dict(), aucs, score=score)]
     for name, h in held.items():
         md.append(
             f"\nHold-out attack **{name}** ({h['videos']} videos): detected as adversarial "
             f"{100 * h['detected_adversarial']:.1f}%, verdicts {h['verdicts']}, AUC vs clean ({score}) "
             f"{h['auc_vs_clean'][score]:.3f}"
         )
-    atomic_write_bytes(out / "tables.md", ("\n".join(md) + "\n").encode())
-    groups_alpha = {g: [r["alpha"] for r in records if r["group"] == g] for g in GROUPS}
-    plot_score_distributions(
-        groups_alpha,
-        out / "fig2_distributions.png",
-        score_name="alpha",
-        gamma1=result.gamma1 if score == "alpha" else None,
-        gamma2=result.gamma2 if score == "alpha" else None,
-    )
+    if fpr is not None:
+        md += ["", *fpr_lines(fpr)]
+    atomic_write_bytes(out / REPORT_FILE, ("\n".join(md) + "\n").encode())
     strips = []
     for g in GROUPS:
         ex = _median_example(records, g)
         strips.append((f"{g}: {Path(ex['file']).name}", ex["frame_labels"]))
-    plot_label_strips(strips, out / "fig3_label_strips.png")
-    plot_roc_curves(curves, out / "fig4_roc.png")
+    detection_figures(
+        out / "figures",
+        {g: [r["alpha"] for r in records if r["group"] == g] for g in GROUPS},
+        strips,
+        curves,
+        gamma1=result.gamma1 if score == "alpha" else None,
+        gamma2=result.gamma2 if score == "alpha" else None,
+    )
 
     summary = {
         "gamma1": result.gamma1,
@@ -336,45 +332,54 @@ def command(
         echo_json(summary)
         return 0
     console = Console()
-    console.print(sweep_rich_table(t1.rows, title=f"Table 1: {TASKS[0]}", best=t1.best, symbol=sym))
-    console.print(sweep_rich_table(t2.rows, title=f"Table 2: {TASKS[1]}", best=t2.best, symbol=sym.replace("1", "2")))
-    console.print("\n".join(md[3:]))
+    name = "" if score == "alpha" else f" ({score})"
+    console.print(sweep_rich_table(t1.rows, title=f"Table 1: {TASKS[0]}", best=t1.best, symbol="gamma1" + name))
+    console.print(sweep_rich_table(t2.rows, title=f"Table 2: {TASKS[1]}", best=t2.best, symbol="gamma2" + name))
+    console.print("\n".join(line for line in md if line.startswith(("|", "\nHold-out", "AUC"))))
     if fpr is not None:
-        console.print(_fpr_line(fpr))
+        console.print(fpr_line(fpr))
     console.print(
         f"picked gamma1 = {result.gamma1:g}, gamma2 = {result.gamma2:g} on {score}; wrote {out}/detector.json"
     )
     return 0
 
 
-def _fpr_calibration(records, score, target_fpr, holdout_fraction, seed):
-    """gamma1 from the clean videos' window scores (``calibrate_fpr``), with the sparse videos'
-    detection rate under the video rule at that threshold."""
-    from vidshield.detection.calibration import calibrate_fpr, video_flagged
+def _window_scores(records, score, what):
+    """group -> video -> its window scores of ``score``, each checked (records from --reuse are
+    read from a file anyone can write)."""
+    from vidshield.errors import InputFormatError
+    from vidshield.jsonio import field
+
+    groups: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        if r.get("group") == "clean" and "window_scores" not in r:
+            raise InputFormatError(
+                f"{what}: --target-fpr needs per-window scores; this results.json predates them: rerun without --reuse"
+            )
+        if "window_scores" not in r:
+            continue
+        group = field(r, "group", str, max_len=256, what=what)
+        file = field(r, "file", str, max_len=4096, what=what)
+        per_score = field(r, "window_scores", dict, what=what)
+        scores = field(per_score, score, list, items=float, max_len=10_000_000, what=f"{what}: window_scores")
+        if not scores:
+            raise InputFormatError(f"{what}: {printable(file)} has no window scores")
+        groups.setdefault(group, {})[file] = [float(v) for v in scores]
+    return groups
+
+
+def _fpr_calibration(records, score, target_fpr, holdout_fraction, seed, what):
+    """gamma1 from the clean videos' window scores, with the other groups' detection rates
+    (:func:`~vidshield.detection.calibration.calibrate_fpr_groups`)."""
+    from vidshield.detection.calibration import calibrate_fpr_groups
     from vidshield.errors import VidshieldError
 
-    clean = [r for r in records if r["group"] == "clean"]
-    if any("window_scores" not in r for r in clean):
-        raise VidshieldError(
-            "--target-fpr needs per-window scores; this results.json predates them: rerun without --reuse"
-        )
     try:
-        fpr = calibrate_fpr(
-            {r["file"]: r["window_scores"][score] for r in clean},
-            target_fpr,
-            holdout_fraction=holdout_fraction,
-            seed=seed,
+        return calibrate_fpr_groups(
+            _window_scores(records, score, what), target_fpr, holdout_fraction=holdout_fraction, seed=seed
         )
     except ValueError as e:
-        raise VidshieldError(str(e)) from e
-    fpr["gamma1"] = fpr["threshold"]["threshold"]
-    for group in sorted({r["group"] for r in records} - {"clean"}):
-        rows = [r for r in records if r["group"] == group and "window_scores" in r]
-        if rows:
-            fired = [sum(v >= fpr["gamma1"] for v in r["window_scores"][score]) for r in rows]
-            flagged = [video_flagged(f, len(r["window_scores"][score]), target_fpr) for f, r in zip(fired, rows)]
-            fpr.setdefault("detected", {})[group] = {"videos": len(rows), "flagged": sum(flagged) / len(rows)}
-    return fpr
+        raise VidshieldError(printable(e)) from e
 
 
 def _fpr_summary(fpr):
@@ -382,24 +387,14 @@ def _fpr_summary(fpr):
     return {k: fpr.get(k) for k in keys} | {"heldout_videos_flagged": len(fpr["heldout_videos_flagged"])}
 
 
-def _fpr_line(fpr):
-    held = fpr["heldout_window_fpr"]
-    line = (
-        f"false-alarm budget {fpr['target_fpr']:g}: gamma1 = {fpr['gamma1']:.6g} (k = {fpr['threshold']['rank']} of "
-        f"{fpr['calibration_windows']} clean windows); held out: "
-        + (f"{100 * held:.2f}% of {fpr['heldout_windows']} windows fire" if held is not None else "none")
-        + f", {len(fpr['heldout_videos_flagged'])} of {len(fpr['heldout_videos'])} clean videos flagged"
-    )
-    for group, d in fpr.get("detected", {}).items():
-        line += f"; {group}: {100 * d['flagged']:.1f}% of {d['videos']} videos flagged"
-    return line
-
-
 def _write_fpr_only(records, fpr, score, model_name, window, stride, out, as_json):
-    """--target-fpr with clean videos only: gamma1 from the budget, gamma2 the paper's 0.3 (alpha)."""
+    """--target-fpr with clean videos only: gamma1 from the budget, gamma2 the paper's 0.3 (alpha).
+    Writes detector.json, results.json, report.md and Figures 2 and 3 of the clean videos."""
     from vidshield import __version__
     from vidshield.detection import DetectorConfig
-    from vidshield.utils import atomic_write_json
+    from vidshield.eval.figures import detection_figures
+    from vidshield.eval.report import REPORT_FILE, fpr_line, fpr_lines
+    from vidshield.utils import atomic_write_bytes, atomic_write_json
 
     if score != "alpha":
         raise click.UsageError(f"--score {score} has no default gamma2: give --sparse and --dense too")
@@ -425,10 +420,23 @@ def _write_fpr_only(records, fpr, score, model_name, window, stride, out, as_jso
             "videos": records,
         },
     )
+    md = [f"# Detection calibration ({score}): false-alarm budget only", "", *fpr_lines(fpr)]
+    atomic_write_bytes(out / REPORT_FILE, ("\n".join(md) + "\n").encode())
+    clean = [r for r in records if r["group"] == "clean"]
+    ex = _median_example(records, "clean")
+    detection_figures(
+        out / "figures",
+        {"clean": [r["alpha"] for r in clean]},
+        [(f"clean: {Path(ex['file']).name}", ex["frame_labels"])],
+        gamma1=config.gamma1,
+        gamma2=gamma2,
+    )
     summary = {"gamma1": config.gamma1, "gamma2": gamma2, "score": score, "fpr": _fpr_summary(fpr), "out": str(out)}
     if as_json:
         echo_json(summary)
     else:
-        click.echo(_fpr_line(fpr))
-        click.echo(f"gamma1 = {config.gamma1:.6g}, gamma2 = {gamma2:g} on {score}; wrote {out}/detector.json")
+        click.echo(printable(fpr_line(fpr)))
+        click.echo(
+            f"gamma1 = {config.gamma1:.6g}, gamma2 = {gamma2:g} on {score}; wrote {printable(out)}/detector.json"
+        )
     return 0

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import click
 import torch
+
+from vidshield.routing import POLLUTED_RULES
 
 device_option = click.option(
     "--device",
@@ -15,6 +19,70 @@ device_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+
+
+# --- the detect -> route -> defend pipeline (scan, defend) ------------------------------------
+
+model_option = click.option(
+    "--model",
+    "model_ref",
+    default="synthetic-lrcn",
+    show_default=True,
+    help="Detection network: a CNN+LSTM, shipped name or checkpoint.",
+)
+classifier_option = click.option(
+    "--classifier",
+    "classifier_ref",
+    default=None,
+    help="Classifier to protect: shipped name, checkpoint, or TorchScript .pt (with --input-spec or a JSON "
+    "beside it) [default: the classifier a distilled detector serves, else the detection network itself].",
+)
+input_spec_option = click.option(
+    "--input-spec",
+    default=None,
+    help="TorchScript classifier's input: a JSON file or string with layout (NCTHW|NTCHW), frames, height, "
+    "width, mean, std, class_names [default: model.json beside model.pt].",
+)
+allow_mismatch_option = click.option(
+    "--allow-mismatch",
+    is_flag=True,
+    help="Pair a detection network with a classifier other than the one it was trained for.",
+)
+config_option = click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Detector config from `vidshield calibrate` (thresholds).",
+)
+comdefend_option = click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights.")
+qp_option = click.option(
+    "--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense: residual QP (strength)."
+)
+polluted_option = click.option(
+    "--polluted",
+    type=click.Choice(list(POLLUTED_RULES)),
+    default="exceptions",
+    show_default=True,
+    help="Frames the temporal defense rebuilds: the paper's exception frames, every frame off the clip's "
+    "majority label, or the exception frames plus the end frames when they disagree with two agreeing neighbours.",
+)
+squeeze_check_option = click.option(
+    "--squeeze-check",
+    is_flag=True,
+    help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
+    "defense marks them as attacked (catches universal perturbations that alpha misses).",
+)
+
+
+def options(*decorators):
+    """Apply several click options at once, in the order given (as ``--help`` lists them)."""
+
+    def apply(f):
+        for option in reversed(decorators):
+            f = option(f)
+        return f
+
+    return apply
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,3 +100,21 @@ def resolve_device(name: str) -> torch.device:
 
 def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def command_line(ctx: click.Context) -> str:
+    """The resolved command (every option spelled out), so a checkpoint says how to reproduce it."""
+    parts = ["vidshield", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or not isinstance(param, click.Option):
+            continue
+        name = max(param.opts, key=len)
+        if param.is_flag:
+            if param.secondary_opts:
+                parts.append(name if value else max(param.secondary_opts, key=len))
+            elif value:
+                parts.append(name)
+        else:
+            parts += [name, str(value)]
+    return shlex.join(parts)

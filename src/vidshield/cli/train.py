@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device, seed_option
+from vidshield.cli.options import command_line, device_option, echo_json, json_option, resolve_device, seed_option
 from vidshield.models.datasets import DATASET_NAMES, dataset_for_spec, train_val_datasets
 from vidshield.utils import seed_everything
-
-
-def _command_line(ctx: click.Context) -> str:
-    """The resolved command (every option spelled out), so the checkpoint says how to reproduce it."""
-    parts = ["vidshield", ctx.info_name]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if value is None or not isinstance(param, click.Option):
-            continue
-        name = max(param.opts, key=len)
-        if param.is_flag:
-            if param.secondary_opts:
-                parts.append(name if value else max(param.secondary_opts, key=len))
-            elif value:
-                parts.append(name)
-        else:
-            parts += [name, str(value)]
-    return shlex.join(parts)
 
 
 @click.command("train")
@@ -131,7 +112,7 @@ def command(
         raise click.UsageError(f"--root is required for --dataset {dataset}")
     dev = resolve_device(device)
     seed_everything(seed)
-    command_line = _command_line(ctx)
+    resolved = command_line(ctx)
 
     if model_name in MODEL_REGISTRY:
         model, init_from = None, None
@@ -165,7 +146,7 @@ def command(
             "val_videos": len(val_set) if val_set is not None else 0,
         },
         "seed": seed,
-        "command": command_line,
+        "command": resolved,
         "initialised_from": init_from,
     }
     result = train_classifier(

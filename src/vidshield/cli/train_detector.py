@@ -6,9 +6,17 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device, seed_option
-from vidshield.cli.train import _command_line
+from vidshield.cli.options import (
+    command_line,
+    device_option,
+    echo_json,
+    input_spec_option,
+    json_option,
+    resolve_device,
+    seed_option,
+)
 from vidshield.models.datasets import DATASET_NAMES
+from vidshield.text import printable
 from vidshield.utils import seed_everything
 
 
@@ -19,7 +27,7 @@ from vidshield.utils import seed_everything
     required=True,
     help="The classifier to serve: shipped name, checkpoint, or TorchScript .pt (with --input-spec).",
 )
-@click.option("--input-spec", default=None, help="TorchScript classifier's input spec (JSON file or string).")
+@input_spec_option
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
 @click.option(
@@ -135,7 +143,7 @@ def command(
         "dataset": {"name": dataset, "root": str(root) if root else None, "train_videos": len(train_set)},
         "ground_truth_used": use_labels,
         "seed": seed,
-        "command": _command_line(ctx),
+        "command": command_line(ctx),
     }
     result = train_detector(
         student,
@@ -173,7 +181,8 @@ def command(
         echo_json(summary)
     else:
         click.echo(
-            f"detector: {summary['detector']} (serves {classifier_ref}, sha256 {result['serves']['sha256'][:12]})"
+            f"detector: {printable(summary['detector'])} (serves {printable(classifier_ref)}, "
+            f"sha256 {result['serves']['sha256'][:12]})"
         )
         if "test" in summary:
             t = summary["test"]

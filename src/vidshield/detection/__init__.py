@@ -24,6 +24,7 @@ from vidshield.detection.detector import (
     TemporalConsistencyDetector,
     collect_videos,
     detect_file,
+    load_detector,
 )
 from vidshield.detection.exception import VERDICTS, Detection, exception_index, exception_mask, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores, register_score
@@ -40,6 +41,7 @@ __all__ = [
     "RocCurve",
     "SweepRow",
     "TemporalConsistencyDetector",
+    "load_detector",
     "calibrate",
     "collect_videos",
     "compare_scores",

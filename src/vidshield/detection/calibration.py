@@ -68,6 +68,7 @@ __all__ = [
     "video_flagged",
     "split_videos",
     "calibrate_fpr",
+    "calibrate_fpr_groups",
 ]
 
 
@@ -558,3 +559,43 @@ def calibrate_fpr(
         else None,
         "heldout_videos_flagged": flagged,
     }
+
+
+def calibrate_fpr_groups(
+    groups: Mapping[str, Mapping[str, Sequence[float]]],
+    target_fpr: float,
+    *,
+    holdout_fraction: float = 0.25,
+    seed: int = 0,
+) -> dict:
+    """:func:`calibrate_fpr` on the ``clean`` group, and every other group's detection rate under
+    the video rule (:func:`video_flagged`) at the threshold found.
+
+    Args:
+        groups: group name (``clean``, ``sparse``, ``dense``, hold-out attacks) -> video name ->
+            its window scores (each video at least one window).
+
+    Returns:
+        :func:`calibrate_fpr`'s dict plus ``gamma1`` (the threshold) and ``detected``: group ->
+        ``{"videos": count, "flagged": share of its videos flagged}`` for the other groups.
+
+    Raises:
+        ValueError: no clean video, a video without windows, or too few clean windows.
+    """
+    if not groups.get("clean"):
+        raise ValueError("a false-alarm budget needs at least one clean video")
+    for group, videos in groups.items():
+        for name, scores in videos.items():
+            if len(scores) == 0:
+                raise ValueError(f"{group} video {name} has no window scores")
+    fpr = calibrate_fpr(groups["clean"], target_fpr, holdout_fraction=holdout_fraction, seed=seed)
+    fpr["gamma1"] = fpr["threshold"]["threshold"]
+    for group in sorted(set(groups) - {"clean"}):
+        videos = groups[group]
+        if videos:
+            flagged = [
+                video_flagged(sum(float(v) >= fpr["gamma1"] for v in scores), len(scores), target_fpr)
+                for scores in videos.values()
+            ]
+            fpr.setdefault("detected", {})[group] = {"videos": len(videos), "flagged": sum(flagged) / len(videos)}
+    return fpr

@@ -18,7 +18,6 @@ most severe window decides (its score, hence alpha, is the maximum over windows)
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +28,27 @@ import torch
 from vidshield.detection.calibration import video_flagged
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
-from vidshield.errors import VidshieldError
-from vidshield.utils import atomic_write_json, module_device
+from vidshield.errors import InputFormatError, VidshieldError
+from vidshield.jsonio import contained_path, read_json
+from vidshield.jsonio import field as json_field
+from vidshield.text import printable
+from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
-__all__ = ["VIDEO_EXTENSIONS", "DetectorConfig", "TemporalConsistencyDetector", "collect_videos", "detect_file"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "DetectorConfig",
+    "TemporalConsistencyDetector",
+    "load_detector",
+    "collect_videos",
+    "detect_file",
+]
 
 #: File name endings treated as videos when a folder is given.
 VIDEO_EXTENSIONS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 
 _CONFIG_FORMAT = "vidshield-detector"
+_CONFIG_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -114,31 +124,27 @@ class DetectorConfig:
         Raises:
             VidshieldError: missing file, invalid JSON or invalid values.
         """
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError as e:
-            raise VidshieldError(f"detector config not found: {path}") from e
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidshieldError(f"detector config {path} is not valid JSON: {e}") from e
-        if not isinstance(d, dict):
-            raise VidshieldError(f"detector config {path} must hold a JSON object")
+        what = f"detector config {printable(path)}"
+        d = read_json(path, what=what, max_bytes=_CONFIG_MAX_BYTES)
+        check = dict(what=what, error=InputFormatError)
+        for key in ("gamma1", "gamma2"):
+            json_field(d, key, float, default=None, lo=0.0, hi=1.0, **check)
+        json_field(d, "score", str, default=None, max_len=64, **check)
+        json_field(d, "model", (str, type(None)), max_len=4096, **check)
+        json_field(d, "calibration", dict, default=None, **check)
+        json_field(d, "format", str, default=None, max_len=64, **check)
+        json_field(d, "target_fpr", (float, type(None)), lo=0.0, hi=1.0, **check)
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
-            raise VidshieldError(f"detector config {path} is invalid: {e}") from e
+            raise InputFormatError(f"{what} is invalid: {printable(e)}") from e
 
 
 @contextlib.contextmanager
 def _inference(model: torch.nn.Module):
-    """Eval mode and no grad; the model's training flag is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
+    """Eval mode and no grad; the modes are restored afterwards."""
+    with eval_mode(model), torch.no_grad():
+        yield
 
 
 class TemporalConsistencyDetector:
@@ -407,10 +413,12 @@ def detect_file(
     stride: int | None = None,
     chunk_frames: int = 64,
 ) -> tuple[Detection, list[Detection]]:
-    """Detect on a whole video file, streamed in chunks at the model's spatial size.
+    """Detect on a whole video file, streamed in chunks at the model's view.
 
     Every frame of the file is decoded (no temporal sampling: neighbouring frames must stay
-    neighbours), resized to the model's ``input_spec`` height x width, and cut into windows of
+    neighbours), brought to the model's view as ``scan`` does
+    (:func:`vidshield.data.transforms.model_view_chunks`: short side scaled, centre crop of the
+    model's ``input_spec`` height x width), and cut into windows of
     ``window`` frames (default ``input_spec.frames``); a clip of exactly ``window`` frames (what
     the attacks write) is one window. Returns ``(summary, windows)`` with ``summary`` from
     :meth:`TemporalConsistencyDetector.summarize`.
@@ -418,11 +426,14 @@ def detect_file(
     Raises:
         VidshieldError: the file cannot be read, or has fewer than 3 frames.
     """
+    from vidshield.data.transforms import model_view_chunks
     from vidshield.io import iter_chunks
 
     spec = getattr(detector.model, "input_spec", None)
-    size = (int(spec.height), int(spec.width)) if spec is not None else None
-    chunks: Iterator = iter_chunks(path, chunk_frames=chunk_frames, size=size)
+    if spec is not None:
+        chunks: Iterator = model_view_chunks(path, spec, chunk_frames=chunk_frames)
+    else:
+        chunks = iter_chunks(path, chunk_frames=chunk_frames)
     try:
         windows = detector.detect_stream(chunks, window=window, stride=stride)
     except ValueError as e:
@@ -430,6 +441,49 @@ def detect_file(
             raise VidshieldError(f"{path}: {e}") from e
         raise
     return detector.summarize(windows), windows
+
+
+def load_detector(
+    model: str | Path | None = None,
+    config: DetectorConfig | str | Path | None = None,
+    *,
+    gamma1: float | None = None,
+    gamma2: float | None = None,
+    score: str | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 8,
+) -> TemporalConsistencyDetector:
+    """A detector from a model reference (shipped name or checkpoint; default: the config's) and
+    an optional config (``detector.json`` from ``vidshield calibrate``), thresholds and score
+    overriding the config's when given.
+
+    Raises:
+        VidshieldError: no model named, or a model without a per-frame path (not a CNN+LSTM).
+    """
+    from vidshield.models import load_model
+
+    if config is None:
+        cfg = DetectorConfig()
+    else:
+        cfg = config if isinstance(config, DetectorConfig) else DetectorConfig.load(config)
+    model_ref = model or cfg.model
+    if model_ref is None:
+        raise VidshieldError("--model is required (the detector config names no model)")
+    net = load_model(model_ref, device=device)
+    if not getattr(net, "has_frame_logits", False):
+        raise VidshieldError(
+            f"{model_ref} ({getattr(net, 'arch_name', type(net).__name__)}) has no per-frame path; "
+            "the detector needs a model with a per-frame path, e.g. lrcn"
+        )
+    cfg = DetectorConfig(
+        gamma1=cfg.gamma1 if gamma1 is None else gamma1,
+        gamma2=cfg.gamma2 if gamma2 is None else gamma2,
+        score=cfg.score if score is None else score,
+        model=str(model_ref),
+        calibration=cfg.calibration,
+        target_fpr=cfg.target_fpr,
+    )
+    return TemporalConsistencyDetector.from_config(cfg, net, batch_size=batch_size)
 
 
 def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:
@@ -455,16 +509,19 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
         raise VidshieldError(f"no such video file or folder: {path}")
     manifest = path / "manifest.json"
     if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidshieldError(f"{manifest} is not valid JSON: {e}") from e
+        data = read_json(manifest, expect=(dict, list))
         clips = data.get("clips") if isinstance(data, dict) else data
-        if not isinstance(clips, list) or not all(isinstance(c, dict) and "file" in c for c in clips):
-            raise VidshieldError(
-                f"{manifest} must list clips as objects with a 'file' entry (a list, or under 'clips')"
+        if not isinstance(clips, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("file"), str) for c in clips
+        ):
+            raise InputFormatError(
+                f"{printable(manifest)} must list clips as objects with a 'file' entry (a list, or under 'clips')"
             )
-        out = [(path / str(c["file"]), c) for c in clips if not (successful_only and c.get("success") is False)]
+        out = [
+            (contained_path(path, c["file"], what=printable(manifest)), c)
+            for c in clips
+            if not (successful_only and c.get("success") is False)
+        ]
         missing = [str(p) for p, _ in out if not p.is_file()]
         if missing:
             raise VidshieldError(f"{manifest} lists {len(missing)} missing file(s), e.g. {missing[0]}")

@@ -37,9 +37,13 @@ from torch.utils.data import Dataset
 from vidshield.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from vidshield.data import make_loader
 from vidshield.errors import CheckpointError, VidshieldError
+from vidshield.jsonio import field
 from vidshield.models.adapter import classifier_hash, resample_video
 from vidshield.models.base import VideoClassifier
 from vidshield.models.checkpoints import model_metadata, save_model
+from vidshield.models.training import last_checkpoint_path
+from vidshield.text import printable
+from vidshield.utils import eval_mode, module_device
 
 __all__ = ["PairingError", "served_classifier", "check_pairing", "distillation_loss", "train_detector", "agreement"]
 
@@ -51,10 +55,21 @@ class PairingError(VidshieldError):
 
 
 def served_classifier(detector_model: torch.nn.Module) -> dict | None:
-    """The ``"serves"`` entry of a distilled detection network's metadata (None for others)."""
+    """The ``"serves"`` entry of a distilled detection network's metadata (None for others), its
+    ``ref`` (a string or null) and ``sha256`` (a string) checked.
+
+    Raises:
+        CheckpointError: a ``"serves"`` entry of the wrong shape.
+    """
     meta = getattr(detector_model, "metadata", None) or {}
-    serves = meta.get("serves")
-    return serves if isinstance(serves, dict) else None
+    if not isinstance(meta, dict) or meta.get("serves") is None:
+        return None
+    what = "the detection network's metadata"
+    serves = field(meta, "serves", dict, what=what, error=CheckpointError)
+    check = dict(what=f"{what}: 'serves'", error=CheckpointError)
+    field(serves, "ref", (str, type(None)), max_len=4096, **check)
+    field(serves, "sha256", str, max_len=64, **check)
+    return serves
 
 
 def check_pairing(detector_model: torch.nn.Module, classifier: torch.nn.Module, *, allow_mismatch: bool = False) -> str:
@@ -79,8 +94,9 @@ def check_pairing(detector_model: torch.nn.Module, classifier: torch.nn.Module, 
     if allow_mismatch:
         return "mismatch-allowed"
     raise PairingError(
-        f"the detection network was trained for classifier {serves.get('ref')!r} (sha256 {str(serves.get('sha256'))[:12]}), "
-        f"not for this one (sha256 {digest[:12]}); train one with `vidshield train-detector` or pass --allow-mismatch"
+        f"the detection network was trained for classifier {printable(repr(serves.get('ref')))} "
+        f"(sha256 {printable(serves['sha256'][:12])}), not for this one (sha256 {digest[:12]}); "
+        "train one with `vidshield train-detector` or pass --allow-mismatch"
     )
 
 
@@ -129,30 +145,20 @@ def agreement(
         "clip_agreement": share of clips whose majority frame label is it, "clips": N}``.
     """
     frames_ok = clips_ok = frames = 0
-    for i in range(0, videos.shape[0], batch_size):
-        x = videos[i : i + batch_size]
-        c = classifier(resample_video(x.to(_device(classifier)), classifier.input_spec)).argmax(-1).cpu()
-        d_in = resample_video(x, detector_model.input_spec, time=False).to(_device(detector_model))
-        f = detector_model.frame_logits(d_in).argmax(-1).cpu()
-        frames_ok += int((f == c[:, None]).sum())
-        frames += f.numel()
-        clips_ok += int((torch.mode(f, dim=1).values == c).sum())
+    with eval_mode(classifier), eval_mode(detector_model):
+        for i in range(0, videos.shape[0], batch_size):
+            x = videos[i : i + batch_size]
+            c = classifier(resample_video(x.to(module_device(classifier)), classifier.input_spec)).argmax(-1).cpu()
+            d_in = resample_video(x, detector_model.input_spec, time=False).to(module_device(detector_model))
+            f = detector_model.frame_logits(d_in).argmax(-1).cpu()
+            frames_ok += int((f == c[:, None]).sum())
+            frames += f.numel()
+            clips_ok += int((torch.mode(f, dim=1).values == c).sum())
     return {
         "frame_agreement": frames_ok / frames,
         "clip_agreement": clips_ok / videos.shape[0],
         "clips": int(videos.shape[0]),
     }
-
-
-def _device(module: torch.nn.Module) -> torch.device:
-    p = next(iter(module.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def last_state_path(out: str | Path) -> Path:
-    """``runs/det`` -> ``runs/det-last.safetensors`` (the resumable state)."""
-    weights, _ = checkpoint_paths(out)
-    return weights.with_name(weights.name.removesuffix(".safetensors") + "-last.safetensors")
 
 
 def train_detector(
@@ -224,7 +230,7 @@ def train_detector(
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps)
     best_path, _ = checkpoint_paths(out)
-    last = last_state_path(out)
+    last = last_checkpoint_path(out)
     history: list[dict] = []
     start = 0
     if resume and last.is_file():
@@ -311,20 +317,30 @@ def _load_state(path, model, optimizer, scheduler, *, settings, serves) -> tuple
 
     tensors, meta = load_checkpoint(path)
     if meta.get("format") != DETECTOR_STATE_FORMAT:
-        raise CheckpointError(f"{path} is not a train-detector state (format {meta.get('format')!r})")
-    current = model_metadata(model)
+        raise CheckpointError(
+            f"{printable(path)} is not a train-detector state (format {printable(repr(meta.get('format')))[:60]})"
+        )
+    check = dict(what=f"train-detector state {printable(path)}", error=CheckpointError)
+    saved, current = field(meta, "model", dict, **check), model_metadata(model)
     for key in ("architecture", "arch_config", "num_classes"):
-        if meta["model"].get(key) != current[key]:
-            raise CheckpointError(f"cannot resume from {path}: it was made for {key} = {meta['model'].get(key)!r}")
-    if meta.get("serves", {}).get("sha256") != serves["sha256"]:
-        raise CheckpointError(f"cannot resume from {path}: it was trained for another classifier")
-    if meta["settings"] != settings:
-        diff = sorted(k for k in settings if meta["settings"].get(k) != settings[k])
-        raise CheckpointError(f"cannot resume from {path}: settings differ ({', '.join(diff)})")
+        if saved.get(key) != current[key]:
+            raise CheckpointError(
+                f"cannot resume from {printable(path)}: it was made for {key} = {printable(repr(saved.get(key)))[:80]}"
+            )
+    if field(field(meta, "serves", dict, **check), "sha256", str, max_len=64, **check) != serves["sha256"]:
+        raise CheckpointError(f"cannot resume from {printable(path)}: it was trained for another classifier")
+    saved_settings = field(meta, "settings", dict, **check)
+    if saved_settings != settings:
+        diff = sorted(k for k in settings if saved_settings.get(k) != settings[k])
+        raise CheckpointError(f"cannot resume from {printable(path)}: settings differ ({', '.join(diff)})")
+    epoch = field(meta, "epoch", int, lo=0, hi=settings["epochs"], **check)
+    history = field(meta, "history", list, max_len=settings["epochs"], items=dict, **check)
+    optimizer_meta = field(meta, "optimizer", dict, **check)
+    scheduler_state = field(meta, "scheduler", dict, **check)
     try:
         model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-        optimizer.load_state_dict(unflatten_optimizer_state(tensors, meta["optimizer"], like=optimizer.state_dict()))
-        scheduler.load_state_dict(meta["scheduler"])
-    except (RuntimeError, KeyError, ValueError) as e:
-        raise CheckpointError(f"cannot resume from {path}: {e}") from e
-    return int(meta["epoch"]), list(meta["history"])
+        optimizer.load_state_dict(unflatten_optimizer_state(tensors, optimizer_meta, like=optimizer.state_dict()))
+        scheduler.load_state_dict(scheduler_state)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"cannot resume from {printable(path)}: {printable(e)}") from e
+    return epoch, list(history)

@@ -61,9 +61,10 @@ def _check_int(value, name: str, *, minimum: int, allow_none: bool = True) -> in
 
 class _FrameConverter:
     """av.VideoFrame -> uint8 RGB (H, W, 3), scaled (``size`` exact, or ``short_side``) and then
-    centre-cropped to ``crop``."""
+    centre-cropped to ``crop``. A frame whose size differs from the stream's first (a resolution
+    change midway) is scaled to the first one's output size, so every frame has ``out_shape``."""
 
-    def __init__(self, width: int, height: int, *, size=None, short_side=None, crop=None):
+    def __init__(self, width: int, height: int, *, size=None, short_side=None, crop=None, path=None):
         size = _check_pair(size, "size")
         crop = _check_pair(crop, "crop")
         short_side = _check_int(short_side, "short_side", minimum=1)
@@ -78,9 +79,15 @@ class _FrameConverter:
             out_h = short_side if height <= width else max(1, round(height * scale))
             out_w = short_side if width < height else max(1, round(width * scale))
             if max(out_h, out_w) > MAX_SIDE:
-                raise ValueError(f"short_side={short_side} would make a {out_w}x{out_h} frame (max side {MAX_SIDE})")
+                raise VideoDecodeError(
+                    path,
+                    f"its {width}x{height} frames are too elongated: scaling the short side to {short_side} "
+                    f"would make {out_w}x{out_h} frames (max side {MAX_SIDE})",
+                )
         else:
             out_h, out_w = height, width
+        self.source = (height, width)
+        self.scaled = (out_h, out_w)
         self.scale_to = None if (out_h, out_w) == (height, width) else (out_h, out_w)
         self.crop_box = None
         if crop is not None:
@@ -92,10 +99,11 @@ class _FrameConverter:
         self.out_shape = (crop if crop is not None else (out_h, out_w)) + (3,)
 
     def __call__(self, frame) -> np.ndarray:
-        if self.scale_to is None:
+        scale_to = self.scale_to if (frame.height, frame.width) == self.source else self.scaled
+        if scale_to is None:
             rgb = frame.to_ndarray(format="rgb24")
         else:
-            h, w = self.scale_to
+            h, w = scale_to
             rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
         if self.crop_box is not None:
             t, b, l, r = self.crop_box
@@ -168,7 +176,7 @@ def read_frames(
 
     if num_frames is None:
         with VideoSource(path) as src:
-            conv = _FrameConverter(src.width, src.height, **geometry)
+            conv = _FrameConverter(src.width, src.height, **geometry, path=src.path)
             if length is None:
                 frames = [conv(f) for i, f in enumerate(src.frames()) if i >= start and (i - start) % stride == 0]
                 if not frames:
@@ -189,7 +197,7 @@ def read_frames(
     total = probe(path).num_frames
     for _attempt in range(2):
         with VideoSource(path) as src:
-            conv = _FrameConverter(src.width, src.height, **geometry)
+            conv = _FrameConverter(src.width, src.height, **geometry, path=src.path)
             out = _collect(src, conv, uniform_indices(total, num_frames), to_end=True)
             if out is not None:
                 return out
@@ -233,7 +241,7 @@ def iter_chunks(
             f"overlap must be smaller than chunk_frames, got overlap={overlap}, chunk_frames={chunk_frames}"
         )
     with VideoSource(path) as src:
-        conv = _FrameConverter(src.width, src.height, size=size, short_side=short_side, crop=crop)
+        conv = _FrameConverter(src.width, src.height, size=size, short_side=short_side, crop=crop, path=src.path)
         buffer = np.empty((chunk_frames, *conv.out_shape), np.uint8)
         filled = 0
         chunk_start = 0

@@ -11,6 +11,7 @@ from vidshield.models.base import InputSpec, VideoClassifier, normalize_video
 from vidshield.models.c3d import C3D
 from vidshield.models.checkpoints import list_shipped, load_model, model_metadata, resolve_checkpoint, save_model
 from vidshield.models.lrcn import LRCN
+from vidshield.models.predict import predict_labels
 from vidshield.models.registry import MODEL_REGISTRY, create_model, list_models, register_model
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "list_shipped",
     "model_metadata",
     "resolve_checkpoint",
+    "predict_labels",
 ]

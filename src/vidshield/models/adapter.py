@@ -45,6 +45,7 @@ from torch import nn
 
 from vidshield.errors import VidshieldError
 from vidshield.models.base import InputSpec, VideoClassifier, normalize_video
+from vidshield.text import printable
 
 __all__ = [
     "LAYOUTS",
@@ -184,7 +185,7 @@ def wrap_classifier(
         raise ClassifierError(f"invalid input spec {spec.to_dict()}: frames, height, width >= 1 and 3 means / stds")
     if any(s <= 0 for s in spec.std):
         raise ClassifierError(f"std must be > 0; got {spec.std}")
-    name = source or type(module).__name__
+    name = printable(source or type(module).__name__)
     module.eval()
     param = next(iter(module.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -210,7 +211,7 @@ def wrap_classifier(
         raise
     except Exception as e:  # the module's own error on the declared layout: one line, not a traceback
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ClassifierError(f"{name} fails on a {layout} input of shape {shape}: {first}") from e
+        raise ClassifierError(f"{name} fails on a {layout} input of shape {shape}: {printable(first)}") from e
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != 1:
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ClassifierError(f"{name} returned {got} for one clip; a video classifier returns logits (N, K)")
@@ -233,41 +234,48 @@ def is_torchscript_archive(path: str | Path) -> bool:
 
 
 def load_input_spec(source: str | Path | Mapping) -> dict:
-    """An input spec for :func:`wrap_classifier` from a JSON file, a JSON string or a dict.
+    """An input spec for :func:`wrap_classifier` from a JSON file, a JSON string or a dict, read
+    with :mod:`vidshield.jsonio`'s bounds and checked field by field.
 
-    Keys: ``frames``, ``height``, ``width`` (required); ``layout`` (``NCTHW``), ``mean``, ``std``,
-    ``class_names``, ``output`` (``"logits"``), ``input_key``.
+    Keys: ``frames``, ``height``, ``width`` (required, 1 .. 65536); ``layout`` (``NCTHW``),
+    ``mean``, ``std`` (3 numbers each), ``class_names`` (strings), ``output`` (``"logits"``),
+    ``input_key``.
 
     Raises:
-        ClassifierError: unreadable, not an object, unknown or missing keys.
+        ClassifierError: unreadable, not an object, unknown or missing keys, or a value of the
+            wrong type or range.
     """
+    from vidshield.jsonio import field, parse_json, read_json
+
     if isinstance(source, Mapping):
         d, where = dict(source), "input spec"
+    elif str(source).lstrip().startswith(("{", "[")):  # inline JSON (a file named so: ./NAME)
+        where = "--input-spec"
+        d = parse_json(str(source), what=where, error=ClassifierError)
     else:
-        text, where = str(source), str(source)
-        if not text.lstrip().startswith("{"):
-            try:
-                text = Path(source).read_text()
-            except (OSError, UnicodeDecodeError) as e:
-                raise ClassifierError(f"cannot read input spec {source}: {e}") from e
-        else:
-            where = "--input-spec"
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ClassifierError(f"{where} is not valid JSON: {e}") from e
-    if not isinstance(d, dict):
-        raise ClassifierError(f"{where} must be a JSON object")
+        where = f"input spec {printable(source)}"
+        d = read_json(source, what=where, max_bytes=1024 * 1024, error=ClassifierError)
     unknown = sorted(set(d) - _SPEC_KEYS)
     missing = sorted({"frames", "height", "width"} - set(d))
     if unknown or missing:
         raise ClassifierError(
             f"{where}: "
-            + "; ".join(p for p in (unknown and f"unknown keys {unknown}", missing and f"missing {missing}") if p)
+            + "; ".join(
+                p for p in (unknown and f"unknown keys {printable(unknown)}", missing and f"missing {missing}") if p
+            )
             + f" (keys: {', '.join(sorted(_SPEC_KEYS))})"
         )
-    if d.get("output", "logits") != "logits":
-        raise ClassifierError(f"{where}: output must be 'logits' in a JSON spec (use wrap_classifier for a callable)")
+    check = dict(what=where, error=ClassifierError)
+    for key in ("frames", "height", "width"):
+        field(d, key, int, lo=1, hi=65536, **check)
+    field(d, "layout", str, default=None, choices=LAYOUTS, **check)
+    for key in ("mean", "std"):
+        value = field(d, key, list, default=None, items=float, **check)
+        if value is not None and len(value) != 3:
+            raise ClassifierError(f"{where}: {key!r} must hold 3 numbers (R, G, B), got {len(value)}")
+    field(d, "class_names", (list, type(None)), max_len=1_000_000, items=str, **check)
+    field(d, "input_key", (str, type(None)), max_len=256, **check)
+    field(d, "output", str, default=None, choices=("logits",), **check)
     return d
 
 
@@ -296,26 +304,30 @@ def load_classifier(
     path = Path(ref)
     if not path.is_file() or path.suffix in (".safetensors", ".json"):
         if input_spec is not None:
-            raise ClassifierError(f"--input-spec is for TorchScript files; {ref} is a vidshield checkpoint name")
+            raise ClassifierError(
+                f"--input-spec is for TorchScript files; {printable(ref)} is a vidshield checkpoint name"
+            )
         model = load_model(ref, device=device)
         model.source = str(ref)
         return model
     if not is_torchscript_archive(path):
         raise ClassifierError(
-            f"{path} is not a TorchScript archive (torch.jit.save); pickled modules and state dicts are refused "
+            f"{printable(path)} is not a TorchScript archive (torch.jit.save); pickled modules and state dicts are refused "
             "(vidshield never unpickles): export with torch.jit.script(model) or torch.jit.trace(model, clip) and torch.jit.save"
         )
     if input_spec is None:
         beside = path.with_suffix(".json")
         if not beside.is_file():
-            raise ClassifierError(f"{path}: no input spec; pass --input-spec JSON or put it in {beside}")
+            raise ClassifierError(
+                f"{printable(path)}: no input spec; pass --input-spec JSON or put it in {printable(beside)}"
+            )
         input_spec = beside
     spec = load_input_spec(input_spec)
     try:
         module = torch.jit.load(str(path), map_location=torch.device(device))
     except (RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ClassifierError(f"cannot load TorchScript {path}: {first}") from e
+        raise ClassifierError(f"cannot load TorchScript {printable(path)}: {printable(first)}") from e
     spec.pop("output", None)
     return wrap_classifier(module, source=str(path), **spec)
 

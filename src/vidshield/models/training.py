@@ -32,9 +32,11 @@ from torch.utils.data import Dataset
 from vidshield.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from vidshield.data import make_loader
 from vidshield.errors import CheckpointError
+from vidshield.jsonio import field
 from vidshield.models.base import VideoClassifier
 from vidshield.models.checkpoints import model_metadata, save_model
 from vidshield.models.evaluation import evaluate_classifier
+from vidshield.text import printable
 
 TRAINING_STATE_FORMAT = "vidshield-training-state/1"
 
@@ -305,23 +307,31 @@ def _save_training_state(path, model, optimizer, scheduler, *, epoch, history, b
 def _load_training_state(path, model, optimizer, scheduler, *, epochs) -> tuple[int, list[dict], dict | None]:
     tensors, meta = load_checkpoint(path)
     if meta.get("format") != TRAINING_STATE_FORMAT:
-        raise CheckpointError(f"{path} is not a training state (format {meta.get('format')!r})")
-    saved, current = meta["model"], model_metadata(model)
+        raise CheckpointError(f"{path} is not a training state (format {printable(repr(meta.get('format')))[:60]})")
+    check = dict(what=f"training state {path}", error=CheckpointError)
+    saved, current = field(meta, "model", dict, **check), model_metadata(model)
     for key in ("architecture", "arch_config", "num_classes"):
         if saved.get(key) != current[key]:
             raise CheckpointError(
-                f"cannot resume from {path}: it was made for {key} = {saved.get(key)!r}, this run has {current[key]!r}"
+                f"cannot resume from {path}: it was made for {key} = {printable(repr(saved.get(key)))[:80]}, "
+                f"this run has {current[key]!r}"
             )
-    if meta["settings"]["epochs"] != epochs:
+    saved_epochs = field(field(meta, "settings", dict, **check), "epochs", int, lo=1, **check)
+    if saved_epochs != epochs:
         raise CheckpointError(
-            f"cannot resume from {path}: it was made for {meta['settings']['epochs']} epochs "
-            f"(the cosine schedule depends on it); pass --epochs {meta['settings']['epochs']}"
+            f"cannot resume from {path}: it was made for {saved_epochs} epochs "
+            f"(the cosine schedule depends on it); pass --epochs {saved_epochs}"
         )
+    epoch = field(meta, "epoch", int, lo=0, hi=epochs, **check)
+    history = field(meta, "history", list, max_len=epochs, items=dict, **check)
+    best = field(meta, "best", (dict, type(None)), **check)
+    optimizer_meta = field(meta, "optimizer", dict, **check)
+    scheduler_state = field(meta, "scheduler", dict, **check)
     model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_state)
-        optimizer.load_state_dict(unflatten_optimizer_state(tensors, meta["optimizer"], like=optimizer.state_dict()))
-        scheduler.load_state_dict(meta["scheduler"])
-    except (RuntimeError, KeyError, ValueError) as e:
-        raise CheckpointError(f"cannot resume from {path}: {e}") from e
-    return int(meta["epoch"]), list(meta["history"]), meta.get("best")
+        optimizer.load_state_dict(unflatten_optimizer_state(tensors, optimizer_meta, like=optimizer.state_dict()))
+        scheduler.load_state_dict(scheduler_state)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"cannot resume from {path}: {printable(e)}") from e
+    return epoch, list(history), best

@@ -183,6 +183,6 @@ def test_checkpoint_round_trip_and_wrong_architecture(model, tmp_path, rng):
 def test_missing_default_weights_say_how_to_train(monkeypatch, tmp_path):
     import vidshield.defenses.spatial.comdefend as comdefend
 
-    monkeypatch.setattr(comdefend, "ZOO_DIR", tmp_path)
+    monkeypatch.setattr(comdefend, "zoo_dir", lambda: tmp_path)
     with pytest.raises(CheckpointError, match="train-comdefend"):
         SpatialDefense()

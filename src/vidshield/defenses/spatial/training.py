@@ -40,6 +40,7 @@ from vidshield.defenses.spatial.comdefend import (
     cpu_supports_bf16,
 )
 from vidshield.errors import CheckpointError, DataRootError
+from vidshield.utils import eval_mode
 from vidshield.video import to_uint8
 
 TRAINING_DATA_NOTE = (
@@ -240,21 +241,19 @@ def evaluate_psnr(
         (seeded by ``seed``). Early in training the decoder relies on the noise as dither, so
         the binarised PSNR lags the noisy one until the codes grow far from 0.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    values, noisy, ones = [], [], []
-    for chunk in crops.split(batch_size):
-        x = chunk.to(device)
-        linear = model.encode(x)
-        bits = model.binarize(linear)
-        values.append(psnr(model.decode(bits), x).cpu())
-        ones.append(bits.mean().cpu())
-        if train_noise_sigma is not None:
-            noise = torch.randn(linear.shape, generator=generator, device=device)
-            noisy.append(psnr(model.decode(torch.sigmoid(linear - train_noise_sigma * noise)), x).cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        device = next(model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        values, noisy, ones = [], [], []
+        for chunk in crops.split(batch_size):
+            x = chunk.to(device)
+            linear = model.encode(x)
+            bits = model.binarize(linear)
+            values.append(psnr(model.decode(bits), x).cpu())
+            ones.append(bits.mean().cpu())
+            if train_noise_sigma is not None:
+                noise = torch.randn(linear.shape, generator=generator, device=device)
+                noisy.append(psnr(model.decode(torch.sigmoid(linear - train_noise_sigma * noise)), x).cpu())
     out = {"psnr_db": float(torch.cat(values).mean()), "bit_ones": float(torch.stack(ones).mean())}
     if noisy:
         out["noisy_psnr_db"] = float(torch.cat(noisy).mean())
