@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from vidshield.attacks import CDUPGenerator, load_universal, save_universal
-from vidshield.attacks.dataset import read_manifest
+from vidshield.attacks.dataset import read_set_manifest
 from vidshield.cli import main
 from vidshield.detection.detector import collect_videos
-from vidshield.errors import CheckpointError, DataRootError, InputFormatError, VideoDecodeError
+from vidshield.errors import CheckpointError, InputFormatError, VideoDecodeError
 from vidshield.io import iter_chunks, write_video
 from vidshield.jsonio import MAX_DEPTH, contained_path, field, read_json
 from vidshield.models import create_model, load_model, save_model
@@ -173,8 +173,8 @@ def test_manifest_paths_stay_inside_the_set_folder(tmp_path, entry):
     clip = {"index": 0, "file": entry, "label": 0, "pred_before": 0, "pred_after": 0, "success": True}
     clip.update(perturbed_frames=1, l21=0.1, linf=0.1, mean_abs_255=0.1)
     (folder / "manifest.json").write_text(json.dumps({"format": "vidshield-adversarial-set/1", "clips": [clip]}))
-    with pytest.raises(DataRootError, match="outside the set folder|non-empty relative path"):
-        read_manifest(folder)
+    with pytest.raises(InputFormatError, match="outside the set folder|non-empty relative path"):
+        read_set_manifest(folder)
 
 
 def test_manifest_symlink_out_of_the_folder_is_refused(tmp_path):
@@ -189,8 +189,8 @@ def test_manifest_symlink_out_of_the_folder_is_refused(tmp_path):
 def test_manifest_entries_of_the_wrong_type_are_refused(tmp_path):
     clip = {"index": "0", "file": "c.mkv", "label": 0, "pred_before": 0, "pred_after": 0, "success": True}
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "vidshield-adversarial-set/1", "clips": [clip]}))
-    with pytest.raises(DataRootError, match="'index' must be an integer"):
-        read_manifest(tmp_path)
+    with pytest.raises(InputFormatError, match="'index' must be an integer"):
+        read_set_manifest(tmp_path)
 
 
 # -- videos and outputs ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes and seeding."""
+"""Small shared helpers: atomic writes, seeding, eval mode and the progress display."""
 
 from __future__ import annotations
 
@@ -113,3 +113,37 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def progress_bar(*fields: str, disable: bool = False, transient: bool = True):
+    """The one progress display of the commands and training loops: description, bar, done/total,
+    the ``fields`` given (e.g. ``"loss {task.fields[loss]}"``), elapsed and remaining time.
+
+    It is drawn on stderr, so it still shows while stdout is redirected to a file or a pipe, and
+    never mixes into the results printed there. ``disable`` (``--json``, ``progress=False``) turns
+    it off; ``transient`` clears it when done (and, when stderr is not a terminal, keeps it from
+    writing anything there); a bar that is not transient leaves its final state on stderr. A
+    :class:`rich.progress.Progress` (a context manager).
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *(TextColumn(f) for f in fields),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    console = Console(stderr=True)
+    # a transient bar on a file or pipe would leave only a blank line: it is left out there
+    off = disable or (transient and not console.is_terminal)
+    return Progress(*columns, console=console, disable=off, transient=transient)

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vidshield.checkpoint import last_state_path
 from vidshield.cli import main
 from vidshield.data import SyntheticActions
 from vidshield.detection.train_detector import (
@@ -18,7 +19,6 @@ from vidshield.detection.train_detector import (
 from vidshield.io import write_video
 from vidshield.models import create_model, load_model, save_model
 from vidshield.models.adapter import classifier_hash
-from vidshield.models.training import last_checkpoint_path
 
 
 def test_distillation_loss_is_zero_when_every_frame_matches_the_teacher():
@@ -76,7 +76,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path, classifier):
     part = _student()
     with pytest.raises(Interrupt):
         train_detector(part, classifier, StopAfter(data, 12 + 5), out=tmp_path / "part", **kw)
-    assert last_checkpoint_path(tmp_path / "part").is_file()
+    assert last_state_path(tmp_path / "part").is_file()
     resumed = _student(seed=99)  # different initial weights: the state must replace them
     result = train_detector(resumed, classifier, data, out=tmp_path / "part", resume=True, **kw)
     assert result["epochs_run"] == 1 and [h["epoch"] for h in result["history"]] == [1, 2]
@@ -133,3 +133,19 @@ def _tiny_comdefend(tmp_path):
     from vidshield.defenses.spatial.comdefend import ARCHITECTURE, ComDefend
 
     return str(save_checkpoint(tmp_path / "comdefend", ComDefend().state_dict(), {"architecture": ARCHITECTURE}))
+
+
+def test_resume_refuses_another_commands_training_state(tmp_path, classifier):
+    """One training-state format for every loop: a state not written by train-detector (here one
+    of `vidshield train`, which has no "kind") is refused before anything is restored."""
+    from vidshield.checkpoint import save_training_state
+    from vidshield.errors import CheckpointError
+    from vidshield.models.checkpoints import model_metadata
+
+    student = _student()
+    optimizer = torch.optim.AdamW(student.parameters())
+    meta = {"model": model_metadata(student), "epoch": 1, "history": [{}], "settings": {"epochs": 2}}
+    save_training_state(last_state_path(tmp_path / "d"), model=student, optimizer=optimizer, metadata=meta)
+    data = SyntheticActions(4, frames=16, height=32, width=32, seed=5)
+    with pytest.raises(CheckpointError, match="not of `vidshield train-detector`"):
+        train_detector(_student(), classifier, data, out=tmp_path / "d", epochs=2, resume=True, progress=False)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device, seed_option
-from vidshield.models.datasets import DATASET_NAMES
+from vidshield.cli.options import (
+    command_line,
+    dataset_options,
+    device_option,
+    echo_json,
+    json_option,
+    require_root,
+    resolve_device,
+    seed_option,
+)
 
 ATTACK_NAMES = ("none", "sparse", "dense", "pgd", "framing")
 #: where a universal attack keeps its trained perturbation in --out
@@ -46,8 +52,7 @@ def _stack(dataset, limit: int | None):
     help="sparse (Wei et al. 2019), dense (C-DUP / 2D-DUP, Li et al. 2019), pgd, framing, or none (clean export).",
 )
 @click.option("--model", "model_name", required=True, help="Shipped model name or checkpoint path (the victim).")
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
+@dataset_options
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option(
     "--num-videos", type=click.IntRange(min=1), default=200, show_default=True, help="Synthetic: clips in the split."
@@ -105,7 +110,9 @@ def _stack(dataset, limit: int | None):
 @device_option
 @seed_option
 @json_option
+@click.pass_context
 def command(
+    ctx,
     attack_name,
     model_name,
     dataset,
@@ -146,24 +153,14 @@ def command(
       vidshield attack --attack pgd --model synthetic-lrcn --eps 0.0157 --num-frames 4 --out sets/pgd4
       vidshield attack --attack none --model synthetic-lrcn --out sets/clean
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from vidshield import attacks as A
     from vidshield.attacks.dataset import write_adversarial_set
     from vidshield.errors import CheckpointError
     from vidshield.models import load_model
     from vidshield.models.datasets import dataset_for_spec
-    from vidshield.utils import seed_everything
+    from vidshield.utils import progress_bar, seed_everything
 
-    if dataset != "synthetic" and root is None:
-        raise click.UsageError(f"--root is required for --dataset {dataset}")
+    require_root(dataset, root)
     universal = attack_name in _CHECKPOINTS
     if universal and generator_path is None and train_steps is None and not _trained(out, attack_name):
         raise click.UsageError(f"--attack {attack_name} needs --generator PATH or --train-steps N")
@@ -183,15 +180,7 @@ def command(
             f"{model_name} has {model.num_classes} classes but the {dataset} data set has {len(data.classes)}"
         )
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=as_json,
-        transient=False,
-    )
+    progress = progress_bar(disable=as_json, transient=False)
     with progress:
 
         def train_data():
@@ -267,7 +256,7 @@ def command(
                 "height": spec.height,
                 "width": spec.width,
             },
-            "command": " ".join(shlex.quote(a) for a in ["vidshield", *sys.argv[1:]]),
+            "command": command_line(ctx),
         }
         total = len(data) if limit is None else min(limit, len(data))
         task = progress.add_task(f"attack {attack_name}", total=total)

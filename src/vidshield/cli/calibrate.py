@@ -11,6 +11,7 @@ import click
 from vidshield.cli.detect import detector_options
 from vidshield.cli.options import echo_json, json_option, resolve_device
 from vidshield.text import printable
+from vidshield.utils import progress_bar
 
 GROUPS = ("clean", "sparse", "dense")
 
@@ -31,8 +32,6 @@ def _parse_holdout(ctx, param, values):
 
 def _detect_groups(det, sources, *, window, stride, successful_only, progress):
     """Run detection on every video of every group -> list of per-video records."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from vidshield.detection import collect_videos, detect_file
 
     files = [
@@ -41,8 +40,7 @@ def _detect_groups(det, sources, *, window, stride, successful_only, progress):
         for path, entry in collect_videos(src, successful_only=successful_only)
     ]
     records = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True, console=None) as bar:
+    with progress_bar(disable=not progress) as bar:
         task = bar.add_task("detecting", total=len(files))
         for group, path, entry in files:
             summary, windows = detect_file(det, path, window=window, stride=stride)

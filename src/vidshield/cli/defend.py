@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import click
-from rich.progress import Progress
 
 from vidshield.cli.options import (
     comdefend_option,
@@ -20,6 +19,7 @@ from vidshield.cli.options import (
     resolve_device,
 )
 from vidshield.text import printable
+from vidshield.utils import progress_bar
 
 
 def _parse_frames(text: str) -> list[int]:
@@ -143,7 +143,7 @@ def command(
             model=model_ref, config=config, comdefend=comdefend, temporal=temporal, polluted=polluted, device=dev
         )
     start = time.perf_counter()
-    with Progress(transient=True, disable=as_json) as progress:
+    with progress_bar(disable=as_json) as progress:
         result = defend_file(
             video, method, settings=given, pipeline=pipeline, frames=frames, every=every, device=dev, progress=progress
         )

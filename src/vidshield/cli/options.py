@@ -9,7 +9,20 @@ from pathlib import Path
 import click
 import torch
 
+from vidshield.models.datasets import DATASET_NAMES
 from vidshield.routing import POLLUTED_RULES
+
+
+def options(*decorators):
+    """Apply several click options at once, in the order given (as ``--help`` lists them)."""
+
+    def apply(f):
+        for option in reversed(decorators):
+            f = option(f)
+        return f
+
+    return apply
+
 
 device_option = click.option(
     "--device",
@@ -19,6 +32,47 @@ device_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+
+
+# --- data sets and training (train, train-comdefend, evaluate, attack) -------------------------
+
+resume_option = click.option("--resume", is_flag=True, help="Continue from OUT-last.* when it exists.")
+num_workers_option = click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
+cache_option = click.option(
+    "--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets."
+)
+dataset_options = options(
+    click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True),
+    click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic)."),
+)
+
+
+def require_root(dataset: str, root) -> None:
+    """``--root`` is needed by every data set but the synthetic one."""
+    if dataset != "synthetic" and root is None:
+        raise click.UsageError(f"--root is required for --dataset {dataset}")
+
+
+def command_line(ctx: click.Context) -> str:
+    """The resolved command, every option given or defaulted spelled out (flags by the name of
+    their value, repeatable options once per value), so a checkpoint says how to reproduce it."""
+    parts = ["vidshield", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value is None or value == ():
+            continue
+        name = max(param.opts, key=len)
+        if param.is_flag:
+            if param.secondary_opts:
+                parts.append(name if value else max(param.secondary_opts, key=len))
+            elif value:
+                parts.append(name)
+        elif isinstance(value, tuple):
+            for v in value:
+                parts += [name, str(v)]
+        else:
+            parts += [name, str(value)]
+    return shlex.join(parts)
 
 
 # --- the detect -> route -> defend pipeline (scan, defend) ------------------------------------
@@ -74,17 +128,6 @@ squeeze_check_option = click.option(
 )
 
 
-def options(*decorators):
-    """Apply several click options at once, in the order given (as ``--help`` lists them)."""
-
-    def apply(f):
-        for option in reversed(decorators):
-            f = option(f)
-        return f
-
-    return apply
-
-
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     if name == "auto":
@@ -100,21 +143,3 @@ def resolve_device(name: str) -> torch.device:
 
 def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
-
-
-def command_line(ctx: click.Context) -> str:
-    """The resolved command (every option spelled out), so a checkpoint says how to reproduce it."""
-    parts = ["vidshield", ctx.info_name]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if value is None or not isinstance(param, click.Option):
-            continue
-        name = max(param.opts, key=len)
-        if param.is_flag:
-            if param.secondary_opts:
-                parts.append(name if value else max(param.secondary_opts, key=len))
-            elif value:
-                parts.append(name)
-        else:
-            parts += [name, str(value)]
-    return shlex.join(parts)

@@ -24,6 +24,7 @@ from vidshield.cli.options import (
     resolve_device,
     squeeze_check_option,
 )
+from vidshield.utils import progress_bar
 
 pipeline_options = options(
     model_option,
@@ -101,7 +102,6 @@ def command(
       vidshield scan clip.mkv --json --defended clip.defended.mkv
       vidshield scan clip.mp4 --model ut-lrcn --classifier ut-c3d --config runs/calib/detector.json
     """
-    from rich.progress import Progress
 
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import probe, write_video
@@ -131,7 +131,7 @@ def command(
         allow_mismatch=allow_mismatch,
         device=dev,
     )
-    with Progress(transient=True, disable=as_json) as progress:
+    with progress_bar(disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names
     classifier_name = getattr(pipe.classifier, "source", None) or classifier_ref or model_ref

@@ -7,15 +7,18 @@ from pathlib import Path
 import click
 
 from vidshield.cli.options import (
+    cache_option,
     command_line,
+    dataset_options,
     device_option,
     echo_json,
     input_spec_option,
     json_option,
+    require_root,
     resolve_device,
+    resume_option,
     seed_option,
 )
-from vidshield.models.datasets import DATASET_NAMES
 from vidshield.text import printable
 from vidshield.utils import seed_everything
 
@@ -28,8 +31,7 @@ from vidshield.utils import seed_everything
     help="The classifier to serve: shipped name, checkpoint, or TorchScript .pt (with --input-spec).",
 )
 @input_spec_option
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
+@dataset_options
 @click.option(
     "--arch",
     default="lrcn-small",
@@ -62,14 +64,14 @@ from vidshield.utils import seed_everything
     help="Synthetic: test clips for the agreement with the classifier (0: skip).",
 )
 @click.option("--augment/--no-augment", default=True, show_default=True)
-@click.option("--cache", type=click.Path(path_type=Path), default=None, help="Frame cache for decoded data sets.")
+@cache_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     required=True,
     help="Detector checkpoint (OUT.safetensors + OUT.json; resumable state OUT-last.*).",
 )
-@click.option("--resume", is_flag=True, help="Continue from OUT-last.* when it exists.")
+@resume_option
 @device_option
 @seed_option
 @json_option
@@ -118,8 +120,7 @@ def command(
     from vidshield.models.datasets import dataset_for_spec
     from vidshield.models.registry import MODEL_REGISTRY
 
-    if dataset != "synthetic" and root is None:
-        raise click.UsageError(f"--root is required for --dataset {dataset}")
+    require_root(dataset, root)
     if arch not in MODEL_REGISTRY:
         raise click.BadParameter(f"unknown architecture {arch!r}", param_hint="--arch")
     dev = resolve_device(device)

@@ -19,7 +19,6 @@ from vidshield.detection.calibration import (
     sweep,
 )
 from vidshield.detection.detector import (
-    VIDEO_EXTENSIONS,
     DetectorConfig,
     TemporalConsistencyDetector,
     collect_videos,
@@ -34,7 +33,6 @@ __all__ = [
     "GAMMA1_GRID",
     "GAMMA2_GRID",
     "VERDICTS",
-    "VIDEO_EXTENSIONS",
     "CalibrationResult",
     "Detection",
     "DetectorConfig",

@@ -29,23 +29,19 @@ from vidshield.detection.calibration import video_flagged
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
 from vidshield.errors import InputFormatError, VidshieldError
-from vidshield.jsonio import contained_path, read_json
 from vidshield.jsonio import field as json_field
+from vidshield.jsonio import read_json
 from vidshield.text import printable
 from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
 __all__ = [
-    "VIDEO_EXTENSIONS",
     "DetectorConfig",
     "TemporalConsistencyDetector",
     "load_detector",
     "collect_videos",
     "detect_file",
 ]
-
-#: File name endings treated as videos when a folder is given.
-VIDEO_EXTENSIONS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 
 _CONFIG_FORMAT = "vidshield-detector"
 _CONFIG_MAX_BYTES = 1 << 20
@@ -489,12 +485,13 @@ def load_detector(
 def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:
     """The videos to detect on: a file, or a folder.
 
-    A folder with a ``manifest.json`` (an adversarial set written by the attacks) lists its
-    clips: the manifest is a list of clip entries, or an object whose ``"clips"`` holds them;
-    each entry has ``"file"`` (relative to the folder) and may have ``"success"``. With
+    A folder with a ``manifest.json`` (an adversarial set written by the attacks, or any manifest
+    :func:`vidshield.data.read_manifest` reads) lists its clips: each entry has ``"file"``
+    (relative to the folder, inside it) and may have ``"success"``. With
     ``successful_only`` the clips whose attack failed (``"success": false``) are left out, as in
     the paper's evaluation sets. A folder without a manifest gives every video file in it
-    (:data:`VIDEO_EXTENSIONS`), sorted by name, not recursively.
+    (:func:`vidshield.io.is_video_file`: not hidden, one of :data:`vidshield.io.VIDEO_EXTENSIONS`),
+    sorted by name, not recursively.
 
     Returns:
         ``(path, entry)`` pairs; ``entry`` is the manifest entry (``{}`` without manifest).
@@ -502,31 +499,22 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
     Raises:
         VidshieldError: the path does not exist, the manifest is invalid, or no video is found.
     """
+    from vidshield.data.manifest import MANIFEST_NAME, read_manifest
+    from vidshield.io import VIDEO_EXTENSIONS, is_video_file
+
     path = Path(path)
     if path.is_file():
         return [(path, {})]
     if not path.is_dir():
         raise VidshieldError(f"no such video file or folder: {path}")
-    manifest = path / "manifest.json"
-    if manifest.is_file():
-        data = read_json(manifest, expect=(dict, list))
-        clips = data.get("clips") if isinstance(data, dict) else data
-        if not isinstance(clips, list) or not all(
-            isinstance(c, dict) and isinstance(c.get("file"), str) for c in clips
-        ):
-            raise InputFormatError(
-                f"{printable(manifest)} must list clips as objects with a 'file' entry (a list, or under 'clips')"
-            )
-        out = [
-            (contained_path(path, c["file"], what=printable(manifest)), c)
-            for c in clips
-            if not (successful_only and c.get("success") is False)
-        ]
+    if (path / MANIFEST_NAME).is_file():
+        clips = read_manifest(path)["clips"]
+        out = [(path / c["file"], c) for c in clips if not (successful_only and c.get("success") is False)]
         missing = [str(p) for p, _ in out if not p.is_file()]
         if missing:
-            raise VidshieldError(f"{manifest} lists {len(missing)} missing file(s), e.g. {missing[0]}")
+            raise VidshieldError(f"{path / MANIFEST_NAME} lists {len(missing)} missing file(s), e.g. {missing[0]}")
     else:
-        out = [(p, {}) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+        out = [(p, {}) for p in sorted(path.iterdir()) if is_video_file(p)]
     if not out:
         raise VidshieldError(f"no videos found in {path} (looked for {', '.join(VIDEO_EXTENSIONS)} or a manifest.json)")
     return out

@@ -24,30 +24,24 @@ Training is resumable (``OUT-last.*``, nothing pickled) and shows a progress bar
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import Dataset
 
-from vidshield.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from vidshield.checkpoint import checkpoint_paths, last_state_path, load_training_state, save_training_state
 from vidshield.data import make_loader
 from vidshield.errors import CheckpointError, VidshieldError
 from vidshield.jsonio import field
 from vidshield.models.adapter import classifier_hash, resample_video
 from vidshield.models.base import VideoClassifier
 from vidshield.models.checkpoints import model_metadata, save_model
-from vidshield.models.training import last_checkpoint_path
 from vidshield.text import printable
-from vidshield.utils import eval_mode, module_device
+from vidshield.utils import eval_mode, module_device, progress_bar
 
 __all__ = ["PairingError", "served_classifier", "check_pairing", "distillation_loss", "train_detector", "agreement"]
-
-DETECTOR_STATE_FORMAT = "vidshield-detector-training-state/1"
 
 
 class PairingError(VidshieldError):
@@ -230,17 +224,19 @@ def train_detector(
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps)
     best_path, _ = checkpoint_paths(out)
-    last = last_checkpoint_path(out)
+    last = last_state_path(out)
     history: list[dict] = []
     start = 0
     if resume and last.is_file():
-        start, history = _load_state(last, student, optimizer, scheduler, settings=settings, serves=serves)
-    console = Console(stderr=True, quiet=not progress)
-    columns = (
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-    )  # fmt: skip
-    with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
+        meta = load_training_state(
+            last,
+            model=student,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            check=_check_resumable(last, student, settings=settings, serves=serves),
+        )
+        start, history = meta["epoch"], list(meta["history"])
+    with progress_bar("loss {task.fields[loss]}", disable=not progress) as bar:
         for epoch in range(start, epochs):
             started = time.perf_counter()
             torch.manual_seed(seed + epoch)
@@ -283,64 +279,50 @@ def train_detector(
                 metadata={**(extra_metadata or {}), "serves": serves, "training": settings, "history": history,
                           "metrics": metrics, "kind": "distilled-detector"},
             )  # fmt: skip
-            _save_state(
-                last, student, optimizer, scheduler, epoch=epoch + 1, history=history, settings=settings, serves=serves
+            save_training_state(
+                last,
+                model=student,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                metadata={
+                    "kind": "distilled-detector",
+                    "model": model_metadata(student),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "settings": settings,
+                    "serves": serves,
+                },
             )
-            console.print(
-                f"epoch {epoch + 1}/{epochs}: loss {metrics['train_loss']:.4f}, "
-                f"frame agreement {metrics['train_frame_agreement']:.4f}, {metrics['seconds']} s"
-            )
+            if progress:
+                bar.console.print(
+                    f"epoch {epoch + 1}/{epochs}: loss {metrics['train_loss']:.4f}, "
+                    f"frame agreement {metrics['train_frame_agreement']:.4f}, {metrics['seconds']} s"
+                )
     return {"best_path": best_path, "history": history, "epochs_run": epochs - start, "serves": serves}
 
 
-def _save_state(path, model, optimizer, scheduler, *, epoch, history, settings, serves) -> None:
-    from vidshield.models.training import flatten_optimizer_state
+def _check_resumable(path, model, *, settings: dict, serves: dict):
+    """A ``check`` for :func:`~vidshield.checkpoint.load_training_state`: a train-detector state
+    for the same architecture, classes, classifier and settings."""
 
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    optim_tensors, optim_meta = flatten_optimizer_state(optimizer.state_dict())
-    tensors.update(optim_tensors)
-    meta = {
-        "format": DETECTOR_STATE_FORMAT,
-        "model": model_metadata(model),
-        "epoch": epoch,
-        "history": history,
-        "settings": settings,
-        "serves": serves,
-        "optimizer": optim_meta,
-        "scheduler": json.loads(json.dumps(scheduler.state_dict())),
-    }
-    save_checkpoint(path, tensors, meta)
+    def check(meta: dict) -> None:
+        what = dict(what=f"train-detector state {printable(path)}", error=CheckpointError)
+        if meta.get("kind") != "distilled-detector":
+            raise CheckpointError(f"{printable(path)} is a training state, but not of `vidshield train-detector`")
+        saved, current = field(meta, "model", dict, **what), model_metadata(model)
+        for key in ("architecture", "arch_config", "num_classes"):
+            if saved.get(key) != current[key]:
+                raise CheckpointError(
+                    f"cannot resume from {printable(path)}: it was made for {key} = "
+                    f"{printable(repr(saved.get(key)))[:80]}, this run has {current[key]!r}"
+                )
+        if field(field(meta, "serves", dict, **what), "sha256", str, max_len=64, **what) != serves["sha256"]:
+            raise CheckpointError(f"cannot resume from {printable(path)}: it was trained for another classifier")
+        saved_settings = field(meta, "settings", dict, **what)
+        if saved_settings != settings:
+            diff = sorted(k for k in settings if saved_settings.get(k) != settings[k])
+            raise CheckpointError(f"cannot resume from {printable(path)}: settings differ ({', '.join(diff)})")
+        field(meta, "epoch", int, lo=0, hi=settings["epochs"], **what)
+        field(meta, "history", list, max_len=settings["epochs"], items=dict, **what)
 
-
-def _load_state(path, model, optimizer, scheduler, *, settings, serves) -> tuple[int, list[dict]]:
-    from vidshield.models.training import unflatten_optimizer_state
-
-    tensors, meta = load_checkpoint(path)
-    if meta.get("format") != DETECTOR_STATE_FORMAT:
-        raise CheckpointError(
-            f"{printable(path)} is not a train-detector state (format {printable(repr(meta.get('format')))[:60]})"
-        )
-    check = dict(what=f"train-detector state {printable(path)}", error=CheckpointError)
-    saved, current = field(meta, "model", dict, **check), model_metadata(model)
-    for key in ("architecture", "arch_config", "num_classes"):
-        if saved.get(key) != current[key]:
-            raise CheckpointError(
-                f"cannot resume from {printable(path)}: it was made for {key} = {printable(repr(saved.get(key)))[:80]}"
-            )
-    if field(field(meta, "serves", dict, **check), "sha256", str, max_len=64, **check) != serves["sha256"]:
-        raise CheckpointError(f"cannot resume from {printable(path)}: it was trained for another classifier")
-    saved_settings = field(meta, "settings", dict, **check)
-    if saved_settings != settings:
-        diff = sorted(k for k in settings if saved_settings.get(k) != settings[k])
-        raise CheckpointError(f"cannot resume from {printable(path)}: settings differ ({', '.join(diff)})")
-    epoch = field(meta, "epoch", int, lo=0, hi=settings["epochs"], **check)
-    history = field(meta, "history", list, max_len=settings["epochs"], items=dict, **check)
-    optimizer_meta = field(meta, "optimizer", dict, **check)
-    scheduler_state = field(meta, "scheduler", dict, **check)
-    try:
-        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-        optimizer.load_state_dict(unflatten_optimizer_state(tensors, optimizer_meta, like=optimizer.state_dict()))
-        scheduler.load_state_dict(scheduler_state)
-    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"cannot resume from {printable(path)}: {printable(e)}") from e
-    return epoch, list(history)
+    return check
