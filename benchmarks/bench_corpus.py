@@ -42,6 +42,7 @@ from vidshield.distributed.corpus import (
     scan_decoded,
 )
 from vidshield.io import write_video
+from vidshield.pipeline import working_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,7 @@ def stage_costs(paths: list[Path], settings: ScanSettings) -> dict:
     """Per-stage seconds over the corpus, one thread, after one warm-up video."""
     torch.set_num_threads(1)
     pipeline = pipeline_for(settings)
-    spec = pipeline.detector.model.input_spec
+    spec = working_spec(pipeline)
     scan_decoded(*decode_video(str(paths[0]), settings, spec), settings)  # warm-up (numba, allocators)
     t_hash = t_decode = t_pipeline = 0.0
     frames = size = 0

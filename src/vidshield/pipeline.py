@@ -9,6 +9,7 @@ only, temporal only) run through the same code, so the comparison is like for li
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 import torch
 
 from vidshield.detection import TemporalConsistencyDetector
+from vidshield.models.adapter import resample_video
+from vidshield.models.base import InputSpec
 from vidshield.routing import POLLUTED_RULES, STRATEGIES, polluted_frames, route_defense
 from vidshield.text import printable
 from vidshield.utils import eval_mode, module_device
@@ -82,6 +85,10 @@ class PipelineResult:
 class DefensePipeline:
     """Detect -> route -> defend -> classify.
 
+    Each model gets its own view of the input (:func:`~vidshield.models.adapter.resample_video`):
+    the detector the input's frames at its frame size, the classifier its clip length and frame
+    size; the defenses work on the input as given.
+
     Args:
         classifier: the video classifier whose decision is protected (``forward(video) -> (N, K)``).
             When it is the detector's model (the CNN+LSTM), a clean video costs one pass.
@@ -133,8 +140,10 @@ class DefensePipeline:
 
     @torch.no_grad()
     def _classify(self, video: torch.Tensor) -> torch.Tensor:
+        spec = getattr(self.classifier, "input_spec", None)
         with eval_mode(self.classifier):
-            return self.classifier(video.to(module_device(self.classifier))).float().cpu()
+            x = video.to(module_device(self.classifier))
+            return self.classifier(x if spec is None else resample_video(x, spec)).float().cpu()
 
     @torch.no_grad()
     def run(self, video: torch.Tensor) -> list[PipelineResult]:
@@ -152,8 +161,8 @@ class DefensePipeline:
         t0 = time.perf_counter()
         if same_model:
             detections, logits_before = self.detector.detect_with_logits(batch)
-        else:
-            detections = self.detector.detect(batch)
+        else:  # the detector's own view: its frame size, the same frames
+            detections = self.detector.detect(resample_video(batch, self.detector.model.input_spec, time=False))
         t_detect = time.perf_counter() - t0
         t0 = time.perf_counter()
         if not same_model:
@@ -264,6 +273,9 @@ class ScanResult:
         num_frames: frames scanned (the frames that decoded).
         frames_declared: frames the container declares (None if it does not say).
         warnings: damage found while decoding (frames skipped, a file that looks truncated).
+        windows_fired: windows the detector did not call clean.
+        windows_allowed: with a false-alarm budget, windows that may fire on a clean video of this
+            length (:func:`~vidshield.detection.calibration.windows_allowed`); None without one.
     """
 
     windows: list[tuple[int, PipelineResult]]
@@ -275,6 +287,8 @@ class ScanResult:
     num_frames: int
     frames_declared: int | None = None
     warnings: list[str] = field(default_factory=list)
+    windows_fired: int = 0
+    windows_allowed: int | None = None
 
     def frame_labels(self) -> list[int]:
         """Per-frame labels of the detection network over the whole video (later windows win)."""
@@ -307,21 +321,33 @@ class ScanResult:
             "class_before": name(self.label_before),
             "class": name(self.label),
             "exception_frames": self.exception_frames(),
+            "windows_fired": self.windows_fired,
+            "windows_allowed": self.windows_allowed,
             "windows": [{"start": s, **r.to_dict(class_names)} for s, r in self.windows],
         }
 
 
+def working_spec(pipeline: DefensePipeline) -> InputSpec:
+    """The view a scan decodes: the detector's clip length at the larger (by area) of the
+    detector's and the classifier's frame sizes; each model then gets its own view of it."""
+    d = pipeline.detector.model.input_spec
+    c = getattr(pipeline.classifier, "input_spec", d)
+    big = c if c.height * c.width > d.height * d.width else d
+    return InputSpec(frames=d.frames, height=big.height, width=big.width)
+
+
 def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int | None = None) -> ScanResult:
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
-    length, at the model's view (see :func:`model_view_windows`). Memory: a few windows.
+    length, at :func:`working_spec`'s view (see :func:`model_view_windows`; the work is
+    :func:`scan_windows`). Memory: the windows of the video at that view.
 
     Raises:
         VideoDecodeError: the file cannot be read, or fewer than 3 frames decode.
     """
     from vidshield.io._source import VideoSource
 
-    spec = pipeline.detector.model.input_spec
-    result = scan_windows(pipeline, model_view_windows(path, spec, max_frames=max_frames), name=path, progress=progress)
+    windows = model_view_windows(path, working_spec(pipeline), max_frames=max_frames)
+    result = scan_windows(pipeline, windows, name=path, progress=progress)
     with VideoSource(path) as src:
         result.frames_declared = src.declared_frames()
     return result
@@ -353,9 +379,15 @@ def scan_windows(
     damage=(),
     progress=None,
 ) -> ScanResult:
-    """:func:`scan_file` on windows already decoded: ``(start, clip float32 (t, 3, H, W))`` pairs
-    as :func:`model_view_windows` yields them (e.g. decoded on another machine). Each window runs
-    through the pipeline on its own.
+    """:func:`scan_file` on windows however decoded (e.g. on another machine): ``(start, clip
+    float32 (t, 3, H, W))`` pairs at :func:`working_spec`'s view, as :func:`model_view_windows`
+    yields them.
+
+    With a false-alarm budget (the detector's ``config.target_fpr``, routed strategy, no squeeze
+    check) the scan runs in two passes: every window is detected and classified undefended;
+    only when more windows fire than the budget allows over the video's length
+    (:meth:`TemporalConsistencyDetector.video_flagged`) are the windows that fired defended.
+    Otherwise the verdict is ``clean`` and nothing is defended.
 
     Args:
         name: the video's name in error messages.
@@ -366,25 +398,42 @@ def scan_windows(
     Raises:
         VideoDecodeError: no window, or one of fewer than 3 frames.
     """
+    from vidshield.detection.calibration import windows_allowed
     from vidshield.detection.exception import VERDICTS
     from vidshield.errors import VideoDecodeError
 
-    windows = []
+    budget = pipeline.detector.config.target_fpr
+    two_pass = budget is not None and pipeline.strategy == "routed" and not pipeline.squeeze_check
+    first = copy.copy(pipeline)
+    if two_pass:
+        first.strategy = "none"
+    windows, clips = [], []
     task = progress.add_task("scanning", total=None) if progress is not None else None
     with decode_damage() as found:
         for start, clip in windows_iter:
             if clip.shape[0] < 3:
                 raise VideoDecodeError(name, f"only {clip.shape[0]} decodable frame(s); detection needs at least 3")
-            (result,) = pipeline.run(clip)
+            (result,) = first.run(clip)
             result.defended = result.defended.clone()
             windows.append((start, result))
+            if two_pass:
+                clips.append(clip)
             if task is not None:
                 progress.advance(task, clip.shape[0])
     if not windows:
         raise VideoDecodeError(name, "no decodable frames")
+    results = [r for _, r in windows]
+    fired = sum(r.verdict != "clean" for r in results)
+    flagged = pipeline.detector.video_flagged(results)
+    if two_pass and flagged:
+        for i, (start, r) in enumerate(windows):
+            if r.verdict != "clean":
+                (again,) = pipeline.run(clips[i])
+                again.defended = again.defended.clone()
+                windows[i] = (start, again)
     probs = torch.tensor([r.probs for _, r in windows]).mean(0)
     before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
-    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index)
+    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index) if flagged else "clean"
     last_start, last = windows[-1]
     return ScanResult(
         windows=windows,
@@ -396,6 +445,8 @@ def scan_windows(
         num_frames=last_start + len(last.frame_labels),
         frames_declared=frames_declared,
         warnings=[*damage, *found],
+        windows_fired=fired,
+        windows_allowed=None if budget is None else windows_allowed(len(windows), budget),
     )
 
 
@@ -460,6 +511,8 @@ def build_pipeline(
     temporal: dict | None = None,
     polluted: str = "exceptions",
     squeeze_check: bool = False,
+    input_spec=None,
+    allow_mismatch: bool = False,
     device="cpu",
 ) -> DefensePipeline:
     """The detect -> route -> defend -> classify pipeline from references (what ``scan`` and
@@ -467,28 +520,37 @@ def build_pipeline(
 
     Args:
         model: the detection network (a CNN+LSTM): shipped name or checkpoint.
-        classifier: the classifier to protect (None: the detection network itself).
+        classifier: the classifier to protect: a shipped name, a checkpoint or a TorchScript file
+            (:func:`~vidshield.models.adapter.load_classifier`); it gets its own view of every
+            window. None: the classifier a distilled detection network serves (its ``"serves"``
+            entry), else the detection network itself.
         config: a detector config (``detector.json``) or its path; None: the paper's thresholds.
         comdefend: ComDefend weights of the spatial defense.
         temporal: settings of the temporal defense (registry defaults overridden).
         polluted, squeeze_check: as :class:`DefensePipeline`.
+        input_spec: a TorchScript classifier's input spec (JSON file, JSON string or dict).
+        allow_mismatch: pair a detection network with a classifier other than the one it was
+            trained for (:func:`~vidshield.detection.train_detector.check_pairing`).
 
     Raises:
-        VidshieldError: a model without a per-frame path, or a classifier of another input size.
+        VidshieldError: a model without a per-frame path, a classifier that cannot be loaded or
+            does not fit its spec, or a detection network trained for another classifier
+            (:class:`~vidshield.detection.train_detector.PairingError`).
     """
     from vidshield.defenses import create_defense
     from vidshield.detection import load_detector
-    from vidshield.errors import VidshieldError
-    from vidshield.models import load_model
+    from vidshield.detection.train_detector import check_pairing, served_classifier
+    from vidshield.models.adapter import load_classifier
 
     detector = load_detector(model, config, device=device, batch_size=1)
-    net = detector.model if classifier is None else load_model(classifier, device=device)
-    spec, cspec = detector.model.input_spec, net.input_spec
-    if (spec.frames, spec.height, spec.width) != (cspec.frames, cspec.height, cspec.width):
-        raise VidshieldError(
-            f"the classifier expects {cspec.frames}x{cspec.height}x{cspec.width} clips but the detector "
-            f"{spec.frames}x{spec.height}x{spec.width}; pick models trained on the same input size"
-        )
+    served = served_classifier(detector.model)
+    if classifier is None and served is not None and served.get("ref"):
+        classifier = served["ref"]
+    if classifier is None:
+        net = detector.model
+    else:
+        net = load_classifier(classifier, input_spec=input_spec, device=device)
+    check_pairing(detector.model, net, allow_mismatch=allow_mismatch)
     return DefensePipeline(
         net,
         detector,

@@ -13,6 +13,7 @@ from tests.distributed.conftest import SETTINGS, without_timing
 from vidshield.distributed.corpus import (
     COLUMNS,
     ResultStore,
+    ScanSettings,
     content_hash,
     decode_video,
     list_videos,
@@ -24,7 +25,7 @@ from vidshield.distributed.corpus import (
     settings_hash,
 )
 from vidshield.errors import InputFormatError, OutputError, VidshieldError
-from vidshield.pipeline import scan_file
+from vidshield.pipeline import scan_file, working_spec
 
 
 def test_list_videos_folder_list_and_single_file(corpus, tmp_path):
@@ -54,6 +55,32 @@ def test_settings_hash_follows_results_not_the_device():
     assert settings_hash(SETTINGS) == settings_hash(dataclasses.replace(SETTINGS, device="cuda"))
     assert settings_hash(SETTINGS) != settings_hash(dataclasses.replace(SETTINGS, qp=30))
     assert settings_hash(SETTINGS) != settings_hash(dataclasses.replace(SETTINGS, polluted="minority"))
+    assert settings_hash(SETTINGS) == settings_hash(dataclasses.replace(SETTINGS, allow_mismatch=True))
+
+
+def test_settings_hash_follows_the_served_classifier_and_the_json(tmp_path):
+    """A distilled detector protects the classifier its JSON names: that classifier's files are
+    part of the settings, as are the detector's JSON and not only its weights."""
+    import shutil
+
+    from vidshield.models.checkpoints import zoo_dir
+
+    for name in ("synthetic-lrcn", "synthetic-c3d"):
+        for ext in (".safetensors", ".json"):
+            shutil.copy(zoo_dir() / f"{name}{ext}", tmp_path / f"{name}{ext}")
+    detector = tmp_path / "synthetic-lrcn"
+    plain = settings_hash(ScanSettings(model=str(detector)))
+    meta = json.loads(detector.with_suffix(".json").read_text())
+    meta["serves"] = {"ref": str(tmp_path / "synthetic-c3d"), "sha256": "0" * 64}
+    detector.with_suffix(".json").write_text(json.dumps(meta))
+    settings_hash.cache_clear()  # (scan_corpus clears it at its start)
+    served = settings_hash(ScanSettings(model=str(detector)))
+    assert served != plain
+    assert served == settings_hash(ScanSettings(model=str(detector), classifier=str(tmp_path / "synthetic-c3d")))
+    with (tmp_path / "synthetic-c3d.json").open("a") as f:
+        f.write(" ")
+    settings_hash.cache_clear()
+    assert settings_hash(ScanSettings(model=str(detector))) != served
 
 
 def test_scan_one_row_is_scan_file(corpus):
@@ -108,7 +135,7 @@ def test_a_name_that_is_not_utf8_is_stored_escaped_and_resumed(corpus, tmp_path)
 def test_decode_then_scan_gives_the_scan_one_row(corpus, name):
     """The Ray engine's split (decode task + pipeline actor) computes the same row."""
     path = corpus / name
-    spec = pipeline_for(SETTINGS).detector.model.input_spec
+    spec = working_spec(pipeline_for(SETTINGS))
     head, windows = decode_video(str(path), SETTINGS, spec)
     assert without_timing([scan_decoded(head, windows, SETTINGS)]) == without_timing([scan_one(path, SETTINGS)])
     head, windows = decode_video(str(path), SETTINGS, spec, known_hash=content_hash(path)[1])

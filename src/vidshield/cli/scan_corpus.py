@@ -72,6 +72,8 @@ def command(
     retry_errors,
     model_ref,
     classifier_ref,
+    input_spec,
+    allow_mismatch,
     config,
     comdefend,
     qp,
@@ -109,6 +111,8 @@ def command(
     settings = ScanSettings(
         model=model_ref,
         classifier=classifier_ref,
+        input_spec=input_spec,
+        allow_mismatch=allow_mismatch,
         config=str(config) if config else None,
         comdefend=comdefend,
         qp=qp,

@@ -135,12 +135,15 @@ def content_hash(path: str | os.PathLike, *, chunk: int = 1 << 20) -> tuple[int,
 class ScanSettings:
     """What a corpus scan runs: the options of ``vidshield scan`` (see ``vidshield scan --help``).
 
-    ``device`` is where the models run; it is not part of :func:`settings_hash` (results are
-    meant not to depend on it). ``max_frames`` caps the frames scanned per video (None: all).
+    ``device`` is where the models run and ``allow_mismatch`` only lets a pairing run that would
+    otherwise be refused; neither is part of :func:`settings_hash` (results are meant not to
+    depend on them). ``max_frames`` caps the frames scanned per video (None: all).
     """
 
     model: str = "synthetic-lrcn"
     classifier: str | None = None
+    input_spec: str | None = None
+    allow_mismatch: bool = False
     config: str | None = None
     comdefend: str = "comdefend"
     qp: int = 36
@@ -154,22 +157,50 @@ def _file_digest(path: Path) -> str:
     return content_hash(path)[1]
 
 
+def _artifact_files(ref: str, kind: str) -> list[Path]:
+    """The files behind a model reference, found as the loaders find them: a TorchScript file and
+    the input spec beside it (:func:`~vidshield.models.adapter.load_classifier`'s rule), else a
+    checkpoint's weights and JSON (:func:`~vidshield.models.resolve_artifact`)."""
+    from vidshield.checkpoint import checkpoint_paths
+    from vidshield.models import resolve_artifact
+
+    path = Path(ref)
+    if path.is_file() and path.suffix not in (".safetensors", ".json"):
+        return [path, path.with_suffix(".json")]
+    return list(checkpoint_paths(resolve_artifact(ref, kind=kind)))
+
+
+def _artifact_digest(ref: str, kind: str) -> str:
+    return "+".join(_file_digest(p) if p.is_file() else "-" for p in _artifact_files(ref, kind))
+
+
+def _served_ref(model: str) -> str | None:
+    """The classifier a distilled detection network serves (its JSON's ``serves.ref``), which
+    :func:`~vidshield.pipeline.build_pipeline` protects when no classifier is given."""
+    from vidshield.errors import CheckpointError
+    from vidshield.jsonio import field, read_json
+
+    meta_path = _artifact_files(model, "model")[1]
+    what = dict(what=f"checkpoint metadata {printable(meta_path)}", error=CheckpointError)
+    serves = field(read_json(meta_path, error=CheckpointError), "serves", (dict, type(None)), **what)
+    return None if serves is None else field(serves, "ref", (str, type(None)), max_len=4096, **what)
+
+
 @functools.lru_cache(maxsize=8)
 def settings_hash(settings: ScanSettings) -> str:
     """16 hex digits identifying what determines a row: the vidshield version, the hashes of the
-    detector's, classifier's and ComDefend's weights and of the detector config, and the defense
-    options. Raises the loaders' errors for a missing model."""
-    from vidshield.models import resolve_artifact
-
-    def weights(ref: str, kind: str) -> str:
-        return _file_digest(resolve_artifact(ref, kind=kind))
-
+    files of the detector, the classifier (given, or served by a distilled detector), its input
+    spec, the detector config and ComDefend, and the defense options. Raises the loaders' errors
+    for a missing model."""
+    classifier = settings.classifier or _served_ref(settings.model)
+    spec = settings.input_spec
     fingerprint = {
         "vidshield": __version__,
-        "model": weights(settings.model, "model"),
-        "classifier": weights(settings.classifier, "model") if settings.classifier else None,
+        "model": _artifact_digest(settings.model, "model"),
+        "classifier": _artifact_digest(classifier, "model") if classifier else None,
+        "input_spec": _file_digest(Path(spec)) if spec and Path(spec).is_file() else spec,
         "config": _file_digest(Path(settings.config)) if settings.config else None,
-        "comdefend": weights(settings.comdefend, "ComDefend weights"),
+        "comdefend": _artifact_digest(settings.comdefend, "ComDefend weights"),
         "qp": settings.qp,
         "polluted": settings.polluted,
         "squeeze_check": settings.squeeze_check,
@@ -188,6 +219,8 @@ def pipeline_for(settings: ScanSettings):
     return build_pipeline(
         model=settings.model,
         classifier=settings.classifier,
+        input_spec=settings.input_spec,
+        allow_mismatch=settings.allow_mismatch,
         config=Path(settings.config) if settings.config else None,
         comdefend=settings.comdefend,
         temporal={"qp": settings.qp},
@@ -203,9 +236,10 @@ def warm_up(settings: ScanSettings) -> None:
     import torch
 
     import vidshield.io  # noqa: F401 (PyAV, loaded on the first decode otherwise)
+    from vidshield.pipeline import working_spec
 
     pipeline = pipeline_for(settings)
-    spec = pipeline.detector.model.input_spec
+    spec = working_spec(pipeline)
     window = torch.rand(spec.frames, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(0))
     pipeline.run(window)
     mask = torch.zeros(1, spec.frames, dtype=torch.bool)
@@ -320,7 +354,7 @@ def decode_video(path: str, settings: ScanSettings, spec, *, known_hash: str | N
     """First half of :func:`scan_one`: hash, then decode every model-view window.
 
     Args:
-        spec: the detector's :class:`~vidshield.models.base.InputSpec` (window length and size).
+        spec: the scan's view (:func:`vidshield.pipeline.working_spec`: window length and size).
 
     Returns:
         ``(Decoded, windows uint8 numpy (W, t, 3, H, W) or None)``. Decoded frames are multiples
@@ -635,6 +669,8 @@ def scan_corpus(
     started = time.perf_counter()
     ResultStore.check(out)
     videos = list_videos(source)
+    settings_hash.cache_clear()  # models may have changed on disk since an earlier scan in this process
+    pipeline_for.cache_clear()
     pipeline_for(settings)  # fails here, with a clear error, on bad settings before any worker starts
     digest = settings_hash(settings)
     counts = {"scanned": 0, "skipped": 0, "errors": 0, "frames": 0}

@@ -33,6 +33,7 @@ from vidshield.distributed.corpus import (
     warm_up,
 )
 from vidshield.errors import VidshieldError
+from vidshield.pipeline import working_spec
 
 __all__ = ["run_ray"]
 
@@ -133,7 +134,7 @@ def run_ray(
                 f"{workers} workers x ({cpus_per_worker:g} CPU, {gpus_per_worker:g} GPU) plus {decode_cpus:g} CPU "
                 "for decoding do not fit: lower --workers or --cpus-per-worker"
             )
-        spec = pipeline_for(settings).detector.model.input_spec
+        spec = working_spec(pipeline_for(settings))
         threads = max(1, int(cpus_per_worker))
         actors = [
             PipelineActor.options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker).remote(settings, threads)
