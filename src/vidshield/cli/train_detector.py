@@ -113,7 +113,14 @@ def command(
       vidshield train-detector --classifier my/x3d.pt --input-spec my/x3d.json --dataset folder \\
           --root my/clips --arch lrcn-small --size 112 --out runs/det-x3d --device cuda
       vidshield train-detector ... --resume    # continue after an interruption
+      torchrun --nproc-per-node 2 -m vidshield train-detector --classifier synthetic-c3d --dataset synthetic \
+          --batch-size 32 --out runs/det-c3d     # 2 GPUs (NCCL) or CPU processes (gloo); 32 = global batch
+
+    Under torchrun, --batch-size is the global batch split over the processes (the run equals one
+    process with that batch); rank 0 writes the checkpoints, which resume on any number of
+    processes, and evaluates.
     """
+    from vidshield import ddp
     from vidshield.detection.train_detector import agreement, train_detector
     from vidshield.models import create_model, load_model
     from vidshield.models.adapter import load_classifier
@@ -123,7 +130,8 @@ def command(
     require_root(dataset, root)
     if arch not in MODEL_REGISTRY:
         raise click.BadParameter(f"unknown architecture {arch!r}", param_hint="--arch")
-    dev = resolve_device(device)
+    dev = ddp.init_from_env(device) or resolve_device(device)
+    ctx.call_on_close(ddp.close)
     seed_everything(seed)
     classifier = load_classifier(classifier_ref, input_spec=input_spec, device=dev)
     cspec = classifier.input_spec
@@ -164,6 +172,8 @@ def command(
         extra_metadata=metadata,
         progress=not as_json,
     )
+    if not ddp.world().is_main:
+        return 0
     summary = {"detector": str(result["best_path"]), "serves": result["serves"], "ground_truth_used": use_labels}
     summary["last_epoch"] = result["history"][-1] if result["history"] else None
     tests = test_videos if dataset == "synthetic" else None

@@ -20,10 +20,16 @@ The result is an ordinary model checkpoint (safetensors + JSON, loadable with
 reference, its :func:`~vidshield.models.adapter.classifier_hash`, class names and input spec.
 :func:`check_pairing` refuses to pair it with another classifier unless told to.
 Training is resumable (``OUT-last.*``, nothing pickled) and shows a progress bar.
+
+Under ``torchrun`` (see :mod:`vidshield.ddp`) ``batch_size`` is the global batch, split over the
+processes (each runs the classifier on its share); the run equals one process with that batch
+(up to float rounding; on CPUs BatchNorm is per process). Rank 0 writes the checkpoints, which
+resume on any number of processes.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -31,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from vidshield import ddp
 from vidshield.checkpoint import checkpoint_paths, last_state_path, load_training_state, save_training_state
 from vidshield.data import make_loader
 from vidshield.errors import CheckpointError, VidshieldError
@@ -125,6 +132,16 @@ def distillation_loss(
     return loss
 
 
+def _student_loss(student, videos, teacher, labels, *, tau, gt_weight, video_weight):
+    """``(loss, per-frame logits)`` of the student on its own view of ``videos`` (a
+    :class:`ddp.LossModule` loss: the whole forward inside the module DDP wraps)."""
+    v, f = student.forward_with_frames(resample_video(videos, student.input_spec, time=False))
+    loss = distillation_loss(
+        f, teacher, tau=tau, labels=labels, gt_weight=gt_weight, video_logits=v, video_weight=video_weight
+    )
+    return loss, f
+
+
 @torch.no_grad()
 def agreement(
     detector_model: VideoClassifier, classifier: torch.nn.Module, videos: torch.Tensor, *, batch_size: int = 8
@@ -185,7 +202,8 @@ def train_detector(
         train_set: items ``(video (T, 3, H, W) in [0, 1], label)``, at any size (each model is
             given its own view).
         out: checkpoint path (``OUT.safetensors`` + ``OUT.json``; resumable state ``OUT-last.*``).
-        epochs, batch_size, lr, weight_decay: AdamW with a cosine schedule stepped per batch.
+        epochs, batch_size, lr, weight_decay: AdamW with a cosine schedule stepped per batch
+            (``batch_size``: the global batch; under torchrun, split over the processes).
         tau: distillation temperature. gt_weight: weight of the ground-truth CE (``use_labels``).
         video_weight: weight of the distillation of the recurrent video logits.
         use_labels: mix in the data set's labels (only when they are the classifier's classes).
@@ -204,6 +222,9 @@ def train_detector(
         raise ValueError(f"the detection network has {student.num_classes} classes but the classifier {k}")
     if epochs < 1 or batch_size < 1 or lr <= 0 or tau <= 0:
         raise ValueError("need epochs, batch_size >= 1 and lr, tau > 0")
+    world = ddp.world()
+    if batch_size < world.size:
+        raise ValueError(f"the global batch ({batch_size}) is smaller than the number of processes ({world.size})")
     device = torch.device(device)
     student.to(device)
     classifier.to(device).eval()
@@ -236,35 +257,38 @@ def train_detector(
             check=_check_resumable(last, student, settings=settings, serves=serves),
         )
         start, history = meta["epoch"], list(meta["history"])
+    loss_fn = functools.partial(_student_loss, tau=tau, gt_weight=gt_weight, video_weight=video_weight)
+    trainer = ddp.wrap(ddp.LossModule(student, loss_fn), device)
+    progress = progress and world.is_main
     with progress_bar("loss {task.fields[loss]}", disable=not progress) as bar:
         for epoch in range(start, epochs):
             started = time.perf_counter()
             torch.manual_seed(seed + epoch)
             loader = make_loader(train_set, batch_size=batch_size, shuffle=True, seed=seed + epoch)
+            weights = None
+            if world.distributed:  # this process's share of each global batch
+                loader, weights = ddp.shard_loader(loader, world)
             task = bar.add_task(f"epoch {epoch + 1}/{epochs}", total=len(loader), loss="-")
-            student.train()
+            trainer.train()
             total = agree = frames = seen = 0.0
-            for videos, labels in loader:
+            for step, (videos, labels) in enumerate(loader):
                 videos = videos.to(device)
                 labels = torch.as_tensor(labels).long().to(device)
                 with torch.no_grad():
                     teacher = classifier(resample_video(videos, classifier.input_spec)).float()
-                v, f = student.forward_with_frames(resample_video(videos, student.input_spec, time=False))
-                loss = distillation_loss(
-                    f, teacher, tau=tau, labels=labels if use_labels else None, gt_weight=gt_weight,
-                    video_logits=v, video_weight=video_weight,
-                )  # fmt: skip
+                loss, f = trainer(videos, teacher, labels if use_labels else None)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(student.parameters(), 5.0)
+                n, scale = (videos.shape[0], None) if weights is None else weights[step]
+                (loss if scale is None else loss * scale).backward()
+                torch.nn.utils.clip_grad_norm_(trainer.parameters(), 5.0)
                 optimizer.step()
                 scheduler.step()
-                n = videos.shape[0]
                 total += float(loss.detach()) * n
-                agree += float((f.detach().argmax(-1) == teacher.argmax(-1)[:, None]).sum())
-                frames += f.shape[0] * f.shape[1]
+                agree += float((f.detach()[:n].argmax(-1) == teacher[:n].argmax(-1)[:, None]).sum())
+                frames += n * f.shape[1]
                 seen += n
-                bar.update(task, advance=1, loss=f"{total / seen:.4f}")
+                bar.update(task, advance=1, loss=f"{total / max(seen, 1):.4f}")
+            total, agree, frames, seen = ddp.all_sum([total, agree, frames, seen])
             bar.remove_task(task)
             metrics = {
                 "epoch": epoch + 1,
@@ -273,26 +297,27 @@ def train_detector(
                 "seconds": round(time.perf_counter() - started, 2),
             }
             history.append(metrics)
-            save_model(
-                student,
-                best_path,
-                metadata={**(extra_metadata or {}), "serves": serves, "training": settings, "history": history,
-                          "metrics": metrics, "kind": "distilled-detector"},
-            )  # fmt: skip
-            save_training_state(
-                last,
-                model=student,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                metadata={
-                    "kind": "distilled-detector",
-                    "model": model_metadata(student),
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "settings": settings,
-                    "serves": serves,
-                },
-            )
+            if world.is_main:
+                save_model(
+                    student,
+                    best_path,
+                    metadata={**(extra_metadata or {}), "serves": serves, "training": settings, "history": history,
+                              "metrics": metrics, "kind": "distilled-detector"},
+                )  # fmt: skip
+                save_training_state(
+                    last,
+                    model=student,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    metadata={
+                        "kind": "distilled-detector",
+                        "model": model_metadata(student),
+                        "epoch": epoch + 1,
+                        "history": history,
+                        "settings": settings,
+                        "serves": serves,
+                    },
+                )
             if progress:
                 bar.console.print(
                     f"epoch {epoch + 1}/{epochs}: loss {metrics['train_loss']:.4f}, "
