@@ -165,3 +165,22 @@ def test_squeeze_check_catches_a_consistent_attack(model):
     assert [r.defense for r in checked] == ["spatial", "none"]  # the red video's label did not change
     assert [r.squeezed for r in checked] == [True, False]
     assert checked[0].label == 0 and torch.equal(checked[1].defended, videos[1])
+
+
+def test_vote_answers_the_frame_majority_and_flags_disagreement():
+    from vidshield.detection.vote import frame_vote
+
+    model = ColourClassifier()
+    # 6 red frames (label 0) but 4 very bright blue frames: the video mean says blue, the vote red
+    video = painted([0] * 6 + [2] * 4).unsqueeze(0)
+    video[0, 6:, 2] = 1.0
+    video[0, :6, 0] = 0.5
+    plain = DefensePipeline(model, TemporalConsistencyDetector(model), temporal=Recorder(), spatial=Recorder())
+    voted = DefensePipeline(
+        model, TemporalConsistencyDetector(model), temporal=Recorder(), spatial=Recorder(), vote=True
+    )
+    (a,), (b,) = plain.run(video), voted.run(video)
+    assert a.label == 2 and not a.vote_flag
+    assert b.label == 0 and b.vote_flag and b.label_before == 2
+    assert frame_vote(torch.tensor([[1, 1, 2, 2]]), 3, torch.tensor([[0.0, 0.2, 0.8]])).tolist() == [2]
+    assert frame_vote(torch.tensor([[1, 1, 1, 2]]), 3, torch.tensor([[0.0, 0.0, 1.0]])).tolist() == [1]

@@ -127,8 +127,14 @@ def attack_frames(num_total: int, num_frames: int | None, layout: str) -> tuple[
 
 
 def quantize_within(adv: torch.Tensor, clean: torch.Tensor, eps: float) -> torch.Tensor:
-    """Round ``adv`` to the 8-bit grid and keep it inside ``[clean - eps, clean + eps] & [0, 1]``.
-    When ``clean`` is on the grid and ``eps = k / 255`` the result stays on the grid."""
+    """Round ``adv`` to the 8-bit grid inside ``[clean - eps, clean + eps] & [0, 1]``. When ``clean``
+    is on the grid the result is exactly on it (computed in integer steps, ``floor(255 eps)`` of
+    them); otherwise it is rounded and then clamped into the ball."""
+    c255 = torch.round(clean * 255.0)
+    if torch.equal(c255 / 255.0, clean):
+        k = math.floor(eps * 255.0 + 1e-6)
+        q = torch.minimum(torch.maximum(torch.round(adv * 255.0), c255 - k), c255 + k).clamp(0.0, 255.0)
+        return q / 255.0
     q = torch.round(adv * 255.0) / 255.0
     return torch.minimum(torch.maximum(q, clean - eps), clean + eps).clamp(0.0, 1.0)
 
@@ -595,6 +601,8 @@ class SPSAAttack(Attack):
         eps, num_frames, layout: budget and frames.
         steps, samples, delta, lr: SPSA's iterations, perturbation pairs per step, probe size and
             step size.
+        tile: the probes are constant on ``tile x tile`` pixel squares (fewer dimensions to
+            estimate, as in Ilyas et al. 2019's tiling); 1: per pixel.
     """
 
     name = "spsa"
@@ -611,6 +619,7 @@ class SPSAAttack(Attack):
         samples: int = 16,
         delta: float = 0.01,
         lr: float = 0.01,
+        tile: int = 4,
         kappa: float = 5.0,
         targeted: bool = False,
     ):
@@ -618,8 +627,9 @@ class SPSAAttack(Attack):
         if targeted:
             raise ValueError(f"{type(self).__name__} is untargeted")
         _check_common(eps, steps, 1, 0.0, layout, num_frames)
-        if samples < 1 or delta <= 0 or lr <= 0:
-            raise ValueError("need samples >= 1, delta > 0 and lr > 0")
+        if samples < 1 or delta <= 0 or lr <= 0 or tile < 1:
+            raise ValueError("need samples >= 1, delta > 0, lr > 0 and tile >= 1")
+        self.tile = tile
         self.helper = PipelineAttack(model, pipeline=pipeline, eps=eps, num_frames=num_frames, layout=layout)
         self.pipeline = pipeline
         self.eps, self.num_frames, self.layout = eps, num_frames, layout
@@ -636,7 +646,14 @@ class SPSAAttack(Attack):
             "samples": self.samples,
             "delta": self.delta,
             "lr": self.lr,
+            "tile": self.tile,
         }
+
+    def _probe(self, shape, generator) -> torch.Tensor:
+        n, t, c, h, w = shape
+        k = self.tile
+        coarse = torch.randint(0, 2, (n, t, c, -(-h // k), -(-w // k)), generator=generator) * 2 - 1
+        return coarse.repeat_interleave(k, 3).repeat_interleave(k, 4)[..., :h, :w].float()
 
     @torch.no_grad()
     def loss(self, adv: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -658,7 +675,7 @@ class SPSAAttack(Attack):
         for step in range(1, self.steps + 1):
             grad = torch.zeros_like(x)
             for _ in range(self.samples):
-                sign = (torch.randint(0, 2, x.shape, generator=generator).to(x.device) * 2 - 1).to(x.dtype) * mf
+                sign = self._probe(x.shape, generator).to(x.device, x.dtype) * mf
                 lp = self.loss((adv + self.delta * sign).clamp(0, 1), labels)
                 lm = self.loss((adv - self.delta * sign).clamp(0, 1), labels)
                 grad += ((lp - lm) / (2 * self.delta)).to(x.device).view(n, 1, 1, 1, 1) * sign
