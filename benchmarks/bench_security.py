@@ -56,14 +56,14 @@ MODES = {
 
 
 def load_clips(dataset: str, model, n: int, root: str | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` test clips on the 8-bit grid and their labels (synthetic: a fixed seed; others: the
-    first ``n`` of the test split)."""
+    """``n`` test clips on the 8-bit grid and their labels (synthetic: a fixed seed; others: ``n``
+    clips evenly spaced over the test split, so every class is represented)."""
     from vidshield.models.datasets import dataset_for_spec
 
     kw = {"num_videos": n} if dataset == "synthetic" else {"root": root}
     data = dataset_for_spec(dataset, model.input_spec, split="test", seed=seed, **kw)
     n = min(n, len(data))
-    items = [data[i] for i in range(n)]
+    items = [data[int(i)] for i in torch.linspace(0, len(data) - 1, n).round().long()]
     x = torch.stack([v for v, _ in items])
     return torch.round(x * 255) / 255, torch.tensor([int(y) for _, y in items])
 

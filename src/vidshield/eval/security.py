@@ -26,7 +26,7 @@ from vidshield.attacks.adaptive import (
     SPSAAttack,
     is_detected,
 )
-from vidshield.utils import atomic_write_json
+from vidshield.utils import atomic_write_json, module_device
 
 __all__ = [
     "PIPELINES",
@@ -118,7 +118,7 @@ def build_pipeline(model, name: str, *, spatial=None, temporal=None):
         model,
         TemporalConsistencyDetector(model),
         temporal=temporal if temporal is not None else TemporalDefense(),
-        spatial=spatial if spatial is not None else SpatialDefense(),
+        spatial=spatial if spatial is not None else SpatialDefense().to(module_device(model)),
         **PIPELINES[name],
     )
 
