@@ -1,44 +1,27 @@
-"""The paper's framework (its Figure 1): detect -> route -> defend -> classify.
+"""The paper's framework (its Figure 1): detect -> route -> defend -> classify, on clips
+(:class:`DefensePipeline`) and on whole files (:func:`scan_file`, :func:`defend_frames_full_resolution`).
 
-``clean``  -> classify the video as it is;
-``sparse`` -> temporal defense on the polluted frames, then classify;
-``dense``  -> spatial defense (ComDefend) on every frame, then classify.
-
-The fixed strategies of Table 4 (no defense, spatial only, temporal only) run through the same
-code, so the comparison is like for like.
-
-Which frames the temporal defense rebuilds (``polluted``):
-
-- ``"exceptions"`` (the paper): the detector's exception frames, frames whose label differs from
-  both neighbours.
-- ``"minority"`` (beyond the paper): every frame whose per-frame label differs from the clip's
-  most frequent label. A sparse attack that flips a run of neighbouring frames (the reference mask
-  perturbs frames 11-13 and 19-22 of 40) leaves most of the run unflagged by Eq. 1; the minority
-  rule catches the whole run. Both are measured side by side by ``vidshield reproduce``.
-- ``"exceptions+ends"`` (beyond the paper): the exception frames plus a *one-sided exception*
-  at each end of the clip: the first frame when its label differs from frame 2's while frames 2
-  and 3 agree (the last frame likewise). Eq. 1 needs two neighbours, so it never sees the end
-  frames, and the sparse attack's spread frames start at frame 0; this closes that blind spot
-  (``benchmarks/bench_temporal_accuracy.py`` compares the rules).
+The routing itself (verdict -> defense, the squeeze check, which frames the temporal defense
+rebuilds) lives in :mod:`vidshield.routing`; the fixed strategies of Table 4 (no defense, spatial
+only, temporal only) run through the same code, so the comparison is like for like.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 
-from vidshield.detection import Detection, TemporalConsistencyDetector
+from vidshield.detection import TemporalConsistencyDetector
 from vidshield.detection.vote import frame_vote
-from vidshield.utils import module_device
+from vidshield.routing import POLLUTED_RULES, STRATEGIES, polluted_frames, route_defense
+from vidshield.text import printable
+from vidshield.utils import eval_mode, module_device
 from vidshield.video import check_video
 
 __all__ = ["STRATEGIES", "POLLUTED_RULES", "PipelineResult", "DefensePipeline", "polluted_frames"]
-
-#: ``routed`` is the paper's combined defense; the others apply one defense to every video.
-STRATEGIES = ("routed", "none", "spatial", "temporal")
-POLLUTED_RULES = ("exceptions", "minority", "exceptions+ends")
 
 
 @dataclass
@@ -100,24 +83,6 @@ class PipelineResult:
         return d
 
 
-def polluted_frames(detection: Detection, rule: str = "exceptions") -> list[int]:
-    """Frames of one clip the temporal defense should rebuild, by ``rule`` (see module doc)."""
-    if rule == "exceptions":
-        return list(detection.exception_frames)
-    if rule == "minority":
-        labels = torch.tensor(detection.frame_labels)
-        majority = int(torch.mode(labels).values)
-        return (labels != majority).nonzero().flatten().tolist()
-    if rule == "exceptions+ends":
-        labels, frames = detection.frame_labels, set(detection.exception_frames)
-        if labels[0] != labels[1] == labels[2]:
-            frames.add(0)
-        if labels[-1] != labels[-2] == labels[-3]:
-            frames.add(len(labels) - 1)
-        return sorted(frames)
-    raise ValueError(f"polluted rule must be one of {POLLUTED_RULES}, got {rule!r}")
-
-
 class DefensePipeline:
     """Detect -> route -> defend -> classify.
 
@@ -125,12 +90,14 @@ class DefensePipeline:
         classifier: the video classifier whose decision is protected (``forward(video) -> (N, K)``).
             When it is the detector's model (the CNN+LSTM), a clean video costs one pass.
         detector: a :class:`TemporalConsistencyDetector` (its thresholds route).
-        temporal: the temporal defense, called ``temporal(video, polluted_mask)``.
-        spatial: the spatial defense, called ``spatial(video)``.
+        temporal: the temporal defense (a :class:`~vidshield.defenses.Defense`), called
+            ``temporal(video, polluted=mask)`` on the videos routed to it.
+        spatial: the spatial defense, called ``spatial(video)`` (every frame).
         strategy: ``routed`` (the paper), ``none``, ``spatial`` or ``temporal`` (Table 4's
-            fixed strategies).
-        polluted: which frames the temporal defense rebuilds: ``exceptions`` (paper) or
-            ``minority``.
+            fixed strategies); see :func:`vidshield.routing.route_defense`.
+        polluted: which frames the temporal defense rebuilds, one of
+            :data:`~vidshield.routing.POLLUTED_RULES`: ``exceptions`` (the paper), ``minority``
+            or ``exceptions+ends`` (see :mod:`vidshield.routing`).
         batch_size: videos per forward pass.
         squeeze_check: beyond the paper: a video the detector calls clean is also purified by the
             spatial defense; if that changes its label, it is treated as densely attacked (a
@@ -140,7 +107,12 @@ class DefensePipeline:
             per-frame labels of the defended video (:func:`~vidshield.detection.vote.frame_vote`,
             ties broken by the classifier) instead of the classifier's label, and the squeeze check
             compares votes. ``k`` attacked frames move at most ``k`` votes. ``label`` is the vote,
-            ``probs`` stay the classifier's.
+            ``probs`` stay the classifier's. None (default): the detector decides
+            (``detector.vote``: its config's ``vote``, else the detection network's checkpoint,
+            :func:`~vidshield.detection.detector.model_vote_default`). The shipped
+            ``synthetic-lrcn`` votes (adaptive sparse attack: robust accuracy 0 % -> 100 %, no
+            clean cost), ``ut-lrcn`` does not (its weak per-frame network costs clean accuracy,
+            48.3 % -> 38.3 %); figures in ``results/security.md``.
 
     Example:
         >>> pipe = DefensePipeline(lrcn, TemporalConsistencyDetector(lrcn), temporal=TemporalDefense(),
@@ -159,7 +131,7 @@ class DefensePipeline:
         polluted: str = "exceptions",
         batch_size: int = 8,
         squeeze_check: bool = False,
-        vote: bool = False,
+        vote: bool | None = None,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -173,21 +145,12 @@ class DefensePipeline:
         self.polluted = polluted
         self.batch_size = batch_size
         self.squeeze_check = squeeze_check
-        self.vote = vote
-
-    def _defense_for(self, detection: Detection) -> str:
-        if self.strategy == "routed":
-            return {"clean": "none", "sparse": "temporal", "dense": "spatial"}[detection.verdict]
-        return self.strategy
+        self.vote = detector.vote if vote is None else bool(vote)
 
     @torch.no_grad()
     def _classify(self, video: torch.Tensor) -> torch.Tensor:
-        was_training = self.classifier.training
-        self.classifier.eval()
-        try:
+        with eval_mode(self.classifier):
             return self.classifier(video.to(module_device(self.classifier))).float().cpu()
-        finally:
-            self.classifier.train(was_training)
 
     def _answer(self, video: torch.Tensor, logits: torch.Tensor, frame_labels=None) -> torch.Tensor:
         """The pipeline's label ``int64 (n,)`` for videos with classifier ``logits (n, K)``: their
@@ -222,7 +185,7 @@ class DefensePipeline:
             logits_before = self._classify(batch)
         t_classify_before = time.perf_counter() - t0
 
-        defenses = [self._defense_for(d) for d in detections]
+        defenses = [route_defense(d, strategy=self.strategy) for d in detections]
         answer_before = self._answer(batch, logits_before, [d.frame_labels for d in detections])
         rebuilt: list[list[int]] = [[] for _ in range(n)]
         defended = batch.cpu().clone()
@@ -236,7 +199,7 @@ class DefensePipeline:
                 mask[row, rebuilt[i]] = True
             if mask.any():
                 t0 = time.perf_counter()
-                defended[idx] = self.temporal(batch[idx].cpu(), mask).cpu()
+                defended[idx] = self.temporal(batch[idx].cpu(), polluted=mask).cpu()
                 share = (time.perf_counter() - t0) / len(idx)
                 for i in idx:
                     seconds_defend[i] = share
@@ -250,10 +213,12 @@ class DefensePipeline:
             if check:
                 labels_after = self._answer(purified, self._classify(purified))
             for row, i in enumerate(idx):
-                if defenses[i] == "none" and int(labels_after[row]) == int(answer_before[i]):
-                    continue  # passed the squeeze check: keep the video as it is
-                squeezed[i] = defenses[i] == "none"
-                defenses[i] = "spatial"
+                if defenses[i] == "none":  # the squeeze check, on the pipeline's answers
+                    changed = int(labels_after[row]) != int(answer_before[i])
+                    defenses[i] = route_defense(detections[i], strategy=self.strategy, label_changed_by_spatial=changed)
+                    if defenses[i] == "none":
+                        continue  # passed: keep the video as it is
+                    squeezed[i] = True
                 defended[i] = purified[row]
                 seconds_defend[i] = share
 
@@ -294,7 +259,7 @@ class DefensePipeline:
 
 def model_view_windows(path, spec, *, max_frames: int | None = None):
     """Consecutive windows of ``spec.frames`` frames of a video file, as the model sees them
-    (short side scaled, centre crop of ``spec.height x spec.width``, like the evaluation data sets).
+    (:func:`vidshield.data.transforms.model_view_chunks`, shared with ``detect``).
 
     The last window is aligned to the end of the video (it may overlap the one before), so every
     frame is in a window; a video shorter than one window gives one shorter window.
@@ -302,12 +267,10 @@ def model_view_windows(path, spec, *, max_frames: int | None = None):
     Yields:
         ``(start, clip float32 (t, 3, H, W))``; memory holds at most two windows.
     """
-    from vidshield.data.transforms import eval_short_side
-    from vidshield.io import iter_chunks
+    from vidshield.data.transforms import model_view_chunks
 
-    size = (spec.height, spec.width)
     previous = None
-    for start, chunk in iter_chunks(path, chunk_frames=spec.frames, short_side=eval_short_side(size), crop=size):
+    for start, chunk in model_view_chunks(path, spec, chunk_frames=spec.frames):
         if max_frames is not None and start >= max_frames:
             return
         if chunk.shape[0] < spec.frames and previous is not None:
@@ -326,9 +289,12 @@ class ScanResult:
         windows: ``(start frame, PipelineResult)`` per window of the model's clip length.
         verdict: the most severe window verdict.
         label_before, label: the video's class before and after defense (mean of the window
-            probabilities).
+            probabilities; with the pipeline's ``vote``, ``label`` is the majority of the windows'
+            answers, ties broken by those probabilities).
         probs_before, probs: those mean probabilities.
-        num_frames: frames scanned.
+        num_frames: frames scanned (the frames that decoded).
+        frames_declared: frames the container declares (None if it does not say).
+        warnings: damage found while decoding (frames skipped, a file that looks truncated).
     """
 
     windows: list[tuple[int, PipelineResult]]
@@ -338,6 +304,8 @@ class ScanResult:
     probs_before: list[float]
     probs: list[float]
     num_frames: int
+    frames_declared: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def frame_labels(self) -> list[int]:
         """Per-frame labels of the detection network over the whole video (later windows win)."""
@@ -362,6 +330,9 @@ class ScanResult:
         return {
             "verdict": self.verdict,
             "num_frames": self.num_frames,
+            "frames_decoded": self.num_frames,
+            "frames_declared": self.frames_declared,
+            "warnings": [printable(w) for w in self.warnings],
             "label_before": self.label_before,
             "label": self.label,
             "class_before": name(self.label_before),
@@ -375,30 +346,46 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
     length, at the model's view (see :func:`model_view_windows`). Memory: a few windows."""
     from vidshield.detection.exception import VERDICTS
+    from vidshield.errors import VideoDecodeError
+    from vidshield.io import CorruptVideoWarning
+    from vidshield.io._source import VideoSource
 
     spec = pipeline.detector.model.input_spec
     windows = []
     task = progress.add_task("scanning", total=None) if progress is not None else None
-    for start, clip in model_view_windows(path, spec, max_frames=max_frames):
-        if clip.shape[0] < 3:
-            raise ValueError(f"{path}: {clip.shape[0]} frames; detection needs at least 3")
-        (result,) = pipeline.run(clip)
-        result.defended = result.defended.clone()
-        windows.append((start, result))
-        if task is not None:
-            progress.advance(task, clip.shape[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptVideoWarning)
+        for start, clip in model_view_windows(path, spec, max_frames=max_frames):
+            if clip.shape[0] < 3:
+                raise VideoDecodeError(path, f"only {clip.shape[0]} decodable frame(s); detection needs at least 3")
+            (result,) = pipeline.run(clip)
+            result.defended = result.defended.clone()
+            windows.append((start, result))
+            if task is not None:
+                progress.advance(task, clip.shape[0])
+    for w in caught:
+        if not issubclass(w.category, CorruptVideoWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    damage = [str(w.message) for w in caught if issubclass(w.category, CorruptVideoWarning)]
+    with VideoSource(path) as src:
+        declared = src.declared_frames()
     probs = torch.tensor([r.probs for _, r in windows]).mean(0)
     before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
+    label = int(probs.argmax())
+    if pipeline.vote:  # the majority of the windows' answers, ties broken by the mean probabilities
+        label = int(frame_vote(torch.tensor([[r.label for _, r in windows]]), probs.numel(), probs[None])[0])
     verdict = max((r.verdict for _, r in windows), key=VERDICTS.index)
     last_start, last = windows[-1]
     return ScanResult(
         windows=windows,
         verdict=verdict,
         label_before=int(before.argmax()),
-        label=int(probs.argmax()),
+        label=label,
         probs_before=before.tolist(),
         probs=probs.tolist(),
         num_frames=last_start + len(last.frame_labels),
+        frames_declared=declared,
+        warnings=damage,
     )
 
 
@@ -452,3 +439,172 @@ def defend_frames_full_resolution(
         yield from purified()
     else:
         yield from defend_stream(purified(), lambda i: i in temporal_frames, temporal)
+
+
+def build_pipeline(
+    *,
+    model: str = "synthetic-lrcn",
+    classifier: str | None = None,
+    config=None,
+    comdefend: str = "comdefend",
+    temporal: dict | None = None,
+    polluted: str = "exceptions",
+    squeeze_check: bool = False,
+    vote: bool | None = None,
+    device="cpu",
+) -> DefensePipeline:
+    """The detect -> route -> defend -> classify pipeline from references (what ``scan`` and
+    ``defend`` build from their options).
+
+    Args:
+        model: the detection network (a CNN+LSTM): shipped name or checkpoint.
+        classifier: the classifier to protect (None: the detection network itself).
+        config: a detector config (``detector.json``) or its path; None: the paper's thresholds.
+        comdefend: ComDefend weights of the spatial defense.
+        temporal: settings of the temporal defense (registry defaults overridden).
+        polluted, squeeze_check: as :class:`DefensePipeline`.
+        vote: the per-frame vote: True / False, or None for the detector's default (the config's
+            ``vote``, else the detection network's checkpoint: on for ``synthetic-lrcn``, off for
+            ``ut-lrcn``; see :class:`DefensePipeline`).
+
+    Raises:
+        VidshieldError: a model without a per-frame path, or a classifier of another input size.
+    """
+    from vidshield.defenses import create_defense
+    from vidshield.detection import load_detector
+    from vidshield.errors import VidshieldError
+    from vidshield.models import load_model
+
+    detector = load_detector(model, config, vote=vote, device=device, batch_size=1)
+    net = detector.model if classifier is None else load_model(classifier, device=device)
+    spec, cspec = detector.model.input_spec, net.input_spec
+    if (spec.frames, spec.height, spec.width) != (cspec.frames, cspec.height, cspec.width):
+        raise VidshieldError(
+            f"the classifier expects {cspec.frames}x{cspec.height}x{cspec.width} clips but the detector "
+            f"{spec.frames}x{spec.height}x{spec.width}; pick models trained on the same input size"
+        )
+    return DefensePipeline(
+        net,
+        detector,
+        temporal=create_defense("temporal", **(temporal or {})),
+        spatial=create_defense("spatial", weights=comdefend).to(device),
+        polluted=polluted,
+        squeeze_check=squeeze_check,
+    )
+
+
+@dataclass
+class DefendResult:
+    """What :func:`defend_file` did to a video file.
+
+    Attributes:
+        frames: the defended video, ``uint8 (T, H, W, 3)`` at the file's resolution.
+        fps: the file's frame rate (None when unknown).
+        temporal_frames: frames rebuilt by the temporal defense.
+        spatial_frames: how many frames another defense purified.
+        verdict: the detector's verdict (``auto`` only; None otherwise).
+    """
+
+    frames: object
+    fps: float | None
+    temporal_frames: list[int]
+    spatial_frames: int
+    verdict: str | None = None
+
+
+def _to_uint8(frames) -> object:
+    import numpy as np
+
+    return np.stack([f.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy() for f in frames])
+
+
+def defend_file(
+    path,
+    method: str = "auto",
+    *,
+    settings: dict | None = None,
+    pipeline: DefensePipeline | None = None,
+    frames: list[int] | None = None,
+    every: int | None = None,
+    device="cpu",
+    progress=None,
+) -> DefendResult:
+    """Defend a video file at its own resolution.
+
+    Args:
+        method: ``auto`` (detect at the model's view with ``pipeline``, e.g. from
+            :func:`build_pipeline`, then defend each window as routed) or the name of a defense of
+            the registry (:mod:`vidshield.defenses.registry`) applied to the whole video, built
+            with ``settings`` over its defaults (H.264 encodes at the file's frame rate).
+        frames, every: the temporal defense's frames: these indices, or every frame but the key
+            frames 0, k, 2k, ... (``method="temporal"``).
+        device: where the spatial defenses run.
+
+    Raises:
+        VidshieldError: a frame index beyond the video's last frame.
+    """
+    from vidshield.defenses import create_defense
+    from vidshield.defenses.temporal import defend_stream
+    from vidshield.errors import VidshieldError
+    from vidshield.io import iter_chunks, probe, read_video
+
+    fps = probe(path).fps
+    if method != "auto":
+        settings = dict(settings or {})
+        if method == "h264":
+            settings.setdefault("fps", max(1, round(fps or 25)))
+        defense = create_defense(method, **settings)
+        if defense.frame_wise:
+            defense = defense.to(device)
+    if method == "auto":
+        scan = scan_file(pipeline, path, progress=progress)
+        temporal_frames, spatial_frames = full_resolution_plan(scan)
+        out = defend_frames_full_resolution(
+            path,
+            temporal_frames,
+            spatial_frames,
+            temporal=pipeline.temporal,
+            spatial=pipeline.spatial,
+            device=device,
+            progress=progress,
+        )
+        return DefendResult(_to_uint8(out), fps, sorted(temporal_frames), len(spatial_frames), scan.verdict)
+    if method == "temporal":
+        wanted = set(frames or [])
+
+        def is_polluted(i: int) -> bool:
+            return i in wanted if wanted else i % every != 0
+
+        def stream():
+            for _, chunk in iter_chunks(path, chunk_frames=32):
+                yield from chunk.to(device).unbind(0)
+
+        task = progress.add_task("defending", total=None) if progress is not None else None
+        out = []
+        for frame in defend_stream(stream(), is_polluted, defense):
+            out.append(frame)
+            if task is not None:
+                progress.advance(task)
+        if wanted and max(wanted) >= len(out):
+            raise VidshieldError(f"--frames: frame {max(wanted)} is beyond the last frame ({len(out) - 1})")
+        return DefendResult(_to_uint8(out), fps, [i for i in range(len(out)) if is_polluted(i)], 0)
+    if defense.frame_wise:  # purified chunk by chunk
+        out = _to_uint8(
+            defend_frames_full_resolution(
+                path, set(), _AllFrames(), temporal=None, spatial=defense, device=device, progress=progress
+            )
+        )
+        return DefendResult(out, fps, [], out.shape[0])
+    # a defense over the whole video (H.264): the clip in memory
+    task = progress.add_task("defending", total=1) if progress is not None else None
+    out = defense(read_video(path).unsqueeze(0))[0]
+    if task is not None:
+        progress.advance(task)
+    return DefendResult(_to_uint8(out.cpu().unbind(0)), fps, [], out.shape[0])
+
+
+class _AllFrames:
+    """``i in _AllFrames()`` for every frame index (a stream of unknown length)."""
+
+    def __contains__(self, i: int) -> bool:
+        return True

@@ -81,8 +81,42 @@ def test_attack_frames_layouts():
         attack_frames(16, 4, "diagonal")
 
 
-def test_registry_names():
-    assert set(ADAPTIVE_ATTACKS) == {"consistent-sparse", "evasive-dense", "pipeline", "spsa"}
+def test_registered_by_name(trained_lrcn):
+    from vidshield.attacks import ATTACKS, create_attack
+
+    assert ADAPTIVE_ATTACKS == ("consistent-sparse", "evasive-dense", "pipeline", "spsa")
+    assert set(ADAPTIVE_ATTACKS) <= set(ATTACKS)
+    pipe = _pipeline(trained_lrcn, "routed")
+    built = {
+        "consistent-sparse": create_attack("consistent-sparse", trained_lrcn, steps=3),
+        "evasive-dense": create_attack("evasive-dense", trained_lrcn),
+        "pipeline": create_attack("pipeline", trained_lrcn, pipeline=pipe),
+        "spsa": create_attack("spsa", trained_lrcn, pipeline=pipe),
+    }
+    classes = (DetectorAwarePGD, EvasiveDenseAttack, PipelineAttack, SPSAAttack)
+    assert [type(a) for a in built.values()] == list(classes)
+    assert [a.name for a in built.values()] == list(ADAPTIVE_ATTACKS)
+    assert built["consistent-sparse"].config()["steps"] == 3
+    # a detector routing on another score: the attacker is held under that score too
+    js = create_attack("consistent-sparse", trained_lrcn, thresholds={"js_divergence": 0.2})
+    assert js.limits == {"alpha": 0.0, "js_divergence": 0.0}
+
+
+def test_routes_are_the_pipelines(trained_lrcn, correct_clips):
+    """The attack's view of the routing (vidshield.routing) is what the pipeline does."""
+    x, y = correct_clips
+    x = x.clone()
+    for i, frames in ((1, [2]), (2, [2, 5]), (3, [1, 3, 5])):  # frames of another class: exceptions
+        other = int((y != y[i]).nonzero()[0])
+        x[i, frames] = x[other, frames]
+    pipe = _pipeline(trained_lrcn, "routed")
+    routes, polluted = PipelineAttack(trained_lrcn, pipeline=pipe).routes(x)
+    results = pipe.run(x)
+    assert routes == [r.defense for r in results]
+    assert {"none", "temporal", "spatial"} <= set(routes)
+    for r, route, mask in zip(results, routes, polluted):
+        if route == "temporal":
+            assert mask.nonzero().flatten().tolist() == r.rebuilt_frames
 
 
 def test_consistent_run_fools_and_evades_the_detector(trained_lrcn, correct_clips):

@@ -114,15 +114,15 @@ def test_calibrate_then_detect_with_the_config(tmp_path, colour_model, capsys):
     for f in (
         "detector.json",
         "results.json",
-        "tables.md",
-        "fig2_distributions.png",
-        "fig3_label_strips.png",
-        "fig4_roc.png",
+        "report.md",
+        "figures/fig2_alpha.png",
+        "figures/fig3_labels.png",
+        "figures/fig4_roc.png",
     ):
         assert (out / f).is_file(), f
     results = json.loads((out / "results.json").read_text())
     assert len(results["videos"]) == 11 and results["calibration"]["table1"]["best"]["threshold"] == 0.15
-    assert "| 0.150 * | 100.0% | 100.0% | 100.0% |" in (out / "tables.md").read_text()
+    assert "| 0.150 * | 100.0% | 100.0% | 100.0% |" in (out / "report.md").read_text()
 
     assert main(["detect", str(dirs["sparse"]), "--config", str(out / "detector.json"), "--json"]) == 0
     verdicts = [v["verdict"] for v in json.loads(capsys.readouterr().out)["videos"]]

@@ -38,10 +38,23 @@ def test_scan_writes_report_plot_and_defended_video(tiny_models, tmp_path, capsy
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads(report.read_text())
-    assert printed == saved
-    assert saved["verdict"] in ("clean", "sparse", "dense") and saved["num_frames"] == 20
+    assert printed == saved and saved["num_frames"] == 20
     # two windows: frames 0-15 and 4-19 (the last one aligned to the end)
     assert [w["start"] for w in saved["windows"]] == [0, 4]
+    # the report holds what the library pipeline finds on the same file, routed by the thresholds
+    from vidshield.detection import VERDICTS, route
+    from vidshield.pipeline import build_pipeline, scan_file
+    from vidshield.routing import VERDICT_DEFENSES
+
+    expected = scan_file(build_pipeline(model=tiny_models["lrcn"], comdefend=tiny_models["comdefend"]), clip)
+    assert saved["verdict"] == expected.verdict
+    assert saved["verdict"] == max((w["verdict"] for w in saved["windows"]), key=VERDICTS.index)
+    for w, (_, r) in zip(saved["windows"], expected.windows):
+        assert (w["alpha"], w["frame_labels"], w["verdict"]) == (r.alpha, r.frame_labels, r.verdict)
+        assert w["verdict"] == route(w["alpha"], saved["gamma1"], saved["gamma2"])
+        rebuilt = w["defense"] == "temporal"
+        assert w["defense"] == (VERDICT_DEFENSES[w["verdict"]] if rebuilt or w["verdict"] != "sparse" else "none")
+    assert (saved["label_before"], saved["label"]) == (expected.label_before, expected.label)
     assert plot.stat().st_size > 1000
     assert probe(defended).num_frames == 20 and read_video(defended).shape == (20, 3, 32, 32)
 
@@ -82,11 +95,79 @@ def test_defend_auto_and_spatial_keep_the_full_resolution(tiny_models, tmp_path,
     assert summary["method"] == "auto" and summary["settings"]["verdict"] in ("clean", "sparse", "dense")
     defended = read_video(out)
     assert defended.shape == (18, 3, 40, 48)
-    untouched = [t for t in range(18) if t not in summary["polluted_frames"]]
-    if summary["settings"]["spatial_frames"] == 0:
-        assert torch.equal(defended[untouched], read_video(clip)[untouched])
+    # it defended what the scan at the model's view planned, and left every other frame bit-identical
+    from vidshield.pipeline import build_pipeline, full_resolution_plan, scan_file
+
+    pipe = build_pipeline(model=tiny_models["lrcn"], comdefend=tiny_models["comdefend"])
+    temporal, spatial = full_resolution_plan(scan_file(pipe, clip))
+    assert summary["polluted_frames"] == sorted(temporal) and summary["settings"]["spatial_frames"] == len(spatial)
+    untouched = [t for t in range(18) if t not in temporal | spatial]
+    assert untouched  # clean windows, or sparse ones with few rebuilt frames
+    assert torch.equal(defended[untouched], read_video(clip)[untouched])
     out = tmp_path / "spatial.mkv"
     assert (
         main(["defend", str(clip), "-o", str(out), "--method", "spatial", "--comdefend", tiny_models["comdefend"]]) == 0
     )
     assert read_video(out).shape == (18, 3, 40, 48)
+
+
+def test_scan_and_detect_see_a_non_square_file_alike(tmp_path):
+    """`scan` and `detect` share the model view (short side scaled, centre crop). A 32x16 file whose
+    left and right quarters are red and whose centre is green (blue on frame 3): the model's 16x16
+    view is the centre, so both see a sparse attack on frame 3 (a squashed whole frame reads red)."""
+    import av
+    import numpy as np
+    from tests.test_pipeline import ColourClassifier
+
+    from vidshield.defenses import create_defense
+    from vidshield.detection import TemporalConsistencyDetector, detect_file
+    from vidshield.pipeline import DefensePipeline, scan_file
+
+    model = ColourClassifier()  # 10 frames of 16x16; per-frame label: the dominant colour
+    detector = TemporalConsistencyDetector(model, gamma1=0.05, gamma2=0.3)
+    pipe = DefensePipeline(
+        model, detector, temporal=create_defense("temporal"), spatial=create_defense("median"), batch_size=1
+    )
+    frames = np.zeros((20, 16, 32, 3), dtype=np.uint8)
+    frames[..., 0] = 25
+    frames[:, :, :8, 0] = frames[:, :, 24:, 0] = 255  # red quarters
+    frames[:, :, 8:24, 1] = 204  # a green centre ...
+    frames[3, :, 8:24, 1], frames[3, :, 8:24, 2] = 25, 204  # ... blue on frame 3
+    clip = tmp_path / "wide.mkv"
+    with av.open(str(clip), "w") as container:  # written with PyAV directly: FFV1, lossless RGB
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "bgr0"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    scanned = scan_file(pipe, clip)
+    summary, windows = detect_file(detector, clip, window=10, stride=10)
+    assert [s for s, _ in scanned.windows] == [w.start for w in windows] == [0, 10]
+    for (_, r), w in zip(scanned.windows, windows):
+        assert (r.verdict, r.alpha, r.frame_labels, r.exception_frames) == (
+            w.verdict,
+            w.alpha,
+            list(w.frame_labels),
+            list(w.exception_frames),
+        )
+    assert scanned.verdict == summary.verdict == "sparse"
+    assert scanned.frame_labels() == list(summary.frame_labels) == [1, 1, 1, 2] + [1] * 16
+
+
+def test_scan_votes_by_the_models_default_and_no_vote_turns_it_off(tmp_path, capsys):
+    """The shipped synthetic-lrcn votes by default; --no-vote gives the classifier's answer."""
+    video, _ = SyntheticActions(1, frames=16, height=64, width=64, seed=3)[0]
+    clip = write_video(tmp_path / "clip.mkv", video, fps=25.0)
+    reports = {}
+    for flag in ([], ["--no-vote"]):
+        report = tmp_path / f"r{len(flag)}.json"
+        args = ["scan", str(clip), "--model", "synthetic-lrcn", "--report", str(report)]
+        assert main([*args, "--plot", str(tmp_path / "r.png"), *flag, "--json"]) == 0
+        capsys.readouterr()
+        reports[tuple(flag)] = json.loads(report.read_text())
+    assert reports[()]["vote"] is True and reports[("--no-vote",)]["vote"] is False
+    (voted,), (plain,) = reports[()]["windows"], reports[("--no-vote",)]["windows"]
+    assert plain["label"] == max(range(len(plain["probs"])), key=plain["probs"].__getitem__)
+    counts = torch.bincount(torch.tensor(voted["frame_labels"]), minlength=len(voted["probs"]))
+    assert counts[voted["label"]] == counts.max()  # clean clip, no defense: the vote of the input's frames
+    assert voted["defense"] == "none"

@@ -2,12 +2,21 @@
 
 import json
 
+import pytest
 import torch
 
 from vidshield.attacks.adaptive import is_detected
 from vidshield.data.synthetic import SyntheticActions
 from vidshield.defenses.spatial import MedianDefense
-from vidshield.eval.security import THREATS, build_pipeline, judge, run_cases, summary_table, worst_case
+from vidshield.eval.security import (
+    PIPELINES,
+    THREATS,
+    configured_pipeline,
+    judge,
+    run_cases,
+    summary_table,
+    worst_case,
+)
 from vidshield.models import create_model
 
 
@@ -21,7 +30,7 @@ def _setup():
 
 def test_judge_is_the_pipeline_run():
     model, x, y = _setup()
-    pipe = build_pipeline(model, "paper", spatial=MedianDefense())
+    pipe = configured_pipeline(model, "paper", spatial=MedianDefense())
     got = judge(pipe, x, y)
     results = pipe.run(x)
     assert got["correct"] == [r.label == int(t) for r, t in zip(results, y)]
@@ -34,7 +43,7 @@ def test_run_cases_records_budget_and_resumes(tmp_path, monkeypatch):
 
     model, x, y = _setup()
     monkeypatch.setattr(
-        sec, "build_pipeline", lambda m, name, spatial=None: build_pipeline(m, name, spatial=MedianDefense())
+        sec, "configured_pipeline", lambda m, name, spatial=None: configured_pipeline(m, name, spatial=MedianDefense())
     )
     out = tmp_path / "sec.json"
     cases = [("none", "sparse", "pgd"), ("paper", "sparse", "transfer")]
@@ -51,3 +60,17 @@ def test_run_cases_records_budget_and_resumes(tmp_path, monkeypatch):
     w = worst_case(again, "paper", "sparse")
     assert w["accuracy"] == again["cases"]["paper/sparse/transfer"]["accuracy"]
     assert "4 frames, 16/255" in summary_table(again, ["none", "paper"], ["sparse"])
+
+
+def test_every_configuration_sets_the_vote_explicitly_and_resume_refuses_bad_json(tmp_path):
+    from vidshield.errors import InputFormatError
+
+    model, x, y = _setup()
+    model.metadata = {"detector": {"vote": True}}  # as the shipped synthetic-lrcn says
+    for name, settings in PIPELINES.items():
+        assert "vote" in settings
+        assert configured_pipeline(model, name, spatial=MedianDefense()).vote is settings["vote"]
+    out = tmp_path / "sec.json"
+    out.write_text('{"cases": [1, 2]}')
+    with pytest.raises(InputFormatError, match="'cases' must be an object"):
+        run_cases(model, x, y, [], out, steps=1, restarts=1, log=lambda s: None)

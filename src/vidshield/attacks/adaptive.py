@@ -32,12 +32,14 @@ import torch
 from torch import nn
 
 from vidshield.attacks.base import Attack
+from vidshield.attacks.registry import register_attack
 from vidshield.attacks.sparse import frame_mask, spread_frames
 from vidshield.detection.scores import consensus_deviation, js_divergence
 from vidshield.detection.vote import frame_vote
 
 __all__ = [
     "ADAPTIVE_ATTACKS",
+    "PIPELINE_ATTACKS",
     "LAYOUTS",
     "DetectorAwarePGD",
     "EvasiveDenseAttack",
@@ -263,6 +265,7 @@ def _check_common(eps, steps, restarts, lam, layout, num_frames):
         raise ValueError(f"num_frames must be >= 1 or None (every frame), got {num_frames}")
 
 
+@register_attack("consistent-sparse")
 class DetectorAwarePGD(Attack):
     """PGD that fools the classifier while keeping the detector's consistency scores low.
 
@@ -276,8 +279,10 @@ class DetectorAwarePGD(Attack):
         detector_model: the network whose per-frame labels the detector uses (default: ``model``).
         eps, steps, restarts, step_size, lam, patience: see :func:`adaptive_pgd`.
         num_frames: frames to attack (None: every frame); layout: one of :data:`LAYOUTS`.
-        limits: score -> value the penalty pushes the surrogate under (default ``{"alpha": 0}``).
-        thresholds: score -> hard clean threshold for ``ok`` (default ``{"alpha": gamma1}``).
+        limits: score -> value the penalty pushes the surrogate under (default: alpha and every
+            score of ``thresholds`` at 0).
+        thresholds: score -> hard clean threshold for ``ok`` (default ``{"alpha": gamma1}``; the
+            detector's ``{score: gamma1}`` for a detector that routes on another score).
         gamma1: the detector's clean threshold on alpha (paper 0.175).
         kappa: margin cap.
     """
@@ -312,9 +317,9 @@ class DetectorAwarePGD(Attack):
             raise ValueError("the detector model needs a per-frame path (frame_logits)")
         self.eps, self.num_frames, self.layout, self.steps, self.restarts = eps, num_frames, layout, steps, restarts
         self.step_size, self.lam, self.patience, self.kappa, self.gamma1 = step_size, lam, patience, kappa, gamma1
-        self.limits = dict({"alpha": 0.0} if limits is None else limits)
-        detector_penalty(torch.zeros(1, 3, 2), self.limits)  # validates the names
         self.thresholds = dict({"alpha": gamma1} if thresholds is None else thresholds)
+        self.limits = dict({"alpha": 0.0, **dict.fromkeys(self.thresholds, 0.0)} if limits is None else limits)
+        detector_penalty(torch.zeros(1, 3, 2), self.limits)  # validates the names
         self.history: dict = {}
 
     def config(self) -> dict:
@@ -381,6 +386,7 @@ class DetectorAwarePGD(Attack):
         )
 
 
+@register_attack("evasive-dense")
 class EvasiveDenseAttack(DetectorAwarePGD):
     """:class:`DetectorAwarePGD` on every frame (8/255) keeping alpha *and* every soft score low:
     the penalty pushes alpha's surrogate to 0 and the soft scores under ``limits`` (default: each
@@ -390,10 +396,12 @@ class EvasiveDenseAttack(DetectorAwarePGD):
 
     def __init__(self, model: nn.Module, *, eps: float = 8 / 255, num_frames: int | None = None, **kwargs):
         kwargs.setdefault("layout", "all")
-        kwargs.setdefault("limits", {"alpha": 0.0, "js_divergence": 0.0, "consensus_deviation": 0.0})
+        soft = {"alpha": 0.0, "js_divergence": 0.0, "consensus_deviation": 0.0}
+        kwargs.setdefault("limits", soft | dict.fromkeys(kwargs.get("thresholds") or {}, 0.0))
         super().__init__(model, eps=eps, num_frames=num_frames, **kwargs)
 
 
+@register_attack("pipeline")
 class PipelineAttack(Attack):
     """PGD on the whole pipeline: detect -> route -> defend -> decide, as the defender runs it.
 
@@ -469,7 +477,7 @@ class PipelineAttack(Attack):
                 "strategy": p.strategy,
                 "polluted": p.polluted,
                 "squeeze_check": p.squeeze_check,
-                "vote": getattr(p, "vote", False),
+                "vote": p.vote,
                 "gamma1": p.detector.gamma1,
                 "gamma2": p.detector.gamma2,
                 "score": p.detector.score,
@@ -477,24 +485,24 @@ class PipelineAttack(Attack):
         }
 
     def routes(self, adv: torch.Tensor) -> tuple[list[str], torch.Tensor]:
-        """The defense the pipeline applies to each iterate (``none``/``temporal``/``spatial``, the
-        squeeze check folded in) and the temporal defense's ``polluted`` mask ``bool (n, T)``."""
-        from vidshield.pipeline import polluted_frames
+        """The defense the pipeline applies to each iterate (``none``/``temporal``/``spatial``) by
+        :func:`vidshield.routing.route_defense`, and the temporal defense's ``polluted`` mask
+        ``bool (n, T)`` (:func:`vidshield.routing.polluted_mask`). With the squeeze check a video
+        routed ``none`` counts as ``spatial``: whether or not the check fires, the pipeline's
+        answer is then its answer on the purified video. A ``temporal`` route with no polluted
+        frame is ``none`` (the pipeline leaves such a video as it is)."""
+        from vidshield.routing import polluted_mask, route_defense
 
         p = self.pipeline
         with torch.no_grad():
             detections = p.detector.detect(adv.detach())
-        n, t = adv.shape[:2]
-        polluted = torch.zeros(n, t, dtype=torch.bool)
+        polluted = polluted_mask(detections, p.polluted, adv.shape[1])
+        squeeze = True if p.squeeze_check else None
         routes = []
         for i, det in enumerate(detections):
-            route = p._defense_for(det)
-            if route == "temporal":
-                polluted[i, polluted_frames(det, p.polluted)] = True
-                if not bool(polluted[i].any()):
-                    route = "none"
-            if route == "none" and p.squeeze_check and p.strategy == "routed":
-                route = "spatial"
+            route = route_defense(det, strategy=p.strategy, label_changed_by_spatial=squeeze)
+            if route == "temporal" and not bool(polluted[i].any()):
+                route = "none"
             routes.append(route)
         return routes, polluted
 
@@ -510,7 +518,7 @@ class PipelineAttack(Attack):
                 continue
             sub = adv[rows]
             if name == "temporal":
-                done = p.temporal.bpda(sub.cpu(), polluted[rows]).to(adv.device)
+                done = p.temporal.bpda(sub.cpu(), polluted=polluted[rows]).to(adv.device)
             elif getattr(p.spatial, "test_noise", None) == 0:
                 done = p.spatial.surrogate(sub)
             else:
@@ -524,7 +532,7 @@ class PipelineAttack(Attack):
     def decision_logits(self, defended: torch.Tensor) -> torch.Tensor:
         """What the pipeline decides on, differentiable: classifier logits, or with ``vote`` the
         log mean per-frame softmax of the detection network."""
-        if getattr(self.pipeline, "vote", False):
+        if self.pipeline.vote:
             fl = self.pipeline.detector.model.frame_logits(defended)
             return fl.softmax(-1).mean(1).clamp_min(1e-12).log()
         return self.model(defended)
@@ -533,7 +541,7 @@ class PipelineAttack(Attack):
         """The pipeline's label ``int64 (n,)`` for already defended videos (no gradient)."""
         with torch.no_grad():
             logits = self.model(defended)
-            if not getattr(self.pipeline, "vote", False):
+            if not self.pipeline.vote:
                 return logits.argmax(1).cpu()
             labels = self.pipeline.detector.model.frame_logits(defended).argmax(-1)
             return frame_vote(labels.cpu(), logits.shape[1], logits.softmax(-1).cpu())
@@ -584,9 +592,10 @@ class PipelineAttack(Attack):
 
 def is_detected(result) -> bool:
     """The pipeline flagged this video: an attack verdict, the squeeze check or the vote check."""
-    return result.verdict != "clean" or bool(result.squeezed) or bool(getattr(result, "vote_flag", False))
+    return result.verdict != "clean" or result.squeezed or result.vote_flag
 
 
+@register_attack("spsa")
 class SPSAAttack(Attack):
     """SPSA (Uesato et al. 2018), l_inf, gradient-free, on the real pipeline's decision.
 
@@ -694,10 +703,8 @@ class SPSAAttack(Attack):
         return torch.where(mf.bool(), best, x)
 
 
-#: The attacks of this module by name, for the attack registry.
-ADAPTIVE_ATTACKS: dict[str, type[Attack]] = {
-    "consistent-sparse": DetectorAwarePGD,
-    "evasive-dense": EvasiveDenseAttack,
-    "pipeline": PipelineAttack,
-    "spsa": SPSAAttack,
-}
+#: The names this module registers in :mod:`vidshield.attacks.registry` (``create_attack(name, model, ...)``).
+ADAPTIVE_ATTACKS = ("consistent-sparse", "evasive-dense", "pipeline", "spsa")
+#: Those among them whose factory needs ``pipeline=``: a :class:`~vidshield.pipeline.DefensePipeline`
+#: whose classifier is the victim.
+PIPELINE_ATTACKS = ("pipeline", "spsa")

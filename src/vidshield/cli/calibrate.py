@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from vidshield.cli.detect import detector_options, load_detector
+from vidshield.cli.detect import detector_options
 from vidshield.cli.options import echo_json, json_option, resolve_device
+from vidshield.utils import progress_bar
 
 GROUPS = ("clean", "sparse", "dense")
 
@@ -30,8 +30,6 @@ def _parse_holdout(ctx, param, values):
 
 def _detect_groups(det, sources, *, window, stride, successful_only, progress):
     """Run detection on every video of every group -> list of per-video records."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from vidshield.detection import collect_videos, detect_file
 
     files = [
@@ -40,8 +38,7 @@ def _detect_groups(det, sources, *, window, stride, successful_only, progress):
         for path, entry in collect_videos(src, successful_only=successful_only)
     ]
     records = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True, console=None) as bar:
+    with progress_bar(disable=not progress) as bar:
         task = bar.add_task("detecting", total=len(files))
         for group, path, entry in files:
             summary, windows = detect_file(det, path, window=window, stride=stride)
@@ -136,7 +133,7 @@ def _median_example(records, group):
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Output folder: detector.json, results.json, tables.md, fig2/3/4 PNGs.",
+    help="Output folder: detector.json, results.json, report.md, figures/fig2/3/4 PNGs.",
 )
 @json_option
 def command(
@@ -149,8 +146,9 @@ def command(
     adversarial sets with a manifest.json (clips whose attack failed are skipped unless
     --all-clips) or plain folders of videos. Every consistency score is measured side by side
     (ROC AUC for both tasks). Writes OUT/detector.json (load it with `vidshield detect --config`),
-    OUT/results.json (every number and per-video score), OUT/tables.md and the figures
-    fig2_distributions.png, fig3_label_strips.png, fig4_roc.png.
+    OUT/results.json (every number and per-video score), OUT/report.md (Tables 1 and 2, the AUCs)
+    and the figures OUT/figures/fig2_alpha.png, fig3_labels.png, fig4_roc.png (the file names of
+    `vidshield reproduce`).
 
     \b
     Examples:
@@ -163,8 +161,11 @@ def command(
 
     from vidshield import __version__
     from vidshield.detection import CONSISTENCY_SCORES, DetectorConfig
-    from vidshield.detection.calibration import TASKS, calibrate_all, sweep_markdown, sweep_rich_table
-    from vidshield.detection.plots import plot_label_strips, plot_roc_curves, plot_score_distributions
+    from vidshield.detection.calibration import TASKS, calibrate_all, sweep_rich_table
+    from vidshield.errors import InputFormatError
+    from vidshield.eval.figures import detection_figures
+    from vidshield.eval.report import REPORT_FILE, threshold_tables
+    from vidshield.jsonio import read_json
     from vidshield.utils import atomic_write_bytes, atomic_write_json
 
     if score not in CONSISTENCY_SCORES:
@@ -173,11 +174,11 @@ def command(
         )
     if reuse is not None:
         try:
-            previous = json.loads(reuse.read_text())
+            previous = read_json(reuse)
             records, model_name = previous["videos"], previous.get("model")
             if not records or not all({"group", "alpha", "scores", "frame_labels", "file"} <= set(r) for r in records):
                 raise ValueError("per-video records are missing or incomplete")
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+        except (InputFormatError, KeyError, TypeError, ValueError) as e:
             raise click.BadParameter(
                 f"{reuse} is not a results.json of `vidshield calibrate`: {e}", param_hint="--reuse"
             ) from e
@@ -188,7 +189,9 @@ def command(
             raise click.UsageError(f"{', '.join(missing)} required (or --reuse results.json)")
         if model_ref is None:
             raise click.UsageError("--model is required (or --reuse results.json)")
-        det = load_detector(model_ref, None, None, None, None, resolve_device(device), batch_size)
+        from vidshield.detection import load_detector
+
+        det = load_detector(model_ref, device=resolve_device(device), batch_size=batch_size)
         sources = {"clean": clean, "sparse": sparse, "dense": dense, **holdout}
         records = _detect_groups(
             det,
@@ -232,40 +235,26 @@ def command(
         "videos": records,
     }
     atomic_write_json(out / "results.json", results)
-    sym = "gamma1" if score == "alpha" else f"gamma1 ({score})"
-    md = [
-        f"# Detection calibration ({score})\n",
-        sweep_markdown(t1.rows, title=f"Table 1: {TASKS[0]} (adversarial positive)", best=t1.best, symbol=sym),
-        sweep_markdown(
-            t2.rows, title=f"Table 2: {TASKS[1]} (dense positive)", best=t2.best, symbol=sym.replace("1", "2")
-        ),
-        "**ROC AUC per score**\n\n| score | clean vs adversarial | sparse vs dense |\n|---|---:|---:|",
-    ]
-    md += [
-        f"| {n}{' (routing)' if n == score else ''} | {a['clean_vs_adversarial']:.3f} | {a['sparse_vs_dense']:.3f} |"
-        for n, a in aucs.items()
-    ]
+    md = [f"# Detection calibration ({score})", "", *threshold_tables(result.to_dict(), aucs, score=score)]
     for name, h in held.items():
         md.append(
             f"\nHold-out attack **{name}** ({h['videos']} videos): detected as adversarial "
             f"{100 * h['detected_adversarial']:.1f}%, verdicts {h['verdicts']}, AUC vs clean ({score}) "
             f"{h['auc_vs_clean'][score]:.3f}"
         )
-    atomic_write_bytes(out / "tables.md", ("\n".join(md) + "\n").encode())
-    groups_alpha = {g: [r["alpha"] for r in records if r["group"] == g] for g in GROUPS}
-    plot_score_distributions(
-        groups_alpha,
-        out / "fig2_distributions.png",
-        score_name="alpha",
-        gamma1=result.gamma1 if score == "alpha" else None,
-        gamma2=result.gamma2 if score == "alpha" else None,
-    )
+    atomic_write_bytes(out / REPORT_FILE, ("\n".join(md) + "\n").encode())
     strips = []
     for g in GROUPS:
         ex = _median_example(records, g)
         strips.append((f"{g}: {Path(ex['file']).name}", ex["frame_labels"]))
-    plot_label_strips(strips, out / "fig3_label_strips.png")
-    plot_roc_curves(curves, out / "fig4_roc.png")
+    detection_figures(
+        out / "figures",
+        {g: [r["alpha"] for r in records if r["group"] == g] for g in GROUPS},
+        strips,
+        curves,
+        gamma1=result.gamma1 if score == "alpha" else None,
+        gamma2=result.gamma2 if score == "alpha" else None,
+    )
 
     summary = {
         "gamma1": result.gamma1,
@@ -282,9 +271,10 @@ def command(
         echo_json(summary)
         return 0
     console = Console()
-    console.print(sweep_rich_table(t1.rows, title=f"Table 1: {TASKS[0]}", best=t1.best, symbol=sym))
-    console.print(sweep_rich_table(t2.rows, title=f"Table 2: {TASKS[1]}", best=t2.best, symbol=sym.replace("1", "2")))
-    console.print("\n".join(md[3:]))
+    name = "" if score == "alpha" else f" ({score})"
+    console.print(sweep_rich_table(t1.rows, title=f"Table 1: {TASKS[0]}", best=t1.best, symbol="gamma1" + name))
+    console.print(sweep_rich_table(t2.rows, title=f"Table 2: {TASKS[1]}", best=t2.best, symbol="gamma2" + name))
+    console.print("\n".join(line for line in md if line.startswith(("|", "\nHold-out", "AUC"))))
     console.print(
         f"picked gamma1 = {result.gamma1:g}, gamma2 = {result.gamma2:g} on {score}; wrote {out}/detector.json"
     )

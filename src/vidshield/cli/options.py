@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import click
 import torch
+
+from vidshield.models.datasets import DATASET_NAMES
+from vidshield.routing import POLLUTED_RULES
+
+
+def options(*decorators):
+    """Apply several click options at once, in the order given (as ``--help`` lists them)."""
+
+    def apply(f):
+        for option in reversed(decorators):
+            f = option(f)
+        return f
+
+    return apply
+
 
 device_option = click.option(
     "--device",
@@ -15,6 +32,107 @@ device_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+
+
+# --- data sets and training (train, train-comdefend, evaluate, attack) -------------------------
+
+resume_option = click.option("--resume", is_flag=True, help="Continue from OUT-last.* when it exists.")
+num_workers_option = click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
+cache_option = click.option(
+    "--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets."
+)
+dataset_options = options(
+    click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True),
+    click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic)."),
+)
+
+
+def require_root(dataset: str, root) -> None:
+    """``--root`` is needed by every data set but the synthetic one."""
+    if dataset != "synthetic" and root is None:
+        raise click.UsageError(f"--root is required for --dataset {dataset}")
+
+
+def command_line(ctx: click.Context) -> str:
+    """The resolved command, every option given or defaulted spelled out (flags by the name of
+    their value, repeatable options once per value), so a checkpoint says how to reproduce it."""
+    parts = ["vidshield", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value is None or value == ():
+            continue
+        name = max(param.opts, key=len)
+        if param.is_flag:
+            if param.secondary_opts:
+                parts.append(name if value else max(param.secondary_opts, key=len))
+            elif value:
+                parts.append(name)
+        elif isinstance(value, tuple):
+            for v in value:
+                parts += [name, str(v)]
+        else:
+            parts += [name, str(value)]
+    return shlex.join(parts)
+
+
+# --- the detect -> route -> defend pipeline (scan, defend) ------------------------------------
+
+model_option = click.option(
+    "--model",
+    "model_ref",
+    default="synthetic-lrcn",
+    show_default=True,
+    help="Detection network: a CNN+LSTM, shipped name or checkpoint.",
+)
+classifier_option = click.option(
+    "--classifier",
+    "classifier_ref",
+    default=None,
+    help="Classifier to protect [default: the detection network itself, one CNN pass].",
+)
+config_option = click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Detector config from `vidshield calibrate` (thresholds).",
+)
+comdefend_option = click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights.")
+qp_option = click.option(
+    "--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense: residual QP (strength)."
+)
+polluted_option = click.option(
+    "--polluted",
+    type=click.Choice(list(POLLUTED_RULES)),
+    default="exceptions",
+    show_default=True,
+    help="Frames the temporal defense rebuilds: the paper's exception frames, every frame off the clip's "
+    "majority label, or the exception frames plus the end frames when they disagree with two agreeing neighbours.",
+)
+squeeze_check_option = click.option(
+    "--squeeze-check",
+    is_flag=True,
+    help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
+    "defense marks them as attacked (catches universal perturbations that alpha misses).",
+)
+vote_option = click.option(
+    "--vote/--no-vote",
+    default=None,
+    help="Beyond the paper: answer the majority of the detection network's per-frame labels (k attacked "
+    "frames move at most k votes) [default: the detector config's vote, else the model's: on for "
+    "synthetic-lrcn, off for ut-lrcn, whose weak per-frame network costs clean accuracy].",
+)
+#: Everything :func:`vidshield.pipeline.build_pipeline` takes (``scan``).
+pipeline_options = options(
+    model_option,
+    classifier_option,
+    config_option,
+    comdefend_option,
+    qp_option,
+    polluted_option,
+    squeeze_check_option,
+    vote_option,
+    device_option,
+)
 
 
 def resolve_device(name: str) -> torch.device:

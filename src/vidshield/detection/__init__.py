@@ -19,11 +19,12 @@ from vidshield.detection.calibration import (
     sweep,
 )
 from vidshield.detection.detector import (
-    VIDEO_EXTENSIONS,
     DetectorConfig,
     TemporalConsistencyDetector,
     collect_videos,
     detect_file,
+    load_detector,
+    model_vote_default,
 )
 from vidshield.detection.exception import VERDICTS, Detection, exception_index, exception_mask, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores, register_score
@@ -33,13 +34,14 @@ __all__ = [
     "GAMMA1_GRID",
     "GAMMA2_GRID",
     "VERDICTS",
-    "VIDEO_EXTENSIONS",
     "CalibrationResult",
     "Detection",
     "DetectorConfig",
     "RocCurve",
     "SweepRow",
     "TemporalConsistencyDetector",
+    "load_detector",
+    "model_vote_default",
     "calibrate",
     "collect_videos",
     "compare_scores",

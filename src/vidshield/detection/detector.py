@@ -18,7 +18,6 @@ most severe window decides (its score, hence alpha, is the maximum over windows)
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,16 +27,24 @@ import torch
 
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
-from vidshield.errors import VidshieldError
-from vidshield.utils import atomic_write_json, module_device
+from vidshield.errors import InputFormatError, VidshieldError
+from vidshield.jsonio import field as json_field
+from vidshield.jsonio import read_json
+from vidshield.text import printable
+from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
-__all__ = ["VIDEO_EXTENSIONS", "DetectorConfig", "TemporalConsistencyDetector", "collect_videos", "detect_file"]
-
-#: File name endings treated as videos when a folder is given.
-VIDEO_EXTENSIONS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
+__all__ = [
+    "DetectorConfig",
+    "TemporalConsistencyDetector",
+    "load_detector",
+    "model_vote_default",
+    "collect_videos",
+    "detect_file",
+]
 
 _CONFIG_FORMAT = "vidshield-detector"
+_CONFIG_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class DetectorConfig:
         score: name in :data:`~vidshield.detection.scores.CONSISTENCY_SCORES` to route on.
         model: name or path of the model the thresholds were calibrated for (informative).
         calibration: how the thresholds were chosen (data, F1, AUC ...), free-form JSON.
+        vote: the pipeline's per-frame majority vote (beyond the paper, see
+            :class:`~vidshield.pipeline.DefensePipeline`): True / False, or None to use the detection
+            network's own default (:func:`model_vote_default`: its checkpoint's ``detector.vote``).
     """
 
     gamma1: float = 0.175
@@ -57,6 +67,7 @@ class DetectorConfig:
     score: str = "alpha"
     model: str | None = None
     calibration: Mapping[str, Any] = field(default_factory=dict)
+    vote: bool | None = None
 
     def __post_init__(self):
         check_thresholds(self.gamma1, self.gamma2)
@@ -65,6 +76,8 @@ class DetectorConfig:
         object.__setattr__(self, "gamma1", float(self.gamma1))
         object.__setattr__(self, "gamma2", float(self.gamma2))
         object.__setattr__(self, "calibration", dict(self.calibration))
+        if self.vote is not None and not isinstance(self.vote, bool):
+            raise ValueError(f"vote must be true, false or null, got {self.vote!r}")
 
     def to_dict(self) -> dict:
         return {
@@ -75,6 +88,7 @@ class DetectorConfig:
             "score": self.score,
             "model": self.model,
             "calibration": dict(self.calibration),
+            "vote": self.vote,
         }
 
     @classmethod
@@ -87,6 +101,7 @@ class DetectorConfig:
             score=d.get("score", "alpha"),
             model=d.get("model"),
             calibration=d.get("calibration") or {},
+            vote=d.get("vote"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -100,31 +115,40 @@ class DetectorConfig:
         Raises:
             VidshieldError: missing file, invalid JSON or invalid values.
         """
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError as e:
-            raise VidshieldError(f"detector config not found: {path}") from e
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidshieldError(f"detector config {path} is not valid JSON: {e}") from e
-        if not isinstance(d, dict):
-            raise VidshieldError(f"detector config {path} must hold a JSON object")
+        what = f"detector config {printable(path)}"
+        d = read_json(path, what=what, max_bytes=_CONFIG_MAX_BYTES)
+        check = dict(what=what, error=InputFormatError)
+        for key in ("gamma1", "gamma2"):
+            json_field(d, key, float, default=None, lo=0.0, hi=1.0, **check)
+        json_field(d, "score", str, default=None, max_len=64, **check)
+        json_field(d, "model", (str, type(None)), max_len=4096, **check)
+        json_field(d, "calibration", dict, default=None, **check)
+        json_field(d, "format", str, default=None, max_len=64, **check)
+        json_field(d, "vote", (bool, type(None)), **check)
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
-            raise VidshieldError(f"detector config {path} is invalid: {e}") from e
+            raise InputFormatError(f"{what} is invalid: {printable(e)}") from e
+
+
+def model_vote_default(model: torch.nn.Module) -> bool:
+    """Whether the pipeline votes by default on this detection network: its checkpoint's
+    ``"detector": {"vote": ...}`` (checked by :func:`~vidshield.models.load_model`), else False.
+
+    The shipped ``synthetic-lrcn`` says true and ``ut-lrcn`` false: on the synthetic set the vote
+    turns the adaptive sparse attack's 0 % robust accuracy into 100 % at no clean cost, while on
+    UT-Interaction the weak per-frame network costs clean accuracy (48.3 % -> 38.3 %); see
+    ``results/security.md``.
+    """
+    section = (getattr(model, "metadata", None) or {}).get("detector") or {}
+    return section.get("vote") is True
 
 
 @contextlib.contextmanager
 def _inference(model: torch.nn.Module):
-    """Eval mode and no grad; the model's training flag is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
+    """Eval mode and no grad; the modes are restored afterwards."""
+    with eval_mode(model), torch.no_grad():
+        yield
 
 
 class TemporalConsistencyDetector:
@@ -136,6 +160,7 @@ class TemporalConsistencyDetector:
         gamma1: ``score < gamma1`` -> clean (paper: 0.175).
         gamma2: ``gamma1 <= score < gamma2`` -> sparse, ``>= gamma2`` -> dense (paper: 0.3).
         score: the consistency score to route on (default the paper's ``"alpha"``).
+        vote: the pipeline's per-frame vote (see :attr:`vote`); None: the model's default.
         batch_size: videos per forward pass.
 
     Example:
@@ -151,6 +176,7 @@ class TemporalConsistencyDetector:
         gamma1: float = 0.175,
         gamma2: float = 0.3,
         score: str = "alpha",
+        vote: bool | None = None,
         batch_size: int = 8,
     ):
         if not getattr(model, "has_frame_logits", False) or not hasattr(model, "frame_logits"):
@@ -162,7 +188,9 @@ class TemporalConsistencyDetector:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.model = model
         self.batch_size = batch_size
-        self.config = DetectorConfig(gamma1=gamma1, gamma2=gamma2, score=score, model=getattr(model, "arch_name", None))
+        self.config = DetectorConfig(
+            gamma1=gamma1, gamma2=gamma2, score=score, model=getattr(model, "arch_name", None), vote=vote
+        )
 
     @classmethod
     def from_config(
@@ -186,6 +214,13 @@ class TemporalConsistencyDetector:
     @property
     def score(self) -> str:
         return self.config.score
+
+    @property
+    def vote(self) -> bool:
+        """Whether a :class:`~vidshield.pipeline.DefensePipeline` built on this detector votes by
+        default: the config's ``vote``, or when that is None the model's
+        (:func:`model_vote_default`)."""
+        return self.config.vote if self.config.vote is not None else model_vote_default(self.model)
 
     # -- per-frame logits ------------------------------------------------------------------
 
@@ -384,10 +419,12 @@ def detect_file(
     stride: int | None = None,
     chunk_frames: int = 64,
 ) -> tuple[Detection, list[Detection]]:
-    """Detect on a whole video file, streamed in chunks at the model's spatial size.
+    """Detect on a whole video file, streamed in chunks at the model's view.
 
     Every frame of the file is decoded (no temporal sampling: neighbouring frames must stay
-    neighbours), resized to the model's ``input_spec`` height x width, and cut into windows of
+    neighbours), brought to the model's view as ``scan`` does
+    (:func:`vidshield.data.transforms.model_view_chunks`: short side scaled, centre crop of the
+    model's ``input_spec`` height x width), and cut into windows of
     ``window`` frames (default ``input_spec.frames``); a clip of exactly ``window`` frames (what
     the attacks write) is one window. Returns ``(summary, windows)`` with ``summary`` from
     :meth:`TemporalConsistencyDetector.summarize`.
@@ -395,11 +432,14 @@ def detect_file(
     Raises:
         VidshieldError: the file cannot be read, or has fewer than 3 frames.
     """
+    from vidshield.data.transforms import model_view_chunks
     from vidshield.io import iter_chunks
 
     spec = getattr(detector.model, "input_spec", None)
-    size = (int(spec.height), int(spec.width)) if spec is not None else None
-    chunks: Iterator = iter_chunks(path, chunk_frames=chunk_frames, size=size)
+    if spec is not None:
+        chunks: Iterator = model_view_chunks(path, spec, chunk_frames=chunk_frames)
+    else:
+        chunks = iter_chunks(path, chunk_frames=chunk_frames)
     try:
         windows = detector.detect_stream(chunks, window=window, stride=stride)
     except ValueError as e:
@@ -409,15 +449,61 @@ def detect_file(
     return detector.summarize(windows), windows
 
 
+def load_detector(
+    model: str | Path | None = None,
+    config: DetectorConfig | str | Path | None = None,
+    *,
+    gamma1: float | None = None,
+    gamma2: float | None = None,
+    score: str | None = None,
+    vote: bool | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 8,
+) -> TemporalConsistencyDetector:
+    """A detector from a model reference (shipped name or checkpoint; default: the config's) and
+    an optional config (``detector.json`` from ``vidshield calibrate``), thresholds, score and
+    vote overriding the config's when given. A vote left None by both follows the model's
+    checkpoint (:func:`model_vote_default`).
+
+    Raises:
+        VidshieldError: no model named, or a model without a per-frame path (not a CNN+LSTM).
+    """
+    from vidshield.models import load_model
+
+    if config is None:
+        cfg = DetectorConfig()
+    else:
+        cfg = config if isinstance(config, DetectorConfig) else DetectorConfig.load(config)
+    model_ref = model or cfg.model
+    if model_ref is None:
+        raise VidshieldError("--model is required (the detector config names no model)")
+    net = load_model(model_ref, device=device)
+    if not getattr(net, "has_frame_logits", False):
+        raise VidshieldError(
+            f"{model_ref} ({getattr(net, 'arch_name', type(net).__name__)}) has no per-frame path; "
+            "the detector needs a model with a per-frame path, e.g. lrcn"
+        )
+    cfg = DetectorConfig(
+        gamma1=cfg.gamma1 if gamma1 is None else gamma1,
+        gamma2=cfg.gamma2 if gamma2 is None else gamma2,
+        score=cfg.score if score is None else score,
+        model=str(model_ref),
+        calibration=cfg.calibration,
+        vote=cfg.vote if vote is None else vote,
+    )
+    return TemporalConsistencyDetector.from_config(cfg, net, batch_size=batch_size)
+
+
 def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:
     """The videos to detect on: a file, or a folder.
 
-    A folder with a ``manifest.json`` (an adversarial set written by the attacks) lists its
-    clips: the manifest is a list of clip entries, or an object whose ``"clips"`` holds them;
-    each entry has ``"file"`` (relative to the folder) and may have ``"success"``. With
+    A folder with a ``manifest.json`` (an adversarial set written by the attacks, or any manifest
+    :func:`vidshield.data.read_manifest` reads) lists its clips: each entry has ``"file"``
+    (relative to the folder, inside it) and may have ``"success"``. With
     ``successful_only`` the clips whose attack failed (``"success": false``) are left out, as in
     the paper's evaluation sets. A folder without a manifest gives every video file in it
-    (:data:`VIDEO_EXTENSIONS`), sorted by name, not recursively.
+    (:func:`vidshield.io.is_video_file`: not hidden, one of :data:`vidshield.io.VIDEO_EXTENSIONS`),
+    sorted by name, not recursively.
 
     Returns:
         ``(path, entry)`` pairs; ``entry`` is the manifest entry (``{}`` without manifest).
@@ -425,28 +511,22 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
     Raises:
         VidshieldError: the path does not exist, the manifest is invalid, or no video is found.
     """
+    from vidshield.data.manifest import MANIFEST_NAME, read_manifest
+    from vidshield.io import VIDEO_EXTENSIONS, is_video_file
+
     path = Path(path)
     if path.is_file():
         return [(path, {})]
     if not path.is_dir():
         raise VidshieldError(f"no such video file or folder: {path}")
-    manifest = path / "manifest.json"
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidshieldError(f"{manifest} is not valid JSON: {e}") from e
-        clips = data.get("clips") if isinstance(data, dict) else data
-        if not isinstance(clips, list) or not all(isinstance(c, dict) and "file" in c for c in clips):
-            raise VidshieldError(
-                f"{manifest} must list clips as objects with a 'file' entry (a list, or under 'clips')"
-            )
-        out = [(path / str(c["file"]), c) for c in clips if not (successful_only and c.get("success") is False)]
+    if (path / MANIFEST_NAME).is_file():
+        clips = read_manifest(path)["clips"]
+        out = [(path / c["file"], c) for c in clips if not (successful_only and c.get("success") is False)]
         missing = [str(p) for p, _ in out if not p.is_file()]
         if missing:
-            raise VidshieldError(f"{manifest} lists {len(missing)} missing file(s), e.g. {missing[0]}")
+            raise VidshieldError(f"{path / MANIFEST_NAME} lists {len(missing)} missing file(s), e.g. {missing[0]}")
     else:
-        out = [(p, {}) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+        out = [(p, {}) for p in sorted(path.iterdir()) if is_video_file(p)]
     if not out:
         raise VidshieldError(f"no videos found in {path} (looked for {', '.join(VIDEO_EXTENSIONS)} or a manifest.json)")
     return out

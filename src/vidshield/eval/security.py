@@ -11,7 +11,6 @@ atomically after each case, so a run resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from vidshield.attacks.adaptive import (
     SPSAAttack,
     is_detected,
 )
+from vidshield.jsonio import field, read_json
 from vidshield.utils import atomic_write_json, module_device
 
 __all__ = [
@@ -33,21 +33,22 @@ __all__ = [
     "THREATS",
     "ATTACK_KINDS",
     "Threat",
-    "build_pipeline",
+    "configured_pipeline",
     "judge",
     "run_cases",
     "summary_table",
     "plot_curves",
 ]
 
-#: Pipeline configurations: the single defenses (every clip defended the same way), the shipped
-#: default (the paper's routing) and the hardening switches on and off.
+#: Pipeline configurations: the single defenses (every clip defended the same way), the paper's
+#: routing and the hardening switches on and off. Every switch is explicit: the model's own vote
+#: default (on for the shipped synthetic-lrcn) never decides a column.
 PIPELINES: dict[str, dict] = {
-    "none": {"strategy": "none"},
-    "temporal": {"strategy": "temporal"},
-    "spatial": {"strategy": "spatial"},
-    "paper": {"strategy": "routed"},
-    "squeeze": {"strategy": "routed", "squeeze_check": True},
+    "none": {"strategy": "none", "vote": False},
+    "temporal": {"strategy": "temporal", "vote": False},
+    "spatial": {"strategy": "spatial", "vote": False},
+    "paper": {"strategy": "routed", "vote": False},
+    "squeeze": {"strategy": "routed", "squeeze_check": True, "vote": False},
     "vote": {"strategy": "routed", "vote": True},
     "vote+squeeze": {"strategy": "routed", "vote": True, "squeeze_check": True},
 }
@@ -104,11 +105,11 @@ ATTACK_KINDS: dict[str, Callable] = {
 }
 
 
-def build_pipeline(model, name: str, *, spatial=None, temporal=None):
-    """The pipeline configuration ``name`` of :data:`PIPELINES` around ``model`` (classifier and
-    detection network), with the paper's thresholds and the shipped defenses."""
-    from vidshield.defenses.spatial import SpatialDefense
-    from vidshield.defenses.temporal import TemporalDefense
+def configured_pipeline(model, name: str, *, spatial=None, temporal=None):
+    """The pipeline configuration ``name`` of :data:`PIPELINES` around a loaded ``model``
+    (classifier and detection network), with the paper's thresholds and the registry's defenses
+    (:func:`~vidshield.pipeline.build_pipeline` does the same from references, for the CLI)."""
+    from vidshield.defenses import create_defense
     from vidshield.detection import TemporalConsistencyDetector
     from vidshield.pipeline import DefensePipeline
 
@@ -117,8 +118,8 @@ def build_pipeline(model, name: str, *, spatial=None, temporal=None):
     return DefensePipeline(
         model,
         TemporalConsistencyDetector(model),
-        temporal=temporal if temporal is not None else TemporalDefense(),
-        spatial=spatial if spatial is not None else SpatialDefense().to(module_device(model)),
+        temporal=temporal if temporal is not None else create_defense("temporal"),
+        spatial=spatial if spatial is not None else create_defense("spatial").to(module_device(model)),
         **PIPELINES[name],
     )
 
@@ -172,7 +173,12 @@ def run_cases(
     when missing). Clean accuracy, false alarms and time of every pipeline are recorded under
     ``clean/<pipeline>`` (also for ``clean_pipelines``, which no attack runs against).
     """
-    results = json.loads(out.read_text()) if out.exists() else {}
+    results = {}
+    if out.exists():  # resume: the cases already run
+        what = f"security results {out}"
+        results = read_json(out, what=what)
+        field(results, "meta", dict, default={}, what=what)
+        field(results, "cases", dict, default={}, what=what)
     results.setdefault("meta", {}).update(dict(meta or {}))
     results.setdefault("cases", {})
     pipes: dict[str, object] = {}
@@ -180,7 +186,7 @@ def run_cases(
 
     def pipe(name):
         if name not in pipes:
-            pipes[name] = build_pipeline(model, name, spatial=_shared_spatial(pipes))
+            pipes[name] = configured_pipeline(model, name, spatial=_shared_spatial(pipes))
         return pipes[name]
 
     def save():
@@ -301,25 +307,19 @@ def summary_table(results: dict, pipelines: list[str], threats: list[str]) -> st
 def plot_curves(results: dict, path: Path, keys: list[str] | None = None) -> Path:
     """Loss curves (mean objective of the attacked clips per step, one line per restart) of the
     given cases (default: every case with a curve), one panel each, saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from vidshield.detection.plots import new_figure, save_figure
 
     keys = keys or [k for k, r in results["cases"].items() if r.get("curves")]
     cols = 3
     rows = max(1, -(-len(keys) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, keys):
-        for i, c in enumerate(results["cases"][key]["curves"]):
-            ax.plot(c, label=f"restart {i}")
-        ax.set_title(key, fontsize=7)
+    fig = new_figure(4 * cols, 2.6 * rows)
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for j, c in enumerate(results["cases"][key]["curves"]):
+            ax.plot(c, label=f"restart {j}")
+        ax.set_title(key, fontsize=7, parse_math=False)
         ax.set_xlabel("step", fontsize=7)
         ax.tick_params(labelsize=6)
-    for ax in list(axes.flat)[len(keys) :]:
-        ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, 110)
