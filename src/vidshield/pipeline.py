@@ -8,6 +8,7 @@ only, temporal only) run through the same code, so the comparison is like for li
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ import torch
 
 from vidshield.detection import TemporalConsistencyDetector
 from vidshield.detection.vote import frame_vote
+from vidshield.models.adapter import resample_video
+from vidshield.models.base import InputSpec
 from vidshield.routing import POLLUTED_RULES, STRATEGIES, polluted_frames, route_defense
 from vidshield.text import printable
 from vidshield.utils import eval_mode, module_device
@@ -86,6 +89,10 @@ class PipelineResult:
 class DefensePipeline:
     """Detect -> route -> defend -> classify.
 
+    Each model gets its own view of the input (:func:`~vidshield.models.adapter.resample_video`):
+    the detector the input's frames at its frame size, the classifier its clip length and frame
+    size; the defenses work on the input as given.
+
     Args:
         classifier: the video classifier whose decision is protected (``forward(video) -> (N, K)``).
             When it is the detector's model (the CNN+LSTM), a clean video costs one pass.
@@ -109,7 +116,9 @@ class DefensePipeline:
             compares votes. ``k`` attacked frames move at most ``k`` votes. ``label`` is the vote,
             ``probs`` stay the classifier's. None (default): the detector decides
             (``detector.vote``: its config's ``vote``, else the detection network's checkpoint,
-            :func:`~vidshield.detection.detector.model_vote_default`). The shipped
+            :func:`~vidshield.detection.detector.model_vote_default`). The vote needs the detection
+            network and the classifier to have as many classes: asked for (here or by the config)
+            it raises otherwise; the model's default is then off. The shipped
             ``synthetic-lrcn`` votes (adaptive sparse attack: robust accuracy 0 % -> 100 %, no
             clean cost), ``ut-lrcn`` does not (its weak per-frame network costs clean accuracy,
             48.3 % -> 38.3 %); figures in ``results/security.md``.
@@ -145,20 +154,34 @@ class DefensePipeline:
         self.polluted = polluted
         self.batch_size = batch_size
         self.squeeze_check = squeeze_check
-        self.vote = detector.vote if vote is None else bool(vote)
+        k_detector, k_classifier = (
+            getattr(detector.model, "num_classes", None),
+            getattr(classifier, "num_classes", None),
+        )
+        same_space = k_detector is None or k_classifier is None or k_detector == k_classifier
+        asked = vote if vote is not None else detector.config.vote  # None: the model's default
+        if asked and not same_space:
+            raise ValueError(
+                f"the vote needs the detection network's per-frame labels in the classifier's label space; "
+                f"they have {k_detector} and {k_classifier} classes"
+            )
+        self.vote = bool(asked) if asked is not None else detector.vote and same_space
 
     @torch.no_grad()
     def _classify(self, video: torch.Tensor) -> torch.Tensor:
+        spec = getattr(self.classifier, "input_spec", None)
         with eval_mode(self.classifier):
-            return self.classifier(video.to(module_device(self.classifier))).float().cpu()
+            x = video.to(module_device(self.classifier))
+            return self.classifier(x if spec is None else resample_video(x, spec)).float().cpu()
 
     def _answer(self, video: torch.Tensor, logits: torch.Tensor, frame_labels=None) -> torch.Tensor:
         """The pipeline's label ``int64 (n,)`` for videos with classifier ``logits (n, K)``: their
         argmax, or with ``vote`` the per-frame majority (``frame_labels (n, T)`` or computed)."""
         if not self.vote:
             return logits.argmax(-1)
-        if frame_labels is None:
-            frame_labels = self.detector.frame_logits(video).argmax(-1)
+        if frame_labels is None:  # at the detector's view, as detect() sees the input
+            view = resample_video(video, self.detector.model.input_spec, time=False)
+            frame_labels = self.detector.frame_logits(view).argmax(-1)
         return frame_vote(torch.as_tensor(frame_labels), logits.shape[-1], logits.softmax(-1))
 
     @torch.no_grad()
@@ -177,8 +200,8 @@ class DefensePipeline:
         t0 = time.perf_counter()
         if same_model:
             detections, logits_before = self.detector.detect_with_logits(batch)
-        else:
-            detections = self.detector.detect(batch)
+        else:  # the detector's own view: its frame size, the same frames
+            detections = self.detector.detect(resample_video(batch, self.detector.model.input_spec, time=False))
         t_detect = time.perf_counter() - t0
         t0 = time.perf_counter()
         if not same_model:
@@ -295,6 +318,9 @@ class ScanResult:
         num_frames: frames scanned (the frames that decoded).
         frames_declared: frames the container declares (None if it does not say).
         warnings: damage found while decoding (frames skipped, a file that looks truncated).
+        windows_fired: windows the detector did not call clean.
+        windows_allowed: with a false-alarm budget, windows that may fire on a clean video of this
+            length (:func:`~vidshield.detection.calibration.windows_allowed`); None without one.
     """
 
     windows: list[tuple[int, PipelineResult]]
@@ -306,6 +332,8 @@ class ScanResult:
     num_frames: int
     frames_declared: int | None = None
     warnings: list[str] = field(default_factory=list)
+    windows_fired: int = 0
+    windows_allowed: int | None = None
 
     def frame_labels(self) -> list[int]:
         """Per-frame labels of the detection network over the whole video (later windows win)."""
@@ -338,29 +366,55 @@ class ScanResult:
             "class_before": name(self.label_before),
             "class": name(self.label),
             "exception_frames": self.exception_frames(),
+            "windows_fired": self.windows_fired,
+            "windows_allowed": self.windows_allowed,
             "windows": [{"start": s, **r.to_dict(class_names)} for s, r in self.windows],
         }
 
 
+def working_spec(pipeline: DefensePipeline) -> InputSpec:
+    """The view a scan decodes: the detector's clip length at the larger (by area) of the
+    detector's and the classifier's frame sizes; each model then gets its own view of it."""
+    d = pipeline.detector.model.input_spec
+    c = getattr(pipeline.classifier, "input_spec", d)
+    big = c if c.height * c.width > d.height * d.width else d
+    return InputSpec(frames=d.frames, height=big.height, width=big.width)
+
+
 def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int | None = None) -> ScanResult:
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
-    length, at the model's view (see :func:`model_view_windows`). Memory: a few windows."""
+    length, at :func:`working_spec`'s view (see :func:`model_view_windows`). Memory: the windows
+    of the video at that view.
+
+    With a false-alarm budget (the detector's ``config.target_fpr``, routed strategy, no squeeze
+    check) the scan runs in two passes: every window is detected and classified undefended;
+    only when more windows fire than the budget allows over the video's length
+    (:meth:`TemporalConsistencyDetector.video_flagged`) are the windows that fired defended.
+    Otherwise the verdict is ``clean`` and nothing is defended.
+    """
+    from vidshield.detection.calibration import windows_allowed
     from vidshield.detection.exception import VERDICTS
     from vidshield.errors import VideoDecodeError
     from vidshield.io import CorruptVideoWarning
     from vidshield.io._source import VideoSource
 
-    spec = pipeline.detector.model.input_spec
-    windows = []
+    budget = pipeline.detector.config.target_fpr
+    two_pass = budget is not None and pipeline.strategy == "routed" and not pipeline.squeeze_check
+    first = copy.copy(pipeline)
+    if two_pass:
+        first.strategy = "none"
+    windows, clips = [], []
     task = progress.add_task("scanning", total=None) if progress is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CorruptVideoWarning)
-        for start, clip in model_view_windows(path, spec, max_frames=max_frames):
+        for start, clip in model_view_windows(path, working_spec(pipeline), max_frames=max_frames):
             if clip.shape[0] < 3:
                 raise VideoDecodeError(path, f"only {clip.shape[0]} decodable frame(s); detection needs at least 3")
-            (result,) = pipeline.run(clip)
+            (result,) = first.run(clip)
             result.defended = result.defended.clone()
             windows.append((start, result))
+            if two_pass:
+                clips.append(clip)
             if task is not None:
                 progress.advance(task, clip.shape[0])
     for w in caught:
@@ -369,12 +423,21 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
     damage = [str(w.message) for w in caught if issubclass(w.category, CorruptVideoWarning)]
     with VideoSource(path) as src:
         declared = src.declared_frames()
+    results = [r for _, r in windows]
+    fired = sum(r.verdict != "clean" for r in results)
+    flagged = pipeline.detector.video_flagged(results)
+    if two_pass and flagged:
+        for i, (start, r) in enumerate(windows):
+            if r.verdict != "clean":
+                (again,) = pipeline.run(clips[i])
+                again.defended = again.defended.clone()
+                windows[i] = (start, again)
     probs = torch.tensor([r.probs for _, r in windows]).mean(0)
     before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
     label = int(probs.argmax())
     if pipeline.vote:  # the majority of the windows' answers, ties broken by the mean probabilities
         label = int(frame_vote(torch.tensor([[r.label for _, r in windows]]), probs.numel(), probs[None])[0])
-    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index)
+    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index) if flagged else "clean"
     last_start, last = windows[-1]
     return ScanResult(
         windows=windows,
@@ -386,6 +449,8 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
         num_frames=last_start + len(last.frame_labels),
         frames_declared=declared,
         warnings=damage,
+        windows_fired=fired,
+        windows_allowed=None if budget is None else windows_allowed(len(windows), budget),
     )
 
 
@@ -451,6 +516,8 @@ def build_pipeline(
     polluted: str = "exceptions",
     squeeze_check: bool = False,
     vote: bool | None = None,
+    input_spec=None,
+    allow_mismatch: bool = False,
     device="cpu",
 ) -> DefensePipeline:
     """The detect -> route -> defend -> classify pipeline from references (what ``scan`` and
@@ -458,7 +525,10 @@ def build_pipeline(
 
     Args:
         model: the detection network (a CNN+LSTM): shipped name or checkpoint.
-        classifier: the classifier to protect (None: the detection network itself).
+        classifier: the classifier to protect: a shipped name, a checkpoint or a TorchScript file
+            (:func:`~vidshield.models.adapter.load_classifier`); it gets its own view of every
+            window. None: the classifier a distilled detection network serves (its ``"serves"``
+            entry), else the detection network itself.
         config: a detector config (``detector.json``) or its path; None: the paper's thresholds.
         comdefend: ComDefend weights of the spatial defense.
         temporal: settings of the temporal defense (registry defaults overridden).
@@ -466,23 +536,29 @@ def build_pipeline(
         vote: the per-frame vote: True / False, or None for the detector's default (the config's
             ``vote``, else the detection network's checkpoint: on for ``synthetic-lrcn``, off for
             ``ut-lrcn``; see :class:`DefensePipeline`).
+        input_spec: a TorchScript classifier's input spec (JSON file, JSON string or dict).
+        allow_mismatch: pair a detection network with a classifier other than the one it was
+            trained for (:func:`~vidshield.detection.train_detector.check_pairing`).
 
     Raises:
-        VidshieldError: a model without a per-frame path, or a classifier of another input size.
+        VidshieldError: a model without a per-frame path, a classifier that cannot be loaded or
+            does not fit its spec, or a detection network trained for another classifier
+            (:class:`~vidshield.detection.train_detector.PairingError`).
     """
     from vidshield.defenses import create_defense
     from vidshield.detection import load_detector
-    from vidshield.errors import VidshieldError
-    from vidshield.models import load_model
+    from vidshield.detection.train_detector import check_pairing, served_classifier
+    from vidshield.models.adapter import load_classifier
 
     detector = load_detector(model, config, vote=vote, device=device, batch_size=1)
-    net = detector.model if classifier is None else load_model(classifier, device=device)
-    spec, cspec = detector.model.input_spec, net.input_spec
-    if (spec.frames, spec.height, spec.width) != (cspec.frames, cspec.height, cspec.width):
-        raise VidshieldError(
-            f"the classifier expects {cspec.frames}x{cspec.height}x{cspec.width} clips but the detector "
-            f"{spec.frames}x{spec.height}x{spec.width}; pick models trained on the same input size"
-        )
+    served = served_classifier(detector.model)
+    if classifier is None and served is not None and served.get("ref"):
+        classifier = served["ref"]
+    if classifier is None:
+        net = detector.model
+    else:
+        net = load_classifier(classifier, input_spec=input_spec, device=device)
+    check_pairing(detector.model, net, allow_mismatch=allow_mismatch)
     return DefensePipeline(
         net,
         detector,

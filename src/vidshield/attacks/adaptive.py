@@ -141,6 +141,15 @@ def quantize_within(adv: torch.Tensor, clean: torch.Tensor, eps: float) -> torch
     return torch.minimum(torch.maximum(q, clean - eps), clean + eps).clamp(0.0, 1.0)
 
 
+def _view(model: nn.Module, video: torch.Tensor, *, time: bool) -> torch.Tensor:
+    """``video`` at ``model``'s own view (frame size; also clip length with ``time``), as the
+    pipeline gives it (:func:`~vidshield.models.adapter.resample_video`, differentiable)."""
+    from vidshield.models.adapter import resample_video
+
+    spec = getattr(model, "input_spec", None)
+    return video if spec is None else resample_video(video, spec, time=time)
+
+
 def _video_and_frame_logits(model: nn.Module, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if hasattr(model, "forward_with_frames"):
         return model.forward_with_frames(video)
@@ -341,7 +350,7 @@ class DetectorAwarePGD(Attack):
     def _logits(self, adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.detector_model is self.model:
             return _video_and_frame_logits(self.model, adv)
-        return self.model(adv), self.detector_model.frame_logits(adv)
+        return self.model(adv), self.detector_model.frame_logits(_view(self.detector_model, adv, time=False))
 
     def evades(self, frame_logits: torch.Tensor) -> torch.Tensor:
         """``bool (N,)``: every hard score in ``thresholds`` is under its threshold."""
@@ -495,7 +504,7 @@ class PipelineAttack(Attack):
 
         p = self.pipeline
         with torch.no_grad():
-            detections = p.detector.detect(adv.detach())
+            detections = p.detector.detect(_view(p.detector.model, adv.detach(), time=False))
         polluted = polluted_mask(detections, p.polluted, adv.shape[1])
         squeeze = True if p.squeeze_check else None
         routes = []
@@ -533,17 +542,19 @@ class PipelineAttack(Attack):
         """What the pipeline decides on, differentiable: classifier logits, or with ``vote`` the
         log mean per-frame softmax of the detection network."""
         if self.pipeline.vote:
-            fl = self.pipeline.detector.model.frame_logits(defended)
+            det_model = self.pipeline.detector.model
+            fl = det_model.frame_logits(_view(det_model, defended, time=False))
             return fl.softmax(-1).mean(1).clamp_min(1e-12).log()
-        return self.model(defended)
+        return self.model(_view(self.model, defended, time=True))
 
     def hard_decision(self, defended: torch.Tensor) -> torch.Tensor:
         """The pipeline's label ``int64 (n,)`` for already defended videos (no gradient)."""
         with torch.no_grad():
-            logits = self.model(defended)
+            logits = self.model(_view(self.model, defended, time=True))
             if not self.pipeline.vote:
                 return logits.argmax(1).cpu()
-            labels = self.pipeline.detector.model.frame_logits(defended).argmax(-1)
+            det_model = self.pipeline.detector.model
+            labels = det_model.frame_logits(_view(det_model, defended, time=False)).argmax(-1)
             return frame_vote(labels.cpu(), logits.shape[1], logits.softmax(-1).cpu())
 
     def perturb(self, video, labels, target, generator):
@@ -561,7 +572,9 @@ class PipelineAttack(Attack):
                 if hard is None:
                     hard = self.hard_decision(defended.detach())
             if bool((lam > 0).any()):
-                gain = gain - lam * detector_penalty(det_model.frame_logits(adv), self.limits)
+                gain = gain - lam * detector_penalty(
+                    det_model.frame_logits(_view(det_model, adv, time=False)), self.limits
+                )
             return gain, hard != y.cpu()
 
         def judge(cand, rows):

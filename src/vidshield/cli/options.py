@@ -88,7 +88,19 @@ classifier_option = click.option(
     "--classifier",
     "classifier_ref",
     default=None,
-    help="Classifier to protect [default: the detection network itself, one CNN pass].",
+    help="Classifier to protect: shipped name, checkpoint, or TorchScript .pt (with --input-spec or a JSON "
+    "beside it) [default: the classifier a distilled detector serves, else the detection network itself].",
+)
+input_spec_option = click.option(
+    "--input-spec",
+    default=None,
+    help="TorchScript classifier's input: a JSON file or string with layout (NCTHW|NTCHW), frames, height, "
+    "width, mean, std, class_names [default: model.json beside model.pt].",
+)
+allow_mismatch_option = click.option(
+    "--allow-mismatch",
+    is_flag=True,
+    help="Pair a detection network with a classifier other than the one it was trained for.",
 )
 config_option = click.option(
     "--config",
@@ -125,6 +137,8 @@ vote_option = click.option(
 pipeline_options = options(
     model_option,
     classifier_option,
+    input_spec_option,
+    allow_mismatch_option,
     config_option,
     comdefend_option,
     qp_option,

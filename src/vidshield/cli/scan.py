@@ -48,6 +48,8 @@ def command(
     video,
     model_ref,
     classifier_ref,
+    input_spec,
+    allow_mismatch,
     config,
     comdefend,
     qp,
@@ -99,18 +101,23 @@ def command(
         polluted=polluted,
         squeeze_check=squeeze_check,
         vote=vote,
+        input_spec=input_spec,
+        allow_mismatch=allow_mismatch,
         device=dev,
     )
     with progress_bar(disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names
+    classifier_name = getattr(pipe.classifier, "source", None) or classifier_ref or model_ref
     summary = {
         "video": str(video),
         "model": model_ref,
-        "classifier": classifier_ref or model_ref,
+        "classifier": classifier_name,
+        "label_space": names,
         "gamma1": pipe.detector.gamma1,
         "gamma2": pipe.detector.gamma2,
         "vote": pipe.vote,
+        "target_fpr": pipe.detector.config.target_fpr,
         **result.to_dict(names),
     }
     summary["report"], summary["plot"] = str(report), str(plot)
@@ -135,11 +142,19 @@ def command(
     click.echo(f"  frames decoded: {result.num_frames}{declared}")
     for warning in summary["warnings"]:
         click.echo(f"  warning: {warning}")
+    if result.windows_allowed is not None:
+        click.echo(
+            f"  windows fired: {result.windows_fired} of {len(result.windows)} "
+            f"(a clean video of this length may fire {result.windows_allowed} at a window FPR of "
+            f"{pipe.detector.config.target_fpr:g})"
+        )
     click.echo(f"  exception frames: {result.exception_frames() or 'none'}")
     click.echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
     before = printable(summary["class_before"])
     after = printable(summary["class"])
     voted = " (per-frame vote)" if pipe.vote else ""
     click.echo(f"  label before defense: {before}   after: {after}{voted}")
+    space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
+    click.echo(printable(f"  classifier: {classifier_name} ({space})"))
     click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
     return 0

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from vidshield.detection.calibration import video_flagged
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
 from vidshield.errors import InputFormatError, VidshieldError
@@ -60,6 +61,10 @@ class DetectorConfig:
         vote: the pipeline's per-frame majority vote (beyond the paper, see
             :class:`~vidshield.pipeline.DefensePipeline`): True / False, or None to use the detection
             network's own default (:func:`model_vote_default`: its checkpoint's ``detector.vote``).
+        target_fpr: the per-window false-alarm rate gamma1 was calibrated for
+            (``calibrate --target-fpr``), or None. When set, a video of several windows is
+            flagged only when more windows fire than the budget allows over its length
+            (:func:`~vidshield.detection.calibration.windows_allowed`).
     """
 
     gamma1: float = 0.175
@@ -68,9 +73,16 @@ class DetectorConfig:
     model: str | None = None
     calibration: Mapping[str, Any] = field(default_factory=dict)
     vote: bool | None = None
+    target_fpr: float | None = None
 
     def __post_init__(self):
         check_thresholds(self.gamma1, self.gamma2)
+        if self.target_fpr is not None and not (
+            isinstance(self.target_fpr, (int, float))
+            and not isinstance(self.target_fpr, bool)
+            and 0 < self.target_fpr < 1
+        ):
+            raise ValueError(f"target_fpr must be None or a number in (0, 1); got {self.target_fpr!r}")
         if self.score not in CONSISTENCY_SCORES:
             raise ValueError(f"unknown consistency score {self.score!r}; known: {sorted(CONSISTENCY_SCORES)}")
         object.__setattr__(self, "gamma1", float(self.gamma1))
@@ -89,6 +101,7 @@ class DetectorConfig:
             "model": self.model,
             "calibration": dict(self.calibration),
             "vote": self.vote,
+            "target_fpr": self.target_fpr,
         }
 
     @classmethod
@@ -102,6 +115,7 @@ class DetectorConfig:
             model=d.get("model"),
             calibration=d.get("calibration") or {},
             vote=d.get("vote"),
+            target_fpr=d.get("target_fpr"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -125,6 +139,7 @@ class DetectorConfig:
         json_field(d, "calibration", dict, default=None, **check)
         json_field(d, "format", str, default=None, max_len=64, **check)
         json_field(d, "vote", (bool, type(None)), **check)
+        json_field(d, "target_fpr", (float, type(None)), lo=0.0, hi=1.0, **check)
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
@@ -379,13 +394,22 @@ class TemporalConsistencyDetector:
                 parts.append(self.model.frame_logits(x)[0].float().cpu())
         return torch.cat(parts)
 
+    def video_flagged(self, windows: list[Detection]) -> bool:
+        """Whether a video with these windows is attacked: any window fires (no budget), or, with
+        ``config.target_fpr``, more windows fire than :func:`windows_allowed` allows."""
+        fired = sum(w.verdict != "clean" for w in windows)
+        if self.config.target_fpr is None:
+            return fired > 0
+        return video_flagged(fired, len(windows), self.config.target_fpr)
+
     def summarize(self, windows: list[Detection]) -> Detection:
         """One detection for a whole video from its windows: the most severe window decides.
 
         ``score`` and ``alpha`` are the maxima over windows (each score maximised on its own),
         ``verdict`` routes the maximum score, ``frame_labels`` covers the whole video and
         ``exception_frames`` are the union of the windows' exception frames, as indices in the
-        video.
+        video. With a false-alarm budget (``config.target_fpr``) the verdict is ``clean`` unless
+        :meth:`video_flagged`.
         """
         if not windows:
             raise ValueError("summarize needs at least one window")
@@ -401,7 +425,7 @@ class TemporalConsistencyDetector:
         names = set.intersection(*(set(w.scores) for w in windows))
         return Detection(
             alpha=max(w.alpha for w in windows),
-            verdict=route(score, self.gamma1, self.gamma2),
+            verdict=route(score, self.gamma1, self.gamma2) if self.video_flagged(windows) else "clean",
             frame_labels=labels,
             exception_frames=sorted(exceptions),
             start=0,
@@ -490,6 +514,7 @@ def load_detector(
         model=str(model_ref),
         calibration=cfg.calibration,
         vote=cfg.vote if vote is None else vote,
+        target_fpr=cfg.target_fpr,
     )
     return TemporalConsistencyDetector.from_config(cfg, net, batch_size=batch_size)
 
