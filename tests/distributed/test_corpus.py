@@ -56,6 +56,7 @@ def test_settings_hash_follows_results_not_the_device():
     assert settings_hash(SETTINGS) != settings_hash(dataclasses.replace(SETTINGS, qp=30))
     assert settings_hash(SETTINGS) != settings_hash(dataclasses.replace(SETTINGS, polluted="minority"))
     assert settings_hash(SETTINGS) == settings_hash(dataclasses.replace(SETTINGS, allow_mismatch=True))
+    assert settings_hash(SETTINGS) != settings_hash(dataclasses.replace(SETTINGS, vote=False))
 
 
 def test_settings_hash_follows_the_served_classifier_and_the_json(tmp_path):

@@ -55,6 +55,7 @@ def command(
     qp,
     polluted,
     squeeze_check,
+    vote,
     device,
     report,
     plot,
@@ -99,6 +100,7 @@ def command(
         temporal={"qp": qp},
         polluted=polluted,
         squeeze_check=squeeze_check,
+        vote=vote,
         input_spec=input_spec,
         allow_mismatch=allow_mismatch,
         device=dev,
@@ -114,6 +116,7 @@ def command(
         "label_space": names,
         "gamma1": pipe.detector.gamma1,
         "gamma2": pipe.detector.gamma2,
+        "vote": pipe.vote,
         "target_fpr": pipe.detector.config.target_fpr,
         **result.to_dict(names),
     }
@@ -149,7 +152,8 @@ def command(
     click.echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
     before = printable(summary["class_before"])
     after = printable(summary["class"])
-    click.echo(f"  label before defense: {before}   after: {after}")
+    voted = " (per-frame vote)" if pipe.vote else ""
+    click.echo(f"  label before defense: {before}   after: {after}{voted}")
     space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
     click.echo(printable(f"  classifier: {classifier_name} ({space})"))
     click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")

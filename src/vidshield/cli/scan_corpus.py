@@ -79,6 +79,7 @@ def command(
     qp,
     polluted,
     squeeze_check,
+    vote,
     device,
     as_json,
 ):
@@ -118,6 +119,7 @@ def command(
         qp=qp,
         polluted=polluted,
         squeeze_check=squeeze_check,
+        vote=vote,
         max_frames=max_frames,
         device=device,
     )

@@ -149,6 +149,7 @@ class ScanSettings:
     qp: int = 36
     polluted: str = "exceptions"
     squeeze_check: bool = False
+    vote: bool | None = None
     max_frames: int | None = None
     device: str = "cpu"
 
@@ -204,6 +205,7 @@ def settings_hash(settings: ScanSettings) -> str:
         "qp": settings.qp,
         "polluted": settings.polluted,
         "squeeze_check": settings.squeeze_check,
+        "vote": settings.vote,
         "max_frames": settings.max_frames,
     }
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
@@ -226,6 +228,7 @@ def pipeline_for(settings: ScanSettings):
         temporal={"qp": settings.qp},
         polluted=settings.polluted,
         squeeze_check=settings.squeeze_check,
+        vote=settings.vote,
         device=torch.device(settings.device),
     )
 
