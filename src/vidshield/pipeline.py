@@ -376,6 +376,19 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
     )
 
 
+def scan_report(pipeline: DefensePipeline, result: ScanResult, *, video: str, model: str, classifier: str | None) -> dict:
+    """The JSON report of one scanned file (what ``vidshield scan --json`` prints, less the paths of
+    the files it writes): the video's name, the models, the thresholds and :meth:`ScanResult.to_dict`."""
+    return {
+        "video": video,
+        "model": model,
+        "classifier": classifier or model,
+        "gamma1": pipeline.detector.gamma1,
+        "gamma2": pipeline.detector.gamma2,
+        **result.to_dict(pipeline.classifier.class_names),
+    }
+
+
 def full_resolution_plan(scan: ScanResult) -> tuple[set[int], set[int]]:
     """From a model-view scan, the frames to defend at full resolution: ``(temporal frames,
     spatial frames)`` as global frame indices. A frame in a dense window is purified spatially;

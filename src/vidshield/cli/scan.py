@@ -136,7 +136,7 @@ def command(
 
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import write_video
-    from vidshield.pipeline import scan_file
+    from vidshield.pipeline import scan_file, scan_report
     from vidshield.utils import atomic_write_json
 
     dev = resolve_device(device)
@@ -144,14 +144,7 @@ def command(
     with Progress(transient=True, disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names
-    summary = {
-        "video": str(video),
-        "model": model_ref,
-        "classifier": classifier_ref or model_ref,
-        "gamma1": pipe.detector.gamma1,
-        "gamma2": pipe.detector.gamma2,
-        **result.to_dict(names),
-    }
+    summary = scan_report(pipe, result, video=str(video), model=model_ref, classifier=classifier_ref)
     report = report or Path(video.name + ".scan.json")
     plot = plot or Path(video.name + ".scan.png")
     summary["report"], summary["plot"] = str(report), str(plot)
