@@ -376,7 +376,9 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
     )
 
 
-def scan_report(pipeline: DefensePipeline, result: ScanResult, *, video: str, model: str, classifier: str | None) -> dict:
+def scan_report(
+    pipeline: DefensePipeline, result: ScanResult, *, video: str, model: str, classifier: str | None
+) -> dict:
     """The JSON report of one scanned file (what ``vidshield scan --json`` prints, less the paths of
     the files it writes): the video's name, the models, the thresholds and :meth:`ScanResult.to_dict`."""
     return {
