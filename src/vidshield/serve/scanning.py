@@ -224,7 +224,6 @@ def run_scan(
     pipe = pipelines.get(options)
     result = scan_file(pipe, path, progress=_Progress(total_frames, progress))
     report = scan_report(pipe, result, video=name, model=options.model, classifier=_classifier_name(pipelines))
-    report["config"] = options.config
     labels = result.frame_labels()
     labels_png = None
     if len(labels) >= 3:

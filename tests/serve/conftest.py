@@ -1,0 +1,42 @@
+"""Fixtures for the service tests: tiny models, and an app factory on a temporary data folder."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from tests.serve.helpers import make_tiny_models  # noqa: E402
+
+from vidshield.serve import ScanSettings, ServeConfig, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    return make_tiny_models(tmp_path_factory.mktemp("serve-models"))
+
+
+@pytest.fixture
+def settings(tiny_models) -> ScanSettings:
+    return ScanSettings(models={"tiny": tiny_models["lrcn"]}, comdefend=tiny_models["comdefend"])
+
+
+@pytest.fixture
+def make_client(tmp_path, settings):
+    """``make_client(**ServeConfig fields) -> TestClient`` (entered: the lifespan runs); data in
+    ``tmp_path / "data"`` unless given; every client is closed at the end of the test."""
+    clients = []
+
+    def make(**kwargs):
+        kwargs.setdefault("data_dir", tmp_path / "data")
+        kwargs.setdefault("workers", 0)
+        kwargs.setdefault("settings", settings)
+        client = TestClient(create_app(ServeConfig(**kwargs)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
