@@ -1,15 +1,17 @@
-"""Fixtures for the service tests: tiny models, and an app factory on a temporary data folder."""
+"""Fixtures for the service tests: tiny models, and an app factory on a temporary data folder.
+
+Without the serve extra (``pip install -e '.[serve]'``) these tests are not collected; the
+Makefile installs it, so ``make test`` runs them."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
+from tests.serve.helpers import make_tiny_models
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
-
-from fastapi.testclient import TestClient  # noqa: E402
-from tests.serve.helpers import make_tiny_models  # noqa: E402
-
-from vidshield.serve import ScanSettings, ServeConfig, create_app  # noqa: E402
+if importlib.util.find_spec("fastapi") is None:
+    collect_ignore_glob = ["test_*.py"]
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +20,9 @@ def tiny_models(tmp_path_factory):
 
 
 @pytest.fixture
-def settings(tiny_models) -> ScanSettings:
+def settings(tiny_models):
+    from vidshield.serve import ScanSettings
+
     return ScanSettings(models={"tiny": tiny_models["lrcn"]}, comdefend=tiny_models["comdefend"])
 
 
@@ -26,6 +30,10 @@ def settings(tiny_models) -> ScanSettings:
 def make_client(tmp_path, settings):
     """``make_client(**ServeConfig fields) -> TestClient`` (entered: the lifespan runs); data in
     ``tmp_path / "data"`` unless given; every client is closed at the end of the test."""
+    from fastapi.testclient import TestClient
+
+    from vidshield.serve import ServeConfig, create_app
+
     clients = []
 
     def make(**kwargs):
