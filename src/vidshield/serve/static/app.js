@@ -8,6 +8,7 @@ const COLOURS = { clean: "#2e8540", sparse: "#d9822b", dense: "#c23030" };
 const blobUrls = [];
 let pollTimer = null;
 let current = null;
+let shownReport = null;
 
 function apiKey() { return localStorage.getItem("vidshield-key") || ""; }
 function authHeaders() { const k = apiKey(); return k ? { "X-API-Key": k } : {}; }
@@ -146,6 +147,7 @@ function renderResult(job) {
     ["model", r.model + (r.classifier !== r.model ? `, classifier ${r.classifier}` : "")],
   ];
   $("facts").replaceChildren(...facts.flatMap(([k, val]) => [el("dt", {}, k), el("dd", {}, val)]));
+  shownReport = r;
   drawTimeline(r);
   drawThumbs(job);
   const links = $("links");
@@ -189,13 +191,13 @@ function drawTimeline(r) {
     names[w.label] = w.class;
   }
   const shown = [...new Set(labels)].sort((a, b) => a - b);
-  const W = 1000, left = 110, right = 12, rowH = 22, top = 14;
+  const W = Math.max(320, $("timeline").clientWidth || 1000), left = W < 600 ? 84 : 110, right = 12, rowH = 22, top = 14;
   const plotH = Math.max(2, shown.length) * rowH;
   const winTop = top + plotH + 16, winH = 12;
-  const H = winTop + 2 * (winH + 4) + 30;
+  const H = winTop + 2 * (winH + 4) + 22;
   const x = (t) => left + (n === 1 ? 0 : (t / (n - 1)) * (W - left - right));
   const y = (l) => top + (shown.indexOf(l) + 0.5) * (plotH / shown.length);
-  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "per-frame labels", id: "timeline-svg" });
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", "aria-label": "per-frame labels", id: "timeline-svg" });
   shown.forEach((l) => {
     svg.append(svgEl("line", { x1: left, x2: W - right, y1: y(l), y2: y(l), stroke: "#e3e7ee" }));
     svg.append(svgEl("text", { x: left - 8, y: y(l) + 4, "text-anchor": "end", "font-size": 12, fill: "#5b6474" }, names[l] || `class ${l}`));
@@ -240,8 +242,8 @@ function drawTimeline(r) {
   const caption = fired.length
     ? `fired: ${fired.map((w) => `frames ${w.start}-${w.start + w.frame_labels.length - 1} (alpha ${w.alpha.toFixed(3)})`).join("; ")}`
     : "no window fired";
-  svg.append(svgEl("text", { x: W - right, y: H - 8, "text-anchor": "end", "font-size": 11, fill: "#1d2330", id: "fired-caption" }, caption));
   $("timeline").replaceChildren(svg);
+  $("fired-caption").textContent = caption;
 }
 
 function drawThumbs(job) {
@@ -285,7 +287,11 @@ async function loadRecent() {
     tr.onclick = () => { location.hash = `job=${j.id}`; };
     body.append(tr);
   }
-  if (!jobs.length) body.append(el("tr", {}, "")).append(el("td", { colspan: 4, class: "hint" }, "No jobs yet."));
+  if (!jobs.length) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: 4, class: "hint" }, "No jobs yet."));
+    body.append(tr);
+  }
 }
 
 function route() {
@@ -312,6 +318,11 @@ drop.addEventListener("drop", (e) => {
 drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file").click(); } });
 $("upload-form").addEventListener("submit", upload);
 window.addEventListener("hashchange", route);
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => { if (shownReport && !$("result").hidden) drawTimeline(shownReport); }, 150);
+});
 loadOptions();
 loadRecent();
 route();
