@@ -25,6 +25,8 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".nut", ".mpg", ".mpe
 _MAX_FIELDS = 16
 _MAX_FIELD_BYTES = 1024
 _MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file part
+#: A refused (413) body is read and discarded up to this many bytes so the client can read the answer.
+DRAIN_BYTES = 16 * 1024 * 1024
 
 
 class UploadError(Exception):
@@ -72,6 +74,8 @@ async def receive_upload(request: Request, tmp_dir: Path, max_bytes: int) -> Upl
         raise UploadError(415, "expected a multipart/form-data body with the video in a part named 'file'")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > max_bytes + _MULTIPART_SLACK:
+        if int(length) <= DRAIN_BYTES:
+            await _drain(request)
         raise UploadError(413, f"upload of {int(length)} bytes exceeds the limit of {max_bytes} bytes")
 
     fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="upload-", suffix=".part")
@@ -97,6 +101,10 @@ async def receive_upload(request: Request, tmp_dir: Path, max_bytes: int) -> Upl
             raise ClientGone() from None
         except FormParserError as e:
             raise UploadError(422, f"malformed multipart body ({e})") from None
+        except UploadError as e:
+            if e.status == 413:
+                await _drain(request)
+            raise
         state.out.close()
         if state.filename is None:
             raise UploadError(422, "no file part: send the video as a multipart part named 'file'")
@@ -113,6 +121,20 @@ async def receive_upload(request: Request, tmp_dir: Path, max_bytes: int) -> Upl
         state.out.close()
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+async def _drain(request: Request) -> None:
+    """Read and discard the rest of a refused body, up to :data:`DRAIN_BYTES` in all: a client
+    still sending when the server closes gets a reset instead of the answer. Longer bodies are
+    cut off (the connection is closed after the answer)."""
+    seen = 0
+    while seen <= DRAIN_BYTES:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 class _PartState:
