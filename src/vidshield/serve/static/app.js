@@ -131,6 +131,7 @@ async function showJob(id) {
 
 function renderResult(job) {
   for (const u of blobUrls.splice(0)) URL.revokeObjectURL(u);
+  $("result").hidden = false; // first: the timeline is drawn at the width it gets
   const r = job.report;
   const alpha = Math.max(...r.windows.map((w) => w.alpha));
   const v = $("verdict");
@@ -162,7 +163,6 @@ function renderResult(job) {
     $("result").hidden = true; location.hash = ""; loadRecent();
   };
   links.append(del);
-  $("result").hidden = false;
 }
 
 function downloadLink(url, text, id) {
@@ -236,7 +236,8 @@ function drawTimeline(r) {
   const ticks = Math.min(10, n - 1);
   for (let k = 0; k <= ticks; k++) {
     const t = Math.round((k / Math.max(1, ticks)) * (n - 1));
-    svg.append(svgEl("text", { x: x(t), y: H - 8, "text-anchor": "middle", "font-size": 11, fill: "#5b6474" }, String(t)));
+    const anchor = k === ticks && ticks > 0 ? "end" : "middle";
+    svg.append(svgEl("text", { x: x(t), y: H - 8, "text-anchor": anchor, "font-size": 11, fill: "#5b6474" }, String(t)));
   }
   const fired = r.windows.filter((w) => w.verdict !== "clean" && w.verdict === r.verdict);
   const caption = fired.length
