@@ -195,3 +195,31 @@ def test_cors_is_off_by_default_and_on_for_listed_origins(make_client, tmp_path)
     client = make_client(data_dir=tmp_path / "other", cors_origins=("https://example.org",))
     r = client.options("/v1/scans", headers=preflight)
     assert r.headers["access-control-allow-origin"] == "https://example.org"
+
+
+def test_a_client_still_sending_an_oversize_body_reads_the_413(tmp_path, settings):
+    """On a real socket: the refused body is drained, so the answer arrives instead of a reset."""
+    import socket
+
+    from tests.serve.helpers import LiveServer
+
+    from vidshield.serve import ServeConfig, create_app
+
+    app = create_app(ServeConfig(data_dir=tmp_path / "data", workers=0, settings=settings, max_upload_bytes=50_000))
+    with LiveServer(app) as live:
+        for declared in (True, False):  # refused from Content-Length / while streaming (chunked)
+            head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.mkv"\r\n\r\n'
+            body = head + b"\0" * 8_000_000 + b"\r\n--b--\r\n"
+            framing = f"Content-Length: {len(body)}" if declared else "Transfer-Encoding: chunked"
+            with socket.create_connection(("127.0.0.1", live.port)) as s:
+                s.sendall(
+                    f"POST /v1/scans HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n{framing}\r\n\r\n".encode()
+                )
+                for i in range(0, len(body), 16_384):
+                    piece = body[i : i + 16_384]
+                    s.sendall(piece if declared else b"%x\r\n%s\r\n" % (len(piece), piece))
+                if not declared:
+                    s.sendall(b"0\r\n\r\n")
+                answer = s.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert files_under(tmp_path / "data" / "tmp") == []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 __all__ = ["Upload", "UploadError", "ClientGone", "receive_upload", "display_name", "VIDEO_SUFFIXES"]
 
@@ -92,17 +92,20 @@ async def receive_upload(request: Request, tmp_dir: Path, max_bytes: int) -> Upl
             "on_part_end": state.part_end,
         },
     )
+    body_done = False
     try:
         try:
-            async for chunk in request.stream():
-                parser.write(chunk)
+            while not body_done:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone()
+                body_done = not message.get("more_body", False)
+                parser.write(message.get("body", b""))
             parser.finalize()
-        except ClientDisconnect:
-            raise ClientGone() from None
         except FormParserError as e:
             raise UploadError(422, f"malformed multipart body ({e})") from None
         except UploadError as e:
-            if e.status == 413:
+            if e.status == 413 and not body_done:
                 await _drain(request)
             raise
         state.out.close()
@@ -124,9 +127,9 @@ async def receive_upload(request: Request, tmp_dir: Path, max_bytes: int) -> Upl
 
 
 async def _drain(request: Request) -> None:
-    """Read and discard the rest of a refused body, up to :data:`DRAIN_BYTES` in all: a client
-    still sending when the server closes gets a reset instead of the answer. Longer bodies are
-    cut off (the connection is closed after the answer)."""
+    """Read and discard the rest of a refused body (call it only while more body is to come), up
+    to :data:`DRAIN_BYTES` in all: a client still sending when the server closes gets a reset
+    instead of the answer. Longer bodies are cut off (the connection is closed after the answer)."""
     seen = 0
     while seen <= DRAIN_BYTES:
         message = await request.receive()
