@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# The CPU wheel of torch; a bare `torch` would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	# every optional extra the tests need
-	$(PY) -m pip install -q -e ".[dev,serve]"
+	$(PY) -m pip install -q -e ".[dev,art,serve]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -39,10 +39,8 @@ class Defended(nn.Module):
 def main(argv=None) -> dict:
     from vidshield.attacks.pgd import pgd_attack
     from vidshield.attacks.sparse import spread_frames
-    from vidshield.defenses.h264 import H264Defense
-    from vidshield.defenses.spatial import JpegDefense, MedianDefense, SpatialDefense
-    from vidshield.defenses.temporal import TemporalDefense
-    from vidshield.models import load_model
+    from vidshield.defenses import create_defense
+    from vidshield.models import load_model, predict_labels
     from vidshield.models.datasets import dataset_for_spec
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,22 +62,18 @@ def main(argv=None) -> dict:
     sparse_mask[:, spread_frames(t, 4)] = True
 
     def accuracy(video: torch.Tensor) -> float:
-        with torch.no_grad():
-            return round((model(video).argmax(1) == y).float().mean().item(), 4)
+        preds = torch.tensor(predict_labels(model, video, batch_size=video.shape[0]))
+        return round((preds == y).float().mean().item(), 4)
 
-    spatial, h264, jpeg, median = (
-        SpatialDefense(),
-        H264Defense(crf=28),
-        JpegDefense(quality=75),
-        MedianDefense(kernel=3),
-    )
-    temporal_id, temporal_mc = TemporalDefense(surrogate="identity"), TemporalDefense(surrogate="prediction")
+    spatial, h264, jpeg, median = (create_defense(name) for name in ("spatial", "h264", "jpeg", "median"))
+    temporal_id = create_defense("temporal", surrogate="identity")
+    temporal_mc = create_defense("temporal", surrogate="prediction")
     # name -> (defense forward, [BPDA variants]); the temporal defense rebuilds the sparse frames
     defenses = {
         "none": (lambda v: v, [lambda v: v]),
         "temporal": (
-            lambda v: temporal_id(v, sparse_mask),
-            [lambda v: temporal_id.bpda(v, sparse_mask), lambda v: temporal_mc.bpda(v, sparse_mask)],
+            lambda v: temporal_id(v, polluted=sparse_mask),
+            [lambda v: temporal_id.bpda(v, polluted=sparse_mask), lambda v: temporal_mc.bpda(v, polluted=sparse_mask)],
         ),
         "comdefend": (spatial, [spatial.bpda]),
         "h264_crf28": (h264, [h264.bpda]),

@@ -28,11 +28,11 @@ import time
 
 import torch
 
+from vidshield.defenses import create_defense
 from vidshield.defenses.spatial.comdefend import (
     COMCNN_CHANNELS,
     RECCNN_CHANNELS,
     ComDefend,
-    SpatialDefense,
     cpu_supports_bf16,
     load_comdefend,
 )
@@ -73,7 +73,7 @@ def variants(model: ComDefend, device: torch.device, *, compile_: bool):
     half.load_state_dict(model.state_dict())
 
     def defense(**kw):
-        d = SpatialDefense(model=model, batch_frames=10**6, **kw)
+        d = create_defense("spatial", model=model, batch_frames=10**6, **kw)
         return lambda x: d(x.unsqueeze(0))[0]
 
     out = {

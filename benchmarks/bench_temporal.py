@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from vidshield.defenses.temporal import SEARCH_METHODS, TemporalDefense, estimate_motion, key_frame_mask, rebuild_frames
+from vidshield.defenses import create_defense
+from vidshield.defenses.temporal import SEARCH_METHODS, estimate_motion, key_frame_mask, rebuild_frames
 from vidshield.video import rgb_to_luma
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
@@ -114,7 +115,7 @@ def speed(
         best["estimate_motion_full_ms"] = min(best.get("estimate_motion_full_ms", float("inf")), ms)
         # the Defense module as the pipeline calls it: bidirectional, key frame every 8, the
         # whole clip in (range check, output copy), rebuilt frames per second
-        defense, clip = TemporalDefense(key_every=8), video.to(device).unsqueeze(0).contiguous()
+        defense, clip = create_defense("temporal", key_every=8), video.to(device).unsqueeze(0).contiguous()
         rebuilt = int(key_frame_mask(clip.shape[1], every=8).sum())
         start = time.perf_counter()
         defense(clip)

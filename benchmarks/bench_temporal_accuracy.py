@@ -7,7 +7,7 @@ temporal defense rebuilding
 * ``exceptions``: the detector's exception frames (the paper; Table 3's "temporal" column),
 * ``minority``: frames whose label differs from the clip's majority label,
 * ``exceptions+ends``: the exception frames plus the one-sided exceptions at the clip's ends
-  (beyond the paper; :func:`vidshield.pipeline.polluted_frames`),
+  (beyond the paper; :func:`vidshield.routing.polluted_frames`),
 * ``true_frames``: the frames the attack actually perturbed (known here: the clean clip is at
   hand), which separates the defense's own limit from the detector's misses,
 
@@ -25,17 +25,14 @@ from pathlib import Path
 
 import torch
 
-from vidshield.defenses.h264 import H264Defense
-from vidshield.defenses.temporal import TemporalDefense
-from vidshield.eval.reproduce import _temporal_masks
+from vidshield.defenses import create_defense
 from vidshield.io import load_clips
-from vidshield.models.checkpoints import load_model
-from vidshield.pipeline import POLLUTED_RULES
+from vidshield.models import load_model, predict_labels
+from vidshield.routing import POLLUTED_RULES, polluted_mask
 
 
 def accuracy(model, videos: torch.Tensor, labels: torch.Tensor, batch: int = 16) -> float:
-    with torch.no_grad():
-        preds = torch.cat([model(videos[i : i + batch]).argmax(1) for i in range(0, len(videos), batch)])
+    preds = torch.tensor(predict_labels(model, videos, batch_size=batch))
     return round((preds == labels).float().mean().item(), 4)
 
 
@@ -61,7 +58,7 @@ def main(argv=None) -> dict:
     t = clean.shape[1]
     perturbed = (sparse != clean).flatten(2).any(2)  # (N, T) frames the attack changed
     masks = {
-        name: {rule: _temporal_masks(detections[name], rule, t) for rule in POLLUTED_RULES}
+        name: {rule: polluted_mask(detections[name], rule, t) for rule in POLLUTED_RULES}
         for name in ("clean", "sparse")
     }
     masks["sparse"]["true_frames"] = perturbed
@@ -82,16 +79,16 @@ def main(argv=None) -> dict:
         "clean_frames_flagged": {rule: int(m.sum()) for rule, m in masks["clean"].items() if rule != "true_frames"},
         "accuracy": {},
     }
-    h264 = H264Defense(crf=28)
+    h264 = create_defense("h264")
     for name, (videos, _) in sets.items():
         row = {"none": accuracy(model, videos, labels), "h264_crf28": accuracy(model, h264(videos), labels)}
         for qp in (int(q) for q in args.qps.split(",")):
-            defense = TemporalDefense(qp=qp, block=cfg["block"], search=cfg["search"])
+            defense = create_defense("temporal", qp=qp, block=cfg["block"], search=cfg["search"])
             for rule, mask in masks[name].items():
                 defended = videos.clone()
                 rows = mask.any(1) & ~mask.all(1)
                 if bool(rows.any()):
-                    defended[rows] = defense(videos[rows], mask[rows])
+                    defended[rows] = defense(videos[rows], polluted=mask[rows])
                 row[f"{rule}_qp{qp}"] = accuracy(model, defended, labels)
         report["accuracy"][name] = row
     print(json.dumps(report, indent=2) if args.json else "\n".join(f"{k}: {json.dumps(v)}" for k, v in report.items()))

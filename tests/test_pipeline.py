@@ -42,7 +42,7 @@ class Recorder(Defense):
         super().__init__()
         self.calls = []
 
-    def forward(self, video, polluted=None):
+    def forward(self, video, *, polluted=None, generator=None):
         self.calls.append((video.shape[0], None if polluted is None else polluted.clone()))
         out = torch.full_like(video, 0.1)
         out[:, :, 0] = 0.9
@@ -148,7 +148,7 @@ def test_bad_strategy_is_refused(model):
 class Tint(Defense):
     """A 'spatial defense' that paints every frame red, so purified videos change label."""
 
-    def forward(self, video):
+    def forward(self, video, *, polluted=None, generator=None):
         out = torch.full_like(video, 0.1)
         out[:, :, 0] = 0.9
         return out

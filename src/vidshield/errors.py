@@ -27,3 +27,12 @@ class DataRootError(VidshieldError):
 
 class CheckpointError(VidshieldError):
     """A checkpoint is missing, corrupt, or does not match the model asked for."""
+
+
+class OutputError(VidshieldError, OSError):
+    """An output file or folder cannot be written (missing or read-only folder, name too long,
+    unsupported format). Also an ``OSError``, so code that catches file-system errors still does."""
+
+
+class InputFormatError(VidshieldError):
+    """A JSON (or other structured) input file is unreadable, too large, or not of the expected shape."""

@@ -1,43 +1,29 @@
-"""The paper's framework (its Figure 1): detect -> route -> defend -> classify.
+"""The paper's framework (its Figure 1): detect -> route -> defend -> classify, on clips
+(:class:`DefensePipeline`) and on whole files (:func:`scan_file`, :func:`defend_frames_full_resolution`).
 
-``clean``  -> classify the video as it is;
-``sparse`` -> temporal defense on the polluted frames, then classify;
-``dense``  -> spatial defense (ComDefend) on every frame, then classify.
-
-The fixed strategies of Table 4 (no defense, spatial only, temporal only) run through the same
-code, so the comparison is like for like.
-
-Which frames the temporal defense rebuilds (``polluted``):
-
-- ``"exceptions"`` (the paper): the detector's exception frames, frames whose label differs from
-  both neighbours.
-- ``"minority"`` (beyond the paper): every frame whose per-frame label differs from the clip's
-  most frequent label. A sparse attack that flips a run of neighbouring frames (the reference mask
-  perturbs frames 11-13 and 19-22 of 40) leaves most of the run unflagged by Eq. 1; the minority
-  rule catches the whole run. Both are measured side by side by ``vidshield reproduce``.
-- ``"exceptions+ends"`` (beyond the paper): the exception frames plus a *one-sided exception*
-  at each end of the clip: the first frame when its label differs from frame 2's while frames 2
-  and 3 agree (the last frame likewise). Eq. 1 needs two neighbours, so it never sees the end
-  frames, and the sparse attack's spread frames start at frame 0; this closes that blind spot
-  (``benchmarks/bench_temporal_accuracy.py`` compares the rules).
+The routing itself (verdict -> defense, the squeeze check, which frames the temporal defense
+rebuilds) lives in :mod:`vidshield.routing`; the fixed strategies of Table 4 (no defense, spatial
+only, temporal only) run through the same code, so the comparison is like for like.
 """
 
 from __future__ import annotations
 
+import copy
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 
-from vidshield.detection import Detection, TemporalConsistencyDetector
-from vidshield.utils import module_device
+from vidshield.detection import TemporalConsistencyDetector
+from vidshield.models.adapter import resample_video
+from vidshield.models.base import InputSpec
+from vidshield.routing import POLLUTED_RULES, STRATEGIES, polluted_frames, route_defense
+from vidshield.text import printable
+from vidshield.utils import eval_mode, module_device
 from vidshield.video import check_video
 
 __all__ = ["STRATEGIES", "POLLUTED_RULES", "PipelineResult", "DefensePipeline", "polluted_frames"]
-
-#: ``routed`` is the paper's combined defense; the others apply one defense to every video.
-STRATEGIES = ("routed", "none", "spatial", "temporal")
-POLLUTED_RULES = ("exceptions", "minority", "exceptions+ends")
 
 
 @dataclass
@@ -95,37 +81,25 @@ class PipelineResult:
         return d
 
 
-def polluted_frames(detection: Detection, rule: str = "exceptions") -> list[int]:
-    """Frames of one clip the temporal defense should rebuild, by ``rule`` (see module doc)."""
-    if rule == "exceptions":
-        return list(detection.exception_frames)
-    if rule == "minority":
-        labels = torch.tensor(detection.frame_labels)
-        majority = int(torch.mode(labels).values)
-        return (labels != majority).nonzero().flatten().tolist()
-    if rule == "exceptions+ends":
-        labels, frames = detection.frame_labels, set(detection.exception_frames)
-        if labels[0] != labels[1] == labels[2]:
-            frames.add(0)
-        if labels[-1] != labels[-2] == labels[-3]:
-            frames.add(len(labels) - 1)
-        return sorted(frames)
-    raise ValueError(f"polluted rule must be one of {POLLUTED_RULES}, got {rule!r}")
-
-
 class DefensePipeline:
     """Detect -> route -> defend -> classify.
+
+    Each model gets its own view of the input (:func:`~vidshield.models.adapter.resample_video`):
+    the detector the input's frames at its frame size, the classifier its clip length and frame
+    size; the defenses work on the input as given.
 
     Args:
         classifier: the video classifier whose decision is protected (``forward(video) -> (N, K)``).
             When it is the detector's model (the CNN+LSTM), a clean video costs one pass.
         detector: a :class:`TemporalConsistencyDetector` (its thresholds route).
-        temporal: the temporal defense, called ``temporal(video, polluted_mask)``.
-        spatial: the spatial defense, called ``spatial(video)``.
+        temporal: the temporal defense (a :class:`~vidshield.defenses.Defense`), called
+            ``temporal(video, polluted=mask)`` on the videos routed to it.
+        spatial: the spatial defense, called ``spatial(video)`` (every frame).
         strategy: ``routed`` (the paper), ``none``, ``spatial`` or ``temporal`` (Table 4's
-            fixed strategies).
-        polluted: which frames the temporal defense rebuilds: ``exceptions`` (paper) or
-            ``minority``.
+            fixed strategies); see :func:`vidshield.routing.route_defense`.
+        polluted: which frames the temporal defense rebuilds, one of
+            :data:`~vidshield.routing.POLLUTED_RULES`: ``exceptions`` (the paper), ``minority``
+            or ``exceptions+ends`` (see :mod:`vidshield.routing`).
         batch_size: videos per forward pass.
         squeeze_check: beyond the paper: a video the detector calls clean is also purified by the
             spatial defense; if that changes its label, it is treated as densely attacked (a
@@ -163,19 +137,12 @@ class DefensePipeline:
         self.batch_size = batch_size
         self.squeeze_check = squeeze_check
 
-    def _defense_for(self, detection: Detection) -> str:
-        if self.strategy == "routed":
-            return {"clean": "none", "sparse": "temporal", "dense": "spatial"}[detection.verdict]
-        return self.strategy
-
     @torch.no_grad()
     def _classify(self, video: torch.Tensor) -> torch.Tensor:
-        was_training = self.classifier.training
-        self.classifier.eval()
-        try:
-            return self.classifier(video.to(module_device(self.classifier))).float().cpu()
-        finally:
-            self.classifier.train(was_training)
+        spec = getattr(self.classifier, "input_spec", None)
+        with eval_mode(self.classifier):
+            x = video.to(module_device(self.classifier))
+            return self.classifier(x if spec is None else resample_video(x, spec)).float().cpu()
 
     @torch.no_grad()
     def run(self, video: torch.Tensor) -> list[PipelineResult]:
@@ -193,15 +160,15 @@ class DefensePipeline:
         t0 = time.perf_counter()
         if same_model:
             detections, logits_before = self.detector.detect_with_logits(batch)
-        else:
-            detections = self.detector.detect(batch)
+        else:  # the detector's own view: its frame size, the same frames
+            detections = self.detector.detect(resample_video(batch, self.detector.model.input_spec, time=False))
         t_detect = time.perf_counter() - t0
         t0 = time.perf_counter()
         if not same_model:
             logits_before = self._classify(batch)
         t_classify_before = time.perf_counter() - t0
 
-        defenses = [self._defense_for(d) for d in detections]
+        defenses = [route_defense(d, strategy=self.strategy) for d in detections]
         rebuilt: list[list[int]] = [[] for _ in range(n)]
         defended = batch.cpu().clone()
         seconds_defend = [0.0] * n
@@ -214,7 +181,7 @@ class DefensePipeline:
                 mask[row, rebuilt[i]] = True
             if mask.any():
                 t0 = time.perf_counter()
-                defended[idx] = self.temporal(batch[idx].cpu(), mask).cpu()
+                defended[idx] = self.temporal(batch[idx].cpu(), polluted=mask).cpu()
                 share = (time.perf_counter() - t0) / len(idx)
                 for i in idx:
                     seconds_defend[i] = share
@@ -228,10 +195,12 @@ class DefensePipeline:
             if check:
                 labels_after = self._classify(purified).argmax(-1)
             for row, i in enumerate(idx):
-                if defenses[i] == "none" and int(labels_after[row]) == int(logits_before[i].argmax()):
-                    continue  # passed the squeeze check: keep the video as it is
-                squeezed[i] = defenses[i] == "none"
-                defenses[i] = "spatial"
+                if defenses[i] == "none":  # the squeeze check
+                    changed = int(labels_after[row]) != int(logits_before[i].argmax())
+                    defenses[i] = route_defense(detections[i], strategy=self.strategy, label_changed_by_spatial=changed)
+                    if defenses[i] == "none":
+                        continue  # passed: keep the video as it is
+                    squeezed[i] = True
                 defended[i] = purified[row]
                 seconds_defend[i] = share
 
@@ -268,7 +237,7 @@ class DefensePipeline:
 
 def model_view_windows(path, spec, *, max_frames: int | None = None):
     """Consecutive windows of ``spec.frames`` frames of a video file, as the model sees them
-    (short side scaled, centre crop of ``spec.height x spec.width``, like the evaluation data sets).
+    (:func:`vidshield.data.transforms.model_view_chunks`, shared with ``detect``).
 
     The last window is aligned to the end of the video (it may overlap the one before), so every
     frame is in a window; a video shorter than one window gives one shorter window.
@@ -276,12 +245,10 @@ def model_view_windows(path, spec, *, max_frames: int | None = None):
     Yields:
         ``(start, clip float32 (t, 3, H, W))``; memory holds at most two windows.
     """
-    from vidshield.data.transforms import eval_short_side
-    from vidshield.io import iter_chunks
+    from vidshield.data.transforms import model_view_chunks
 
-    size = (spec.height, spec.width)
     previous = None
-    for start, chunk in iter_chunks(path, chunk_frames=spec.frames, short_side=eval_short_side(size), crop=size):
+    for start, chunk in model_view_chunks(path, spec, chunk_frames=spec.frames):
         if max_frames is not None and start >= max_frames:
             return
         if chunk.shape[0] < spec.frames and previous is not None:
@@ -302,7 +269,12 @@ class ScanResult:
         label_before, label: the video's class before and after defense (mean of the window
             probabilities).
         probs_before, probs: those mean probabilities.
-        num_frames: frames scanned.
+        num_frames: frames scanned (the frames that decoded).
+        frames_declared: frames the container declares (None if it does not say).
+        warnings: damage found while decoding (frames skipped, a file that looks truncated).
+        windows_fired: windows the detector did not call clean.
+        windows_allowed: with a false-alarm budget, windows that may fire on a clean video of this
+            length (:func:`~vidshield.detection.calibration.windows_allowed`); None without one.
     """
 
     windows: list[tuple[int, PipelineResult]]
@@ -312,6 +284,10 @@ class ScanResult:
     probs_before: list[float]
     probs: list[float]
     num_frames: int
+    frames_declared: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    windows_fired: int = 0
+    windows_allowed: int | None = None
 
     def frame_labels(self) -> list[int]:
         """Per-frame labels of the detection network over the whole video (later windows win)."""
@@ -336,34 +312,83 @@ class ScanResult:
         return {
             "verdict": self.verdict,
             "num_frames": self.num_frames,
+            "frames_decoded": self.num_frames,
+            "frames_declared": self.frames_declared,
+            "warnings": [printable(w) for w in self.warnings],
             "label_before": self.label_before,
             "label": self.label,
             "class_before": name(self.label_before),
             "class": name(self.label),
             "exception_frames": self.exception_frames(),
+            "windows_fired": self.windows_fired,
+            "windows_allowed": self.windows_allowed,
             "windows": [{"start": s, **r.to_dict(class_names)} for s, r in self.windows],
         }
 
 
+def working_spec(pipeline: DefensePipeline) -> InputSpec:
+    """The view a scan decodes: the detector's clip length at the larger (by area) of the
+    detector's and the classifier's frame sizes; each model then gets its own view of it."""
+    d = pipeline.detector.model.input_spec
+    c = getattr(pipeline.classifier, "input_spec", d)
+    big = c if c.height * c.width > d.height * d.width else d
+    return InputSpec(frames=d.frames, height=big.height, width=big.width)
+
+
 def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int | None = None) -> ScanResult:
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
-    length, at the model's view (see :func:`model_view_windows`). Memory: a few windows."""
-    from vidshield.detection.exception import VERDICTS
+    length, at :func:`working_spec`'s view (see :func:`model_view_windows`). Memory: the windows
+    of the video at that view.
 
-    spec = pipeline.detector.model.input_spec
-    windows = []
+    With a false-alarm budget (the detector's ``config.target_fpr``, routed strategy, no squeeze
+    check) the scan runs in two passes: every window is detected and classified undefended;
+    only when more windows fire than the budget allows over the video's length
+    (:meth:`TemporalConsistencyDetector.video_flagged`) are the windows that fired defended.
+    Otherwise the verdict is ``clean`` and nothing is defended.
+    """
+    from vidshield.detection.calibration import windows_allowed
+    from vidshield.detection.exception import VERDICTS
+    from vidshield.errors import VideoDecodeError
+    from vidshield.io import CorruptVideoWarning
+    from vidshield.io._source import VideoSource
+
+    budget = pipeline.detector.config.target_fpr
+    two_pass = budget is not None and pipeline.strategy == "routed" and not pipeline.squeeze_check
+    first = copy.copy(pipeline)
+    if two_pass:
+        first.strategy = "none"
+    windows, clips = [], []
     task = progress.add_task("scanning", total=None) if progress is not None else None
-    for start, clip in model_view_windows(path, spec, max_frames=max_frames):
-        if clip.shape[0] < 3:
-            raise ValueError(f"{path}: {clip.shape[0]} frames; detection needs at least 3")
-        (result,) = pipeline.run(clip)
-        result.defended = result.defended.clone()
-        windows.append((start, result))
-        if task is not None:
-            progress.advance(task, clip.shape[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptVideoWarning)
+        for start, clip in model_view_windows(path, working_spec(pipeline), max_frames=max_frames):
+            if clip.shape[0] < 3:
+                raise VideoDecodeError(path, f"only {clip.shape[0]} decodable frame(s); detection needs at least 3")
+            (result,) = first.run(clip)
+            result.defended = result.defended.clone()
+            windows.append((start, result))
+            if two_pass:
+                clips.append(clip)
+            if task is not None:
+                progress.advance(task, clip.shape[0])
+    for w in caught:
+        if not issubclass(w.category, CorruptVideoWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    damage = [str(w.message) for w in caught if issubclass(w.category, CorruptVideoWarning)]
+    with VideoSource(path) as src:
+        declared = src.declared_frames()
+    results = [r for _, r in windows]
+    fired = sum(r.verdict != "clean" for r in results)
+    flagged = pipeline.detector.video_flagged(results)
+    if two_pass and flagged:
+        for i, (start, r) in enumerate(windows):
+            if r.verdict != "clean":
+                (again,) = pipeline.run(clips[i])
+                again.defended = again.defended.clone()
+                windows[i] = (start, again)
     probs = torch.tensor([r.probs for _, r in windows]).mean(0)
     before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
-    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index)
+    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index) if flagged else "clean"
     last_start, last = windows[-1]
     return ScanResult(
         windows=windows,
@@ -373,6 +398,10 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
         probs_before=before.tolist(),
         probs=probs.tolist(),
         num_frames=last_start + len(last.frame_labels),
+        frames_declared=declared,
+        warnings=damage,
+        windows_fired=fired,
+        windows_allowed=None if budget is None else windows_allowed(len(windows), budget),
     )
 
 
@@ -380,14 +409,20 @@ def scan_report(
     pipeline: DefensePipeline, result: ScanResult, *, video: str, model: str, classifier: str | None
 ) -> dict:
     """The JSON report of one scanned file (what ``vidshield scan --json`` prints, less the paths of
-    the files it writes): the video's name, the models, the thresholds and :meth:`ScanResult.to_dict`."""
+    the files it writes): the video's name, the models and the classifier's label space, the
+    thresholds and the false-alarm budget, and :meth:`ScanResult.to_dict`. The classifier is named
+    ``classifier`` (the reference it was built from); when None, by the ``source`` it records (the
+    classifier a distilled detection network serves), else it is the detection network ``model``."""
+    names = pipeline.classifier.class_names
     return {
         "video": video,
         "model": model,
-        "classifier": classifier or model,
+        "classifier": classifier or getattr(pipeline.classifier, "source", None) or model,
+        "label_space": names,
         "gamma1": pipeline.detector.gamma1,
         "gamma2": pipeline.detector.gamma2,
-        **result.to_dict(pipeline.classifier.class_names),
+        "target_fpr": pipeline.detector.config.target_fpr,
+        **result.to_dict(names),
     }
 
 
@@ -441,3 +476,179 @@ def defend_frames_full_resolution(
         yield from purified()
     else:
         yield from defend_stream(purified(), lambda i: i in temporal_frames, temporal)
+
+
+def build_pipeline(
+    *,
+    model: str = "synthetic-lrcn",
+    classifier: str | None = None,
+    config=None,
+    comdefend: str = "comdefend",
+    temporal: dict | None = None,
+    polluted: str = "exceptions",
+    squeeze_check: bool = False,
+    input_spec=None,
+    allow_mismatch: bool = False,
+    device="cpu",
+) -> DefensePipeline:
+    """The detect -> route -> defend -> classify pipeline from references (what ``scan`` and
+    ``defend`` build from their options).
+
+    Args:
+        model: the detection network (a CNN+LSTM): shipped name or checkpoint.
+        classifier: the classifier to protect: a shipped name, a checkpoint or a TorchScript file
+            (:func:`~vidshield.models.adapter.load_classifier`); it gets its own view of every
+            window. None: the classifier a distilled detection network serves (its ``"serves"``
+            entry), else the detection network itself.
+        config: a detector config (``detector.json``) or its path; None: the paper's thresholds.
+        comdefend: ComDefend weights of the spatial defense.
+        temporal: settings of the temporal defense (registry defaults overridden).
+        polluted, squeeze_check: as :class:`DefensePipeline`.
+        input_spec: a TorchScript classifier's input spec (JSON file, JSON string or dict).
+        allow_mismatch: pair a detection network with a classifier other than the one it was
+            trained for (:func:`~vidshield.detection.train_detector.check_pairing`).
+
+    Raises:
+        VidshieldError: a model without a per-frame path, a classifier that cannot be loaded or
+            does not fit its spec, or a detection network trained for another classifier
+            (:class:`~vidshield.detection.train_detector.PairingError`).
+    """
+    from vidshield.defenses import create_defense
+    from vidshield.detection import load_detector
+    from vidshield.detection.train_detector import check_pairing, served_classifier
+    from vidshield.models.adapter import load_classifier
+
+    detector = load_detector(model, config, device=device, batch_size=1)
+    served = served_classifier(detector.model)
+    if classifier is None and served is not None and served.get("ref"):
+        classifier = served["ref"]
+    if classifier is None:
+        net = detector.model
+    else:
+        net = load_classifier(classifier, input_spec=input_spec, device=device)
+    check_pairing(detector.model, net, allow_mismatch=allow_mismatch)
+    return DefensePipeline(
+        net,
+        detector,
+        temporal=create_defense("temporal", **(temporal or {})),
+        spatial=create_defense("spatial", weights=comdefend).to(device),
+        polluted=polluted,
+        squeeze_check=squeeze_check,
+    )
+
+
+@dataclass
+class DefendResult:
+    """What :func:`defend_file` did to a video file.
+
+    Attributes:
+        frames: the defended video, ``uint8 (T, H, W, 3)`` at the file's resolution.
+        fps: the file's frame rate (None when unknown).
+        temporal_frames: frames rebuilt by the temporal defense.
+        spatial_frames: how many frames another defense purified.
+        verdict: the detector's verdict (``auto`` only; None otherwise).
+    """
+
+    frames: object
+    fps: float | None
+    temporal_frames: list[int]
+    spatial_frames: int
+    verdict: str | None = None
+
+
+def _to_uint8(frames) -> object:
+    import numpy as np
+
+    return np.stack([f.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy() for f in frames])
+
+
+def defend_file(
+    path,
+    method: str = "auto",
+    *,
+    settings: dict | None = None,
+    pipeline: DefensePipeline | None = None,
+    frames: list[int] | None = None,
+    every: int | None = None,
+    device="cpu",
+    progress=None,
+) -> DefendResult:
+    """Defend a video file at its own resolution.
+
+    Args:
+        method: ``auto`` (detect at the model's view with ``pipeline``, e.g. from
+            :func:`build_pipeline`, then defend each window as routed) or the name of a defense of
+            the registry (:mod:`vidshield.defenses.registry`) applied to the whole video, built
+            with ``settings`` over its defaults (H.264 encodes at the file's frame rate).
+        frames, every: the temporal defense's frames: these indices, or every frame but the key
+            frames 0, k, 2k, ... (``method="temporal"``).
+        device: where the spatial defenses run.
+
+    Raises:
+        VidshieldError: a frame index beyond the video's last frame.
+    """
+    from vidshield.defenses import create_defense
+    from vidshield.defenses.temporal import defend_stream
+    from vidshield.errors import VidshieldError
+    from vidshield.io import iter_chunks, probe, read_video
+
+    fps = probe(path).fps
+    if method != "auto":
+        settings = dict(settings or {})
+        if method == "h264":
+            settings.setdefault("fps", max(1, round(fps or 25)))
+        defense = create_defense(method, **settings)
+        if defense.frame_wise:
+            defense = defense.to(device)
+    if method == "auto":
+        scan = scan_file(pipeline, path, progress=progress)
+        temporal_frames, spatial_frames = full_resolution_plan(scan)
+        out = defend_frames_full_resolution(
+            path,
+            temporal_frames,
+            spatial_frames,
+            temporal=pipeline.temporal,
+            spatial=pipeline.spatial,
+            device=device,
+            progress=progress,
+        )
+        return DefendResult(_to_uint8(out), fps, sorted(temporal_frames), len(spatial_frames), scan.verdict)
+    if method == "temporal":
+        wanted = set(frames or [])
+
+        def is_polluted(i: int) -> bool:
+            return i in wanted if wanted else i % every != 0
+
+        def stream():
+            for _, chunk in iter_chunks(path, chunk_frames=32):
+                yield from chunk.to(device).unbind(0)
+
+        task = progress.add_task("defending", total=None) if progress is not None else None
+        out = []
+        for frame in defend_stream(stream(), is_polluted, defense):
+            out.append(frame)
+            if task is not None:
+                progress.advance(task)
+        if wanted and max(wanted) >= len(out):
+            raise VidshieldError(f"--frames: frame {max(wanted)} is beyond the last frame ({len(out) - 1})")
+        return DefendResult(_to_uint8(out), fps, [i for i in range(len(out)) if is_polluted(i)], 0)
+    if defense.frame_wise:  # purified chunk by chunk
+        out = _to_uint8(
+            defend_frames_full_resolution(
+                path, set(), _AllFrames(), temporal=None, spatial=defense, device=device, progress=progress
+            )
+        )
+        return DefendResult(out, fps, [], out.shape[0])
+    # a defense over the whole video (H.264): the clip in memory
+    task = progress.add_task("defending", total=1) if progress is not None else None
+    out = defense(read_video(path).unsqueeze(0))[0]
+    if task is not None:
+        progress.advance(task)
+    return DefendResult(_to_uint8(out.cpu().unbind(0)), fps, [], out.shape[0])
+
+
+class _AllFrames:
+    """``i in _AllFrames()`` for every frame index (a stream of unknown length)."""
+
+    def __contains__(self, i: int) -> bool:
+        return True

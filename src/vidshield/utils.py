@@ -1,33 +1,82 @@
-"""Small shared helpers: atomic writes and seeding."""
+"""Small shared helpers: atomic writes, seeding, eval mode and the progress display."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from vidshield.errors import OutputError
+from vidshield.text import printable
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so an
     interrupted run never leaves a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
+    except OSError as e:
+        raise output_error(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise output_error(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check, before any work, that ``path`` can be written by :func:`atomic_write_bytes`: its
+    name fits the file system, it is not a folder, and its folder exists (or can be created) and
+    is writable. Creates nothing.
+
+    Raises:
+        OutputError: with the reason.
+    """
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {printable(path)}: {printable(folder)} is not a folder")
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    for part in path.relative_to(folder).parts if path.is_relative_to(folder) else (path.name,):
+        if len(os.fsencode(part)) > name_max:
+            raise OutputError(f"cannot write {printable(path)}: the name is longer than {name_max} bytes")
+    if path.is_dir():
+        raise OutputError(f"cannot write {printable(path)}: it is a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {printable(path)}: the folder {printable(folder)} is not writable")
+    return path
+
+
+def temp_prefix(path: Path) -> str:
+    """Prefix of the temporary file next to ``path`` (short enough for any allowed name)."""
+    return f".{path.name[:64]}."
+
+
+def output_error(path: str | os.PathLike, e: OSError) -> OutputError:
+    """An :class:`OutputError` naming ``path`` and the file system's reason."""
+    return OutputError(f"cannot write {printable(path)}: {e.strerror or e}")
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
@@ -44,6 +93,19 @@ def module_device(module: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``with eval_mode(model):`` the module in eval mode inside the block; the train/eval mode of
+    every submodule is restored afterwards (also on an exception)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a ``torch.Generator`` seeded with ``seed``.
     Called from ``main`` functions, never at import time."""
@@ -51,3 +113,37 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def progress_bar(*fields: str, disable: bool = False, transient: bool = True):
+    """The one progress display of the commands and training loops: description, bar, done/total,
+    the ``fields`` given (e.g. ``"loss {task.fields[loss]}"``), elapsed and remaining time.
+
+    It is drawn on stderr, so it still shows while stdout is redirected to a file or a pipe, and
+    never mixes into the results printed there. ``disable`` (``--json``, ``progress=False``) turns
+    it off; ``transient`` clears it when done (and, when stderr is not a terminal, keeps it from
+    writing anything there); a bar that is not transient leaves its final state on stderr. A
+    :class:`rich.progress.Progress` (a context manager).
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *(TextColumn(f) for f in fields),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    console = Console(stderr=True)
+    # a transient bar on a file or pipe would leave only a blank line: it is left out there
+    off = disable or (transient and not console.is_terminal)
+    return Progress(*columns, console=console, disable=off, transient=transient)

@@ -4,6 +4,7 @@ commands run in process, all on tiny models made here."""
 import json
 
 import pytest
+from tests.eval.golden import check_golden
 
 from vidshield.eval.reproduce import ReproduceConfig, reproduce
 
@@ -25,8 +26,11 @@ def small_config(models, **kw):
 def test_reproduce_end_to_end_and_resume(tiny_models, tmp_path):
     out = tmp_path / "run"
     res = reproduce(small_config(tiny_models, extra_defenses=("h264", "bitdepth")), out, command="test")
-    for key in ("no_defense", "spatial_only", "temporal_only", "combined", "combined_minority"):
-        assert 0.0 <= res["table4"][key] <= 1.0
+    # Tables 3 and 4 pinned (tests/expected/reproduce-tiny.json; H.264 left out: it depends on libx264)
+    table3 = {
+        m: {s: {d: v for d, v in row.items() if d != "h264"} for s, row in t.items()} for m, t in res["table3"].items()
+    }
+    check_golden("reproduce-tiny.json", {"table3": table3, "table4": res["table4"], "counts": res["counts"]})
     assert set(res["table3"]) == {"lrcn", "c3d"}
     assert set(res["table3"]["c3d"]["dense"]) == {
         "none",

@@ -38,10 +38,36 @@ def test_scan_writes_report_plot_and_defended_video(tiny_models, tmp_path, capsy
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads(report.read_text())
-    assert printed == saved
-    assert saved["verdict"] in ("clean", "sparse", "dense") and saved["num_frames"] == 20
+    assert printed == saved and saved["num_frames"] == 20
     # two windows: frames 0-15 and 4-19 (the last one aligned to the end)
     assert [w["start"] for w in saved["windows"]] == [0, 4]
+    # the report holds what the library pipeline finds on the same file, routed by the thresholds
+    from vidshield.detection import VERDICTS, route
+    from vidshield.pipeline import build_pipeline, scan_file
+    from vidshield.routing import VERDICT_DEFENSES
+
+    expected = scan_file(build_pipeline(model=tiny_models["lrcn"], comdefend=tiny_models["comdefend"]), clip)
+    assert saved["verdict"] == expected.verdict
+    assert saved["verdict"] == max((w["verdict"] for w in saved["windows"]), key=VERDICTS.index)
+    for w, (_, r) in zip(saved["windows"], expected.windows):
+        assert (w["alpha"], w["frame_labels"], w["verdict"]) == (r.alpha, r.frame_labels, r.verdict)
+        assert w["verdict"] == route(w["alpha"], saved["gamma1"], saved["gamma2"])
+        rebuilt = w["defense"] == "temporal"
+        assert w["defense"] == (VERDICT_DEFENSES[w["verdict"]] if rebuilt or w["verdict"] != "sparse" else "none")
+    assert (saved["label_before"], saved["label"]) == (expected.label_before, expected.label)
+    # the printed report is the library's scan_report (shared with `vidshield serve`) plus the paths written
+    from vidshield.pipeline import scan_report
+
+    pipe = build_pipeline(model=tiny_models["lrcn"], comdefend=tiny_models["comdefend"])
+    library = scan_report(pipe, scan_file(pipe, clip), video=str(clip), model=tiny_models["lrcn"], classifier=None)
+    assert list(printed) == [*library, "report", "plot", "defended"]
+    assert (printed["report"], printed["plot"], printed["defended"]) == (str(report), str(plot), str(defended))
+    assert list(library)[:7] == ["video", "model", "classifier", "label_space", "gamma1", "gamma2", "target_fpr"]
+    assert library["classifier"] == tiny_models["lrcn"] and library["label_space"] == pipe.classifier.class_names
+    for d in (printed, library):
+        for w in d["windows"]:
+            del w["seconds"]
+    assert {k: printed[k] for k in library} == json.loads(json.dumps(library))
     assert plot.stat().st_size > 1000
     assert probe(defended).num_frames == 20 and read_video(defended).shape == (20, 3, 32, 32)
 
@@ -82,11 +108,60 @@ def test_defend_auto_and_spatial_keep_the_full_resolution(tiny_models, tmp_path,
     assert summary["method"] == "auto" and summary["settings"]["verdict"] in ("clean", "sparse", "dense")
     defended = read_video(out)
     assert defended.shape == (18, 3, 40, 48)
-    untouched = [t for t in range(18) if t not in summary["polluted_frames"]]
-    if summary["settings"]["spatial_frames"] == 0:
-        assert torch.equal(defended[untouched], read_video(clip)[untouched])
+    # it defended what the scan at the model's view planned, and left every other frame bit-identical
+    from vidshield.pipeline import build_pipeline, full_resolution_plan, scan_file
+
+    pipe = build_pipeline(model=tiny_models["lrcn"], comdefend=tiny_models["comdefend"])
+    temporal, spatial = full_resolution_plan(scan_file(pipe, clip))
+    assert summary["polluted_frames"] == sorted(temporal) and summary["settings"]["spatial_frames"] == len(spatial)
+    untouched = [t for t in range(18) if t not in temporal | spatial]
+    assert untouched  # clean windows, or sparse ones with few rebuilt frames
+    assert torch.equal(defended[untouched], read_video(clip)[untouched])
     out = tmp_path / "spatial.mkv"
     assert (
         main(["defend", str(clip), "-o", str(out), "--method", "spatial", "--comdefend", tiny_models["comdefend"]]) == 0
     )
     assert read_video(out).shape == (18, 3, 40, 48)
+
+
+def test_scan_and_detect_see_a_non_square_file_alike(tmp_path):
+    """`scan` and `detect` share the model view (short side scaled, centre crop). A 32x16 file whose
+    left and right quarters are red and whose centre is green (blue on frame 3): the model's 16x16
+    view is the centre, so both see a sparse attack on frame 3 (a squashed whole frame reads red)."""
+    import av
+    import numpy as np
+    from tests.test_pipeline import ColourClassifier
+
+    from vidshield.defenses import create_defense
+    from vidshield.detection import TemporalConsistencyDetector, detect_file
+    from vidshield.pipeline import DefensePipeline, scan_file
+
+    model = ColourClassifier()  # 10 frames of 16x16; per-frame label: the dominant colour
+    detector = TemporalConsistencyDetector(model, gamma1=0.05, gamma2=0.3)
+    pipe = DefensePipeline(
+        model, detector, temporal=create_defense("temporal"), spatial=create_defense("median"), batch_size=1
+    )
+    frames = np.zeros((20, 16, 32, 3), dtype=np.uint8)
+    frames[..., 0] = 25
+    frames[:, :, :8, 0] = frames[:, :, 24:, 0] = 255  # red quarters
+    frames[:, :, 8:24, 1] = 204  # a green centre ...
+    frames[3, :, 8:24, 1], frames[3, :, 8:24, 2] = 25, 204  # ... blue on frame 3
+    clip = tmp_path / "wide.mkv"
+    with av.open(str(clip), "w") as container:  # written with PyAV directly: FFV1, lossless RGB
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "bgr0"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    scanned = scan_file(pipe, clip)
+    summary, windows = detect_file(detector, clip, window=10, stride=10)
+    assert [s for s, _ in scanned.windows] == [w.start for w in windows] == [0, 10]
+    for (_, r), w in zip(scanned.windows, windows):
+        assert (r.verdict, r.alpha, r.frame_labels, r.exception_frames) == (
+            w.verdict,
+            w.alpha,
+            list(w.frame_labels),
+            list(w.exception_frames),
+        )
+    assert scanned.verdict == summary.verdict == "sparse"
+    assert scanned.frame_labels() == list(summary.frame_labels) == [1, 1, 1, 2] + [1] * 16

@@ -223,3 +223,17 @@ def test_a_client_still_sending_an_oversize_body_reads_the_413(tmp_path, setting
                 answer = s.recv(65536)
             assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert files_under(tmp_path / "data" / "tmp") == []
+
+
+def test_a_damaged_job_row_gets_one_line_500_and_the_service_keeps_serving(make_client, clip, tmp_path):
+    import sqlite3
+
+    client = make_client()
+    good = post(client, clip).json()["id"]
+    bad = post(client, clip).json()["id"]
+    with sqlite3.connect(tmp_path / "data" / "jobs.sqlite3") as db:  # the database is a file anyone can edit
+        db.execute("UPDATE jobs SET options = ? WHERE id = ?", ("[" * 100 + "]" * 100, bad))
+    r = client.get(f"/v1/scans/{bad}")
+    assert r.status_code == 500
+    assert r.json() == {"detail": f"job {bad}: options is nested too deeply (at most 32 levels)"}
+    assert client.get(f"/v1/scans/{good}").status_code == 200

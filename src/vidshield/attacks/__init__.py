@@ -12,6 +12,7 @@ from vidshield.attacks.base import Attack, attack_mode, predict, probability_los
 from vidshield.attacks.framing import AdversarialFraming, apply_framing, load_framing, save_framing, train_framing
 from vidshield.attacks.metrics import AttackReport, perturbation_metrics
 from vidshield.attacks.pgd import PGD, pgd_attack
+from vidshield.attacks.registry import ATTACKS, create_attack, register_attack
 from vidshield.attacks.sparse import REFERENCE_MASK_40, SparseAttack, sparse_attack, spread_frames
 from vidshield.attacks.universal import (
     CDUPGenerator,
@@ -19,10 +20,14 @@ from vidshield.attacks.universal import (
     apply_universal,
     load_universal,
     save_universal,
+    train_cdup,
     train_universal,
 )
 
 __all__ = [
+    "ATTACKS",
+    "create_attack",
+    "register_attack",
     "Attack",
     "AttackReport",
     "attack_mode",
@@ -37,6 +42,7 @@ __all__ = [
     "UniversalAttack",
     "apply_universal",
     "train_universal",
+    "train_cdup",
     "save_universal",
     "load_universal",
     "PGD",

@@ -19,8 +19,12 @@ import torch
 from torch import nn
 
 from vidshield.attacks.base import Attack, attack_mode, model_device, probability_loss
+from vidshield.attacks.registry import register_attack
 from vidshield.checkpoint import load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
+from vidshield.jsonio import field
+from vidshield.models.checkpoints import resolve_artifact
+from vidshield.text import printable
 
 __all__ = ["border_mask", "apply_framing", "train_framing", "AdversarialFraming", "save_framing", "load_framing"]
 
@@ -150,8 +154,26 @@ def save_framing(path: str | Path, framing: torch.Tensor, *, width: int, metadat
 
 
 def load_framing(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[torch.Tensor, int, dict]:
-    """Load ``(framing (F, 3, H, W), width, metadata)`` saved by :func:`save_framing`."""
+    """Load ``(framing (F, 3, H, W), width, metadata)`` saved by :func:`save_framing` (``path``: a
+    checkpoint path or a name shipped in the zoo)."""
+    path = resolve_artifact(path, kind="adversarial framing")
     state, meta = load_checkpoint(path, device=device)
     if meta.get("kind") != "adversarial-framing" or "framing" not in state:
         raise CheckpointError(f"{path} is not an adversarial framing checkpoint (kind={meta.get('kind')!r})")
-    return state["framing"], int(meta["width"]), meta
+    width = field(
+        meta, "width", int, lo=1, hi=1 << 14, what=f"framing metadata {printable(path)}", error=CheckpointError
+    )
+    return state["framing"], width, meta
+
+
+@register_attack("framing")
+def framing_attack(
+    model: nn.Module, *, checkpoint: str | Path | None = None, framing: torch.Tensor | None = None, width: int = 8
+) -> AdversarialFraming:
+    """The registry's ``framing`` attack: a trained framing given as a tensor and ``width``, or
+    loaded from a checkpoint of :func:`save_framing` (which records its width)."""
+    if (checkpoint is None) == (framing is None):
+        raise ValueError("give exactly one of checkpoint, framing")
+    if checkpoint is not None:
+        framing, width, _ = load_framing(checkpoint)
+    return AdversarialFraming(model, framing, width=width)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidshield.attacks.base import Attack
+from vidshield.attacks.registry import register_attack
 from vidshield.attacks.sparse import frame_mask, spread_frames
 
 __all__ = ["pgd_attack", "PGD"]
@@ -74,6 +75,7 @@ def pgd_attack(
     return torch.where(m.view(n, t, 1, 1, 1), adv.detach(), x)
 
 
+@register_attack("pgd")
 class PGD(Attack):
     """l_inf PGD (Madry et al. 2018) on all frames, given frames, or ``num_frames`` spread frames.
 

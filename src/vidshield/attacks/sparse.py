@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from vidshield.attacks.base import Attack, is_success, probability_loss
+from vidshield.attacks.registry import register_attack
 
 __all__ = [
     "REFERENCE_MASK_40",
@@ -187,6 +188,7 @@ def sparse_attack(
     return torch.where(m, best, x)
 
 
+@register_attack("sparse")
 class SparseAttack(Attack):
     """Sparse l2,1 attack of Wei, Zhu, Su (AAAI 2019); norm: l2,1 over frames (+ optional l_inf cap).
 

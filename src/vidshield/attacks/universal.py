@@ -27,8 +27,13 @@ import torch
 from torch import nn
 
 from vidshield.attacks.base import Attack, attack_mode, model_device
+from vidshield.attacks.registry import register_attack
 from vidshield.checkpoint import load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
+from vidshield.jsonio import field
+from vidshield.models.checkpoints import resolve_artifact
+from vidshield.text import printable
+from vidshield.utils import eval_mode
 
 __all__ = [
     "CDUPGenerator",
@@ -122,13 +127,9 @@ class CDUPGenerator(nn.Module):
     def perturbation(self, *, seed: int = 0) -> torch.Tensor:
         """The universal perturbation ``(T, 3, H, W)`` for the fixed noise drawn with ``seed``
         (eval mode: batch-norm running statistics; the previous mode is restored)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             z = torch.randn(1, self.z_dim, generator=torch.Generator().manual_seed(seed))
             return self(z.to(model_device(self)))[0]
-        finally:
-            self.train(was_training)
 
 
 def apply_universal(video: torch.Tensor, perturbation: torch.Tensor, offset: int | torch.Tensor = 0) -> torch.Tensor:
@@ -282,6 +283,45 @@ def train_universal(
     return losses
 
 
+def train_cdup(
+    model: nn.Module,
+    videos: torch.Tensor,
+    labels: torch.Tensor,
+    path: str | Path,
+    *,
+    p_max: float = P_MAX,
+    two_d: bool = False,
+    steps: int = 1000,
+    lr: float = 0.002,
+    target_class: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, float], None] | None = None,
+    metadata: dict | None = None,
+) -> torch.Tensor:
+    """Train a C-DUP (or 2D-DUP) generator at the clips' size against ``model`` and save its
+    universal perturbation (noise seed ``seed``) with the generator to ``path`` (the one home of
+    C-DUP training: ``vidshield attack --attack dense`` and the reproduction both call it).
+
+    Args:
+        model, videos, labels, target_class, steps, lr, seed, progress: as :func:`train_universal`.
+        path: the checkpoint to write (``.safetensors`` + ``.json``).
+        p_max: l_inf bound of the perturbation; two_d: 2D-DUP instead of C-DUP.
+        metadata: recorded in the checkpoint's JSON, with ``target_class`` and ``final_loss``.
+
+    Returns:
+        The perturbation ``float32 (P, 3, H, W)`` on the CPU.
+    """
+    t, _, h, w = videos.shape[1:]
+    gen = CDUPGenerator(frames=t, height=h, width=w, p_max=p_max, two_d=two_d).to(model_device(model))
+    losses = train_universal(
+        gen, model, videos, labels, target_class=target_class, steps=steps, lr=lr, seed=seed, progress=progress
+    )
+    perturbation = gen.perturbation(seed=seed).detach().cpu()
+    meta = {**(metadata or {}), "target_class": target_class, "final_loss": losses[-1]}
+    save_universal(path, perturbation, generator_net=gen.cpu(), metadata=meta)
+    return perturbation
+
+
 class UniversalAttack(Attack):
     """Adds one universal perturbation (C-DUP / 2D-DUP, Li et al. 2019) to every clip; norm: l_inf.
 
@@ -362,15 +402,48 @@ def save_universal(
 def load_universal(
     path: str | Path, *, device: str | torch.device = "cpu"
 ) -> tuple[torch.Tensor, CDUPGenerator | None, dict]:
-    """Load ``(perturbation (P, 3, H, W), generator or None, metadata)`` saved by :func:`save_universal`."""
+    """Load ``(perturbation (P, 3, H, W), generator or None, metadata)`` saved by :func:`save_universal`
+    (``path``: a checkpoint path or a name shipped in the zoo, such as ``synthetic-c3d-cdup``)."""
+    path = resolve_artifact(path, kind="universal perturbation")
     state, meta = load_checkpoint(path, device=device)
     if meta.get("kind") != "universal-perturbation" or "perturbation" not in state:
-        raise CheckpointError(f"{path} is not a universal perturbation checkpoint (kind={meta.get('kind')!r})")
+        raise CheckpointError(
+            f"{path} is not a universal perturbation checkpoint (kind={printable(repr(meta.get('kind')))[:60]})"
+        )
+    check = dict(what=f"generator metadata {printable(path)}", error=CheckpointError)
+    field(meta, "target_class", (int, type(None)), lo=0, **check)
     gen = None
     if "generator" in meta:
-        cfg = dict(meta["generator"])
-        cfg["channels"] = tuple(cfg["channels"])
+        g = field(meta, "generator", dict, **check)
+        cfg = {k: field(g, k, int, lo=1, hi=1 << 20, **check) for k in ("frames", "height", "width", "z_dim")}
+        cfg["channels"] = tuple(field(g, "channels", list, max_len=UPSAMPLING_LAYERS, items=int, **check))
+        cfg["p_max"] = field(g, "p_max", float, lo=0.0, hi=1.0, **check)
+        cfg["two_d"] = field(g, "two_d", bool, **check)
+        weights = {k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")}
+        try:
+            with torch.device("meta"):  # no memory: checked against the weights before it is built
+                skeleton = CDUPGenerator(**cfg)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"{check['what']}: cannot rebuild the generator: {printable(e)}") from e
+        shapes = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        if shapes != {k: tuple(v.shape) for k, v in weights.items()}:
+            raise CheckpointError(f"{path}: the generator weights do not fit the generator its metadata describes")
         gen = CDUPGenerator(**cfg)
-        gen.load_state_dict({k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")})
+        gen.load_state_dict(weights)
         gen.to(device).eval()
     return state["perturbation"], gen, meta
+
+
+@register_attack("dense")
+def dense_attack(
+    model: nn.Module, *, checkpoint: str | Path | None = None, perturbation=None, **kwargs
+) -> UniversalAttack:
+    """The registry's ``dense`` attack: a universal perturbation given as a tensor (or generator),
+    or loaded from a checkpoint of :func:`save_universal` (its ``target_class`` is recorded when
+    none is given); other keyword arguments go to :class:`UniversalAttack`."""
+    if (checkpoint is None) == (perturbation is None):
+        raise ValueError("give exactly one of checkpoint, perturbation")
+    if checkpoint is not None:
+        perturbation, _, meta = load_universal(checkpoint)
+        kwargs.setdefault("target_class", meta.get("target_class"))
+    return UniversalAttack(model, perturbation, **kwargs)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
 from vidshield import __version__
 from vidshield.errors import VidshieldError
+from vidshield.text import printable
 
 # command name -> (module under vidshield.cli, one-line help shown by `vidshield --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -30,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models", "List the model architectures and the shipped checkpoints."),
     "attack": ("attack", "Build an adversarial (or clean) data set: sparse, dense, pgd, framing."),
     "train-comdefend": ("train_comdefend", "Train the ComDefend spatial defense on video frames."),
+    "train-detector": ("train_detector", "Train a per-frame detection network for any classifier (distillation)."),
     "serve": ("serve", "Run the scanning service: HTTP API, page, workers (needs the serve extra)."),
 }
 
@@ -65,8 +68,22 @@ def cli():
     """
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one plain line on stderr (``warning: ...``), without the source line."""
+    click.echo(f"warning: {printable(message)}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 1 failure, 2 usage or input error)."""
+    """Run the CLI; return the exit status (0 ok, 1 failure, 2 usage or input error).
+
+    Errors a user can cause (:class:`~vidshield.errors.VidshieldError`) print one line,
+    ``error: ...``, with control characters escaped; warnings print one line each."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="vidshield", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -78,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Aborted.", err=True)
         return 130
     except VidshieldError as e:
-        click.secho(f"error: {e}", fg="red", err=True)
+        click.secho(f"error: {printable(e)}", fg="red", err=True)
         return 2
     return rv if isinstance(rv, int) else 0
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device, seed_option
-from vidshield.models.datasets import DATASET_NAMES
+from vidshield.cli.options import (
+    command_line,
+    dataset_options,
+    device_option,
+    echo_json,
+    json_option,
+    require_root,
+    resolve_device,
+    seed_option,
+)
 
 ATTACK_NAMES = ("none", "sparse", "dense", "pgd", "framing")
+#: where a universal attack keeps its trained perturbation in --out
+_CHECKPOINTS = {"dense": "universal", "framing": "framing"}
 
 
 def _parse_frames(text: str | None) -> list[int] | None:
@@ -21,6 +29,10 @@ def _parse_frames(text: str | None) -> list[int] | None:
         return [int(f) for f in text.split(",") if f.strip()]
     except ValueError as e:
         raise click.BadParameter(f"expected comma-separated frame indices, got {text!r}", param_hint="--frames") from e
+
+
+def _trained(out: Path, attack_name: str) -> bool:
+    return (out / f"{_CHECKPOINTS[attack_name]}.safetensors").is_file()
 
 
 def _stack(dataset, limit: int | None):
@@ -40,8 +52,7 @@ def _stack(dataset, limit: int | None):
     help="sparse (Wei et al. 2019), dense (C-DUP / 2D-DUP, Li et al. 2019), pgd, framing, or none (clean export).",
 )
 @click.option("--model", "model_name", required=True, help="Shipped model name or checkpoint path (the victim).")
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
+@dataset_options
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option(
     "--num-videos", type=click.IntRange(min=1), default=200, show_default=True, help="Synthetic: clips in the split."
@@ -99,7 +110,9 @@ def _stack(dataset, limit: int | None):
 @device_option
 @seed_option
 @json_option
+@click.pass_context
 def command(
+    ctx,
     attack_name,
     model_name,
     dataset,
@@ -140,28 +153,17 @@ def command(
       vidshield attack --attack pgd --model synthetic-lrcn --eps 0.0157 --num-frames 4 --out sets/pgd4
       vidshield attack --attack none --model synthetic-lrcn --out sets/clean
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from vidshield import attacks as A
     from vidshield.attacks.dataset import write_adversarial_set
     from vidshield.errors import CheckpointError
     from vidshield.models import load_model
     from vidshield.models.datasets import dataset_for_spec
-    from vidshield.utils import seed_everything
+    from vidshield.utils import progress_bar, seed_everything
 
-    if dataset != "synthetic" and root is None:
-        raise click.UsageError(f"--root is required for --dataset {dataset}")
-    if attack_name in ("dense", "framing") and generator_path is None and train_steps is None:
-        out_ckpt = out / ("universal.safetensors" if attack_name == "dense" else "framing.safetensors")
-        if not out_ckpt.is_file():
-            raise click.UsageError(f"--attack {attack_name} needs --generator PATH or --train-steps N")
+    require_root(dataset, root)
+    universal = attack_name in _CHECKPOINTS
+    if universal and generator_path is None and train_steps is None and not _trained(out, attack_name):
+        raise click.UsageError(f"--attack {attack_name} needs --generator PATH or --train-steps N")
     if generator_path is not None and attack_name not in ("dense", "framing"):
         raise click.UsageError("--generator is only for --attack dense or framing")
     frames = _parse_frames(frames_text)
@@ -178,15 +180,7 @@ def command(
             f"{model_name} has {model.num_classes} classes but the {dataset} data set has {len(data.classes)}"
         )
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=as_json,
-        transient=False,
-    )
+    progress = progress_bar(disable=as_json, transient=False)
     with progress:
 
         def train_data():
@@ -200,95 +194,53 @@ def command(
                 task, completed=step + 1, description=f"training (loss {loss:.3f})"
             )
 
-        if attack_name == "none":
-            attack = None
-        elif attack_name == "sparse":
-            attack = A.SparseAttack(
-                model,
-                frames=frames,
-                num_frames=num_frames or 10,
-                mask_mode=mask_mode,
-                lam=lam,
-                lr=lr or 1e-3,
-                steps=steps or 100,
-                eps=eps,
-                targeted=target_class is not None,
-            )
-        elif attack_name == "pgd":
-            attack = A.PGD(
-                model,
-                eps=eps or 8 / 255,
-                steps=steps or 10,
-                frames=frames,
-                num_frames=num_frames,
-                targeted=target_class is not None,
-            )
-        elif attack_name == "dense":
-            ckpt = generator_path or out / "universal"
-            if generator_path is None and not (out / "universal.safetensors").is_file():
+        kwargs = {  # the options each attack takes; None leaves the attack's own default
+            "sparse": dict(frames=frames, num_frames=num_frames, mask_mode=mask_mode, lam=lam, lr=lr, steps=steps),
+            "pgd": dict(eps=eps, steps=steps, frames=frames, num_frames=num_frames),
+        }.get(attack_name, {})
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if attack_name == "sparse":
+            kwargs["eps"] = eps  # sparse: an optional l_inf cap (None: none)
+        if attack_name in ("sparse", "pgd"):
+            kwargs["targeted"] = target_class is not None
+        if universal:  # train the perturbation first (unless given or trained before), then load it
+            kwargs["checkpoint"] = generator_path or out / _CHECKPOINTS[attack_name]
+            if generator_path is None and not _trained(out, attack_name):
                 videos, labels = train_data()
-                gen = A.CDUPGenerator(
-                    frames=spec.frames, height=spec.height, width=spec.width, p_max=p_max, two_d=two_d
-                )
-                task = progress.add_task("training generator", total=train_steps)
-                losses = A.train_universal(
-                    gen,
-                    model,
-                    videos,
-                    labels,
-                    target_class=target_class,
-                    steps=train_steps,
-                    lr=lr or 0.002,
-                    seed=seed,
-                    progress=report(task),
-                )
-                A.save_universal(
-                    ckpt,
-                    gen.perturbation(seed=seed),
-                    generator_net=gen,
-                    metadata={
-                        "model": str(model_name),
-                        "dataset": dataset,
-                        "target_class": target_class,
-                        "steps": train_steps,
-                        "seed": seed,
-                        "final_loss": losses[-1],
-                    },
-                )
-            perturbation, _, meta = A.load_universal(ckpt)
-            attack = A.UniversalAttack(model, perturbation, target_class=meta.get("target_class"))
-            target_class = None
-        else:
-            ckpt = generator_path or out / "framing"
-            if generator_path is None and not (out / "framing.safetensors").is_file():
-                videos, labels = train_data()
-                task = progress.add_task("training framing", total=train_steps)
-                framing = A.train_framing(
-                    model,
-                    videos,
-                    labels,
-                    border=width,
-                    target_class=target_class,
-                    steps=train_steps,
-                    lr=lr or 0.1,
-                    seed=seed,
-                    progress=report(task),
-                )
-                A.save_framing(
-                    ckpt,
-                    framing,
-                    width=width,
-                    metadata={
-                        "model": str(model_name),
-                        "dataset": dataset,
-                        "target_class": target_class,
-                        "steps": train_steps,
-                        "seed": seed,
-                    },
-                )
-            framing, fwidth, _ = A.load_framing(ckpt)
-            attack = A.AdversarialFraming(model, framing, width=fwidth)
-            target_class = None
+                task = progress.add_task(f"training {attack_name} perturbation", total=train_steps)
+                meta = {"model": str(model_name), "dataset": dataset, "steps": train_steps, "seed": seed}
+                if attack_name == "dense":
+                    A.train_cdup(
+                        model,
+                        videos,
+                        labels,
+                        kwargs["checkpoint"],
+                        p_max=p_max,
+                        two_d=two_d,
+                        steps=train_steps,
+                        lr=lr or 0.002,
+                        target_class=target_class,
+                        seed=seed,
+                        progress=report(task),
+                        metadata=meta,
+                    )
+                else:
+                    framing = A.train_framing(
+                        model,
+                        videos,
+                        labels,
+                        border=width,
+                        target_class=target_class,
+                        steps=train_steps,
+                        lr=lr or 0.1,
+                        seed=seed,
+                        progress=report(task),
+                    )
+                    A.save_framing(
+                        kwargs["checkpoint"], framing, width=width, metadata=meta | {"target_class": target_class}
+                    )
+            target_class = None  # the perturbation is fixed: the clips are attacked untargeted
+        attack = None if attack_name == "none" else A.create_attack(attack_name, model, **kwargs)
 
         header = {
             "attack": attack_name,
@@ -304,7 +256,7 @@ def command(
                 "height": spec.height,
                 "width": spec.width,
             },
-            "command": " ".join(shlex.quote(a) for a in ["vidshield", *sys.argv[1:]]),
+            "command": command_line(ctx),
         }
         total = len(data) if limit is None else min(limit, len(data))
         task = progress.add_task(f"attack {attack_name}", total=total)

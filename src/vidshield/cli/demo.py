@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, resolve_device
+from vidshield.cli.options import device_option, resolve_device, seed_option
 
 #: The universal (C-DUP) perturbation trained against the shipped synthetic C3D, shipped so the demo
 #: need not train a generator (`vidshield reproduce` trains its own).
@@ -22,7 +22,7 @@ DEMO_PERTURBATION = "synthetic-c3d-cdup"
     help="Where to write the report and figures [default: a new temporary folder].",
 )
 @click.option("--num-videos", type=click.IntRange(min=4), default=12, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @device_option
 def command(out, num_videos, seed, device):
     """Make synthetic videos, attack them sparsely and densely with the shipped models, detect,

@@ -9,32 +9,6 @@ import click
 from vidshield.cli.options import device_option, echo_json, json_option, resolve_device
 
 
-def load_detector(model_ref, config, gamma1, gamma2, score, device, batch_size):
-    """(detector, model reference) from --model / --config / threshold overrides."""
-    from vidshield.detection import DetectorConfig, TemporalConsistencyDetector
-    from vidshield.models import load_model
-
-    cfg = DetectorConfig.load(config) if config is not None else DetectorConfig()
-    model_ref = model_ref or cfg.model
-    if model_ref is None:
-        raise click.UsageError("--model is required (the detector config names no model)")
-    model = load_model(model_ref, device=device)
-    if not getattr(model, "has_frame_logits", False):
-        raise click.BadParameter(
-            f"{model_ref} ({getattr(model, 'arch_name', type(model).__name__)}) has no per-frame path; "
-            "the detector needs a model with a per-frame path, e.g. lrcn",
-            param_hint="--model",
-        )
-    cfg = DetectorConfig(
-        gamma1=cfg.gamma1 if gamma1 is None else gamma1,
-        gamma2=cfg.gamma2 if gamma2 is None else gamma2,
-        score=cfg.score if score is None else score,
-        model=str(model_ref),
-        calibration=cfg.calibration,
-    )
-    return TemporalConsistencyDetector.from_config(cfg, model, batch_size=batch_size)
-
-
 def detector_options(f):
     """Options shared by ``detect`` and ``calibrate``: model, windows, batch size, device."""
     options = [
@@ -99,11 +73,13 @@ def command(
       vidshield detect runs/adv/sparse --model runs/lrcn --config runs/calib/detector.json --json
       vidshield detect long.mp4 --model synthetic-lrcn --window 16 --stride 4 --windows
     """
-    from vidshield.detection import collect_videos, detect_file
+    from vidshield.detection import collect_videos, detect_file, load_detector
 
     dev = resolve_device(device)
     try:
-        det = load_detector(model_ref, config, gamma1, gamma2, score, dev, batch_size)
+        det = load_detector(
+            model_ref, config, gamma1=gamma1, gamma2=gamma2, score=score, device=dev, batch_size=batch_size
+        )
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
     results = []

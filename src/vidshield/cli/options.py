@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import click
 import torch
+
+from vidshield.models.datasets import DATASET_NAMES
+from vidshield.routing import POLLUTED_RULES
+
+
+def options(*decorators):
+    """Apply several click options at once, in the order given (as ``--help`` lists them)."""
+
+    def apply(f):
+        for option in reversed(decorators):
+            f = option(f)
+        return f
+
+    return apply
+
 
 device_option = click.option(
     "--device",
@@ -15,6 +32,100 @@ device_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+
+
+# --- data sets and training (train, train-comdefend, evaluate, attack) -------------------------
+
+resume_option = click.option("--resume", is_flag=True, help="Continue from OUT-last.* when it exists.")
+num_workers_option = click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
+cache_option = click.option(
+    "--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets."
+)
+dataset_options = options(
+    click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True),
+    click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic)."),
+)
+
+
+def require_root(dataset: str, root) -> None:
+    """``--root`` is needed by every data set but the synthetic one."""
+    if dataset != "synthetic" and root is None:
+        raise click.UsageError(f"--root is required for --dataset {dataset}")
+
+
+def command_line(ctx: click.Context) -> str:
+    """The resolved command, every option given or defaulted spelled out (flags by the name of
+    their value, repeatable options once per value), so a checkpoint says how to reproduce it."""
+    parts = ["vidshield", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value is None or value == ():
+            continue
+        name = max(param.opts, key=len)
+        if param.is_flag:
+            if param.secondary_opts:
+                parts.append(name if value else max(param.secondary_opts, key=len))
+            elif value:
+                parts.append(name)
+        elif isinstance(value, tuple):
+            for v in value:
+                parts += [name, str(v)]
+        else:
+            parts += [name, str(value)]
+    return shlex.join(parts)
+
+
+# --- the detect -> route -> defend pipeline (scan, defend) ------------------------------------
+
+model_option = click.option(
+    "--model",
+    "model_ref",
+    default="synthetic-lrcn",
+    show_default=True,
+    help="Detection network: a CNN+LSTM, shipped name or checkpoint.",
+)
+classifier_option = click.option(
+    "--classifier",
+    "classifier_ref",
+    default=None,
+    help="Classifier to protect: shipped name, checkpoint, or TorchScript .pt (with --input-spec or a JSON "
+    "beside it) [default: the classifier a distilled detector serves, else the detection network itself].",
+)
+input_spec_option = click.option(
+    "--input-spec",
+    default=None,
+    help="TorchScript classifier's input: a JSON file or string with layout (NCTHW|NTCHW), frames, height, "
+    "width, mean, std, class_names [default: model.json beside model.pt].",
+)
+allow_mismatch_option = click.option(
+    "--allow-mismatch",
+    is_flag=True,
+    help="Pair a detection network with a classifier other than the one it was trained for.",
+)
+config_option = click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Detector config from `vidshield calibrate` (thresholds).",
+)
+comdefend_option = click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights.")
+qp_option = click.option(
+    "--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense: residual QP (strength)."
+)
+polluted_option = click.option(
+    "--polluted",
+    type=click.Choice(list(POLLUTED_RULES)),
+    default="exceptions",
+    show_default=True,
+    help="Frames the temporal defense rebuilds: the paper's exception frames, every frame off the clip's "
+    "majority label, or the exception frames plus the end frames when they disagree with two agreeing neighbours.",
+)
+squeeze_check_option = click.option(
+    "--squeeze-check",
+    is_flag=True,
+    help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
+    "defense marks them as attacked (catches universal perturbations that alpha misses).",
+)
 
 
 def resolve_device(name: str) -> torch.device:

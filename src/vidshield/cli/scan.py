@@ -2,84 +2,52 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device
-from vidshield.pipeline import POLLUTED_RULES
+from vidshield.cli.options import (
+    allow_mismatch_option,
+    classifier_option,
+    comdefend_option,
+    config_option,
+    device_option,
+    echo_json,
+    input_spec_option,
+    json_option,
+    model_option,
+    options,
+    polluted_option,
+    qp_option,
+    resolve_device,
+    squeeze_check_option,
+)
+from vidshield.utils import progress_bar
+
+pipeline_options = options(
+    model_option,
+    classifier_option,
+    input_spec_option,
+    allow_mismatch_option,
+    config_option,
+    comdefend_option,
+    qp_option,
+    polluted_option,
+    squeeze_check_option,
+    device_option,
+)
 
 
-def build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, device, squeeze_check=False):
-    """The detect -> route -> defend -> classify pipeline from command-line options."""
-    from vidshield.cli.detect import load_detector
-    from vidshield.defenses.spatial import SpatialDefense
-    from vidshield.defenses.temporal import TemporalDefense
-    from vidshield.models import load_model
-    from vidshield.pipeline import DefensePipeline
-
-    detector = load_detector(model_ref, config, None, None, None, device, batch_size=1)
-    classifier = detector.model if classifier_ref is None else load_model(classifier_ref, device=device)
-    spec, cspec = detector.model.input_spec, classifier.input_spec
-    if (spec.frames, spec.height, spec.width) != (cspec.frames, cspec.height, cspec.width):
-        raise click.BadParameter(
-            f"the classifier expects {cspec.frames}x{cspec.height}x{cspec.width} clips but the detector "
-            f"{spec.frames}x{spec.height}x{spec.width}; pick models trained on the same input size",
-            param_hint="--classifier",
-        )
-    return DefensePipeline(
-        classifier,
-        detector,
-        temporal=TemporalDefense(qp=qp),
-        spatial=SpatialDefense(weights=comdefend).to(device),
-        polluted=polluted,
-        squeeze_check=squeeze_check,
-    )
-
-
-def pipeline_options(f):
-    options = [
-        click.option(
-            "--model",
-            "model_ref",
-            default="synthetic-lrcn",
-            show_default=True,
-            help="Detection network: a CNN+LSTM, shipped name or checkpoint.",
-        ),
-        click.option(
-            "--classifier",
-            "classifier_ref",
-            default=None,
-            help="Classifier to protect [default: the detection network itself, one CNN pass].",
-        ),
-        click.option(
-            "--config",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            default=None,
-            help="Detector config from `vidshield calibrate` (thresholds).",
-        ),
-        click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights."),
-        click.option("--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense QP."),
-        click.option(
-            "--polluted",
-            type=click.Choice(list(POLLUTED_RULES)),
-            default="exceptions",
-            show_default=True,
-            help="Frames the temporal defense rebuilds: the paper's exception "
-            "frames, every frame off the clip's majority label, or the exception frames plus "
-            "the end frames when they disagree with two agreeing neighbours.",
-        ),
-        click.option(
-            "--squeeze-check",
-            is_flag=True,
-            help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
-            "defense marks them as attacked (catches universal perturbations that alpha misses).",
-        ),
-        device_option,
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+def default_output(video: Path, suffix: str) -> Path:
+    """``VIDEO's name + suffix`` in the current folder; a name too long for the file system keeps
+    its first 180 bytes plus a hash of the whole name."""
+    raw = os.fsencode(video.name)
+    if len(raw) + len(suffix) <= 255:
+        return Path(video.name + suffix)
+    short = os.fsdecode(raw[:180])
+    return Path(f"{short}-{hashlib.sha256(raw).hexdigest()[:12]}{suffix}")
 
 
 @click.command("scan")
@@ -108,6 +76,8 @@ def command(
     video,
     model_ref,
     classifier_ref,
+    input_spec,
+    allow_mismatch,
     config,
     comdefend,
     qp,
@@ -132,32 +102,47 @@ def command(
       vidshield scan clip.mkv --json --defended clip.defended.mkv
       vidshield scan clip.mp4 --model ut-lrcn --classifier ut-c3d --config runs/calib/detector.json
     """
-    from rich.progress import Progress
 
     from vidshield.detection.plots import plot_label_strips
-    from vidshield.io import write_video
-    from vidshield.pipeline import scan_file, scan_report
-    from vidshield.utils import atomic_write_json
+    from vidshield.io import probe, write_video
+    from vidshield.io.write import check_video_output
+    from vidshield.pipeline import build_pipeline, scan_file, scan_report
+    from vidshield.text import printable
+    from vidshield.utils import atomic_write_json, check_writable
 
+    report = report or default_output(video, ".scan.json")
+    plot = plot or default_output(video, ".scan.png")
+    check_writable(report)
+    check_writable(plot)
+    fps = None
+    if defended is not None:
+        fps = probe(video).fps or 25.0
+        check_video_output(defended, fps=fps)
     dev = resolve_device(device)
-    pipe = build_pipeline(model_ref, classifier_ref, config, comdefend, qp, polluted, dev, squeeze_check)
-    with Progress(transient=True, disable=as_json) as progress:
+    pipe = build_pipeline(
+        model=model_ref,
+        classifier=classifier_ref,
+        config=config,
+        comdefend=comdefend,
+        temporal={"qp": qp},
+        polluted=polluted,
+        squeeze_check=squeeze_check,
+        input_spec=input_spec,
+        allow_mismatch=allow_mismatch,
+        device=dev,
+    )
+    with progress_bar(disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names
     summary = scan_report(pipe, result, video=str(video), model=model_ref, classifier=classifier_ref)
-    report = report or Path(video.name + ".scan.json")
-    plot = plot or Path(video.name + ".scan.png")
     summary["report"], summary["plot"] = str(report), str(plot)
     labels = result.frame_labels()
-    if len(labels) >= 3:
-        plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
+    plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
     if defended is not None:
         frames = list(result.defended_frames())
         import torch
 
-        from vidshield.io import probe
-
-        write_video(defended, torch.stack(frames), fps=probe(video).fps or 25.0)
+        write_video(defended, torch.stack(frames), fps=fps)
         summary["defended"] = str(defended)
     atomic_write_json(report, summary)
     if as_json:
@@ -165,13 +150,25 @@ def command(
         return 0
     alpha = max(r.alpha for _, r in result.windows)
     click.echo(
-        f"{video}: {result.verdict.upper()} (max alpha {alpha:.3f} over {len(result.windows)} window(s); "
+        f"{printable(video)}: {result.verdict.upper()} (max alpha {alpha:.3f} over {len(result.windows)} window(s); "
         f"gamma1 {pipe.detector.gamma1}, gamma2 {pipe.detector.gamma2})"
     )
+    declared = f" of {result.frames_declared} declared" if result.frames_declared is not None else ""
+    click.echo(f"  frames decoded: {result.num_frames}{declared}")
+    for warning in summary["warnings"]:
+        click.echo(f"  warning: {warning}")
+    if result.windows_allowed is not None:
+        click.echo(
+            f"  windows fired: {result.windows_fired} of {len(result.windows)} "
+            f"(a clean video of this length may fire {result.windows_allowed} at a window FPR of "
+            f"{pipe.detector.config.target_fpr:g})"
+        )
     click.echo(f"  exception frames: {result.exception_frames() or 'none'}")
     click.echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
-    before = summary["class_before"]
-    after = summary["class"]
+    before = printable(summary["class_before"])
+    after = printable(summary["class"])
     click.echo(f"  label before defense: {before}   after: {after}")
-    click.echo(f"  report: {report}   plot: {plot}")
+    space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
+    click.echo(printable(f"  classifier: {summary['classifier']} ({space})"))
+    click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
     return 0

@@ -6,8 +6,18 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, resolve_device
+from vidshield.cli.options import (
+    allow_mismatch_option,
+    comdefend_option,
+    device_option,
+    input_spec_option,
+    options,
+    resolve_device,
+)
 from vidshield.errors import VidshieldError
+
+#: Longest API key file read (bytes).
+_MAX_KEY_BYTES = 4096
 
 
 def _named(values: tuple[str, ...], option: str, *, need_ref: bool) -> dict[str, str]:
@@ -58,9 +68,13 @@ def _named(values: tuple[str, ...], option: str, *, need_ref: bool) -> dict[str,
     help="Detection network clients may pick: NAME (shipped) or NAME=CHECKPOINT (repeatable; the first is the default).",
 )
 @click.option("--config", "configs", multiple=True, help="Detector config clients may pick: NAME=detector.json.")
-@click.option("--classifier", default=None, help="Classifier to protect: NAME or NAME=CHECKPOINT [default: the model].")
-@click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights.")
-@device_option
+@click.option(
+    "--classifier",
+    default=None,
+    help="Classifier to protect: NAME (shipped) or NAME=REF, REF a checkpoint or a TorchScript .pt [default: the "
+    "classifier a distilled detector serves, else the detection network itself].",
+)
+@options(input_spec_option, allow_mismatch_option, comdefend_option, device_option)
 def command(
     host,
     port,
@@ -77,6 +91,8 @@ def command(
     models,
     configs,
     classifier,
+    input_spec,
+    allow_mismatch,
     comdefend,
     device,
 ):
@@ -97,12 +113,10 @@ def command(
         from vidshield.serve import ScanSettings, ServeConfig, create_app
     except ImportError as e:
         raise VidshieldError(f"the serve extra is not installed ({e}): pip install 'vidshield[serve]'") from e
-    from vidshield.models.checkpoints import resolve_checkpoint
+    from vidshield.serve.scanning import check_settings
 
     model_refs = _named(models, "--model", need_ref=False)
     config_refs = _named(configs, "--config", need_ref=True)
-    for ref in [*model_refs.values(), comdefend]:
-        resolve_checkpoint(ref)  # fail now, not in every job
     for name, path in config_refs.items():
         if not Path(path).is_file():
             raise click.BadParameter(f"{name}: no file {path}", param_hint="--config")
@@ -110,20 +124,20 @@ def command(
     cls = None
     if classifier:
         ((cname, cref),) = _named((classifier,), "--classifier", need_ref=False).items()
-        resolve_checkpoint(cref)
         cls = (cname, cref)
-    api_key = None
-    if api_key_file is not None:
-        api_key = api_key_file.read_text().strip()
-        if not api_key:
-            raise VidshieldError(f"{api_key_file} is empty: put the API key in it")
+    if input_spec is not None and Path(input_spec).is_file():
+        input_spec = str(Path(input_spec).resolve())
+    api_key = _read_api_key(api_key_file) if api_key_file is not None else None
     settings = ScanSettings(
         models=model_refs,
         configs=config_refs,
         classifier=cls,
+        input_spec=input_spec,
+        allow_mismatch=allow_mismatch,
         comdefend=comdefend,
         device=str(resolve_device(device)),
     )
+    check_settings(settings)  # fail now, not in every job
     config = ServeConfig(
         data_dir=data_dir.resolve(),
         workers=workers,
@@ -142,3 +156,28 @@ def command(
     click.echo(f"vidshield serve: http://{host}:{port}/ (data in {config.data_dir}, {workers} worker(s))", err=True)
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
     return 0
+
+
+def _read_api_key(path: Path) -> str:
+    """The key in ``path``: a regular file of at most 4 KiB, one line of UTF-8 text."""
+    import os
+    import stat
+
+    from vidshield.text import printable
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise VidshieldError(f"{printable(path)} is not a regular file: put the API key in one")
+        with open(path, "rb") as f:
+            data = f.read(_MAX_KEY_BYTES + 1)
+    except OSError as e:
+        raise VidshieldError(f"cannot read {printable(path)}: {e.strerror or e}") from None
+    if len(data) > _MAX_KEY_BYTES:
+        raise VidshieldError(f"{printable(path)} is longer than {_MAX_KEY_BYTES} bytes: put only the API key in it")
+    try:
+        key = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise VidshieldError(f"{printable(path)} is not UTF-8 text") from None
+    if not key:
+        raise VidshieldError(f"{printable(path)} is empty: put the API key in it")
+    return key

@@ -16,7 +16,6 @@ beyond ten classes single frames are no longer enough and the motion has to be u
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from torch.utils.data import Dataset
 from vidshield.data.datasets import CLASS_LIST_FILE
 from vidshield.errors import DataRootError
 from vidshield.io import write_video
+from vidshield.jsonio import read_json
 from vidshield.utils import atomic_write_bytes, atomic_write_json
 
 __all__ = [
@@ -470,12 +470,9 @@ def export_synthetic(
     }
     meta_path = out_dir / "synthetic.json"
     if meta_path.is_file():
-        try:
-            old = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as e:
-            raise DataRootError(
-                f"{str(meta_path)!r} is not valid JSON ({e}); delete it or choose another folder"
-            ) from e
+        old = read_json(meta_path, error=DataRootError)
+        if not isinstance(old.get("splits", {}), dict):
+            raise DataRootError(f"{str(meta_path)!r}: 'splits' must be an object; delete it or choose another folder")
         changed = sorted(k for k in params if k != "splits" and old.get(k) != params[k])
         if changed:
             raise DataRootError(

@@ -187,6 +187,20 @@ def eval_short_side(size: Sequence[int]) -> int:
     return max(_check_size(size))
 
 
+def model_view_chunks(path, spec, *, chunk_frames: int):
+    """A video file streamed as the model sees it, the one preprocessing of ``scan``, ``detect`` and
+    ``defend``: every frame decoded, the short side scaled to :func:`eval_short_side`, a centre crop
+    of ``spec.height x spec.width`` (like the evaluation data sets).
+
+    Yields:
+        ``(start frame, float32 (t, 3, spec.height, spec.width))`` chunks of ``chunk_frames`` frames.
+    """
+    from vidshield.io import iter_chunks
+
+    size = (int(spec.height), int(spec.width))
+    yield from iter_chunks(path, chunk_frames=chunk_frames, short_side=eval_short_side(size), crop=size)
+
+
 def train_short_side(size: Sequence[int], scale: float = TRAIN_SCALE) -> int:
     """Short side to scale to before a random crop of ``size``: ``ceil(scale * max(size))``."""
     if scale < 1.0:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import io
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from vidshield.defenses.base import Defense
+from vidshield.defenses.registry import register_defense
 from vidshield.errors import VideoEncodeError
-from vidshield.video import check_batch, frames_to_tensor, to_uint8
+from vidshield.video import check_batch, check_frame_mask, frames_to_tensor, to_uint8
 
 __all__ = ["H264Defense", "h264_roundtrip"]
 
@@ -27,6 +27,8 @@ def h264_roundtrip(video: torch.Tensor, *, crf: int = 28, preset: str = "medium"
     Returns:
         float32 ``(T, 3, H, W)`` in [0, 1] on the input's device.
     """
+    import av  # PyAV only where a video is encoded: the rest of vidshield.defenses works without it
+
     t, _, h, w = video.shape
     ph, pw = h % 2, w % 2
     x = video.detach().to("cpu", torch.float32)
@@ -53,33 +55,44 @@ def h264_roundtrip(video: torch.Tensor, *, crf: int = 28, preset: str = "medium"
     return frames_to_tensor(decoded)[..., :h, :w].to(video.device)
 
 
+@register_defense("h264", crf=28)
 class H264Defense(Defense):
     """Whole-video H.264 re-encoding at a CRF (ART's ``VideoCompression``; Armory uses CRF 28).
 
     Args:
         crf: libx264 constant rate factor 0..51 (higher = stronger compression).
         preset: libx264 preset.
+        fps: the frame rate the stream is encoded at (the rate control sees it).
 
     Shape:
-        ``forward(video (N, T, 3, H, W) float [0, 1]) -> same``; not differentiable (BPDA
-        surrogate: identity).
+        ``forward(video (N, T, 3, H, W) float [0, 1], *, polluted=None, generator=None) -> same``:
+        every video is encoded whole; with ``polluted``, only the marked frames of the result
+        replace the input's. Not differentiable (BPDA surrogate: identity).
     """
 
     differentiable = False
 
-    def __init__(self, *, crf: int = 28, preset: str = "medium") -> None:
+    def __init__(self, *, crf: int = 28, preset: str = "medium", fps: int = 25) -> None:
         super().__init__()
         if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
             raise ValueError(f"crf must be an int in [0, 51], got {crf!r}")
         if preset not in _PRESETS:
             raise ValueError(f"preset must be one of {_PRESETS}, got {preset!r}")
-        self.crf, self.preset = crf, preset
+        if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
+            raise ValueError(f"fps must be an int >= 1, got {fps!r}")
+        self.crf, self.preset, self.fps = crf, preset, fps
 
     def extra_repr(self) -> str:
-        return f"crf={self.crf}, preset={self.preset!r}"
+        return f"crf={self.crf}, preset={self.preset!r}, fps={self.fps}"
 
     @torch.no_grad()
-    def forward(self, video: torch.Tensor, polluted: torch.Tensor | None = None) -> torch.Tensor:
-        """Re-encode every video of the batch (``polluted`` is accepted and ignored)."""
+    def forward(self, video: torch.Tensor, *, polluted=None, generator=None) -> torch.Tensor:
+        """Re-encode every video of the batch; keep the marked frames only when ``polluted`` is given."""
         check_batch(video)
-        return torch.stack([h264_roundtrip(v, crf=self.crf, preset=self.preset) for v in video]).to(video.dtype)
+        out = torch.stack([h264_roundtrip(v, crf=self.crf, preset=self.preset, fps=self.fps) for v in video])
+        out = out.to(video.dtype)
+        if polluted is None:
+            return out
+        check_frame_mask(polluted, *video.shape[:2], name="polluted")
+        mask = polluted.to(video.device).view(*polluted.shape, 1, 1, 1)
+        return torch.where(mask, out, video)

@@ -19,11 +19,11 @@ from vidshield.detection.calibration import (
     sweep,
 )
 from vidshield.detection.detector import (
-    VIDEO_EXTENSIONS,
     DetectorConfig,
     TemporalConsistencyDetector,
     collect_videos,
     detect_file,
+    load_detector,
 )
 from vidshield.detection.exception import VERDICTS, Detection, exception_index, exception_mask, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores, register_score
@@ -33,13 +33,13 @@ __all__ = [
     "GAMMA1_GRID",
     "GAMMA2_GRID",
     "VERDICTS",
-    "VIDEO_EXTENSIONS",
     "CalibrationResult",
     "Detection",
     "DetectorConfig",
     "RocCurve",
     "SweepRow",
     "TemporalConsistencyDetector",
+    "load_detector",
     "calibrate",
     "collect_videos",
     "compare_scores",

@@ -18,7 +18,6 @@ most severe window decides (its score, hence alpha, is the maximum over windows)
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,18 +25,26 @@ from typing import Any
 
 import torch
 
+from vidshield.detection.calibration import video_flagged
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
-from vidshield.errors import VidshieldError
-from vidshield.utils import atomic_write_json, module_device
+from vidshield.errors import InputFormatError, VidshieldError
+from vidshield.jsonio import field as json_field
+from vidshield.jsonio import read_json
+from vidshield.text import printable
+from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
-__all__ = ["VIDEO_EXTENSIONS", "DetectorConfig", "TemporalConsistencyDetector", "collect_videos", "detect_file"]
-
-#: File name endings treated as videos when a folder is given.
-VIDEO_EXTENSIONS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
+__all__ = [
+    "DetectorConfig",
+    "TemporalConsistencyDetector",
+    "load_detector",
+    "collect_videos",
+    "detect_file",
+]
 
 _CONFIG_FORMAT = "vidshield-detector"
+_CONFIG_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,10 @@ class DetectorConfig:
         score: name in :data:`~vidshield.detection.scores.CONSISTENCY_SCORES` to route on.
         model: name or path of the model the thresholds were calibrated for (informative).
         calibration: how the thresholds were chosen (data, F1, AUC ...), free-form JSON.
+        target_fpr: the per-window false-alarm rate gamma1 was calibrated for
+            (``calibrate --target-fpr``), or None. When set, a video of several windows is
+            flagged only when more windows fire than the budget allows over its length
+            (:func:`~vidshield.detection.calibration.windows_allowed`).
     """
 
     gamma1: float = 0.175
@@ -57,9 +68,16 @@ class DetectorConfig:
     score: str = "alpha"
     model: str | None = None
     calibration: Mapping[str, Any] = field(default_factory=dict)
+    target_fpr: float | None = None
 
     def __post_init__(self):
         check_thresholds(self.gamma1, self.gamma2)
+        if self.target_fpr is not None and not (
+            isinstance(self.target_fpr, (int, float))
+            and not isinstance(self.target_fpr, bool)
+            and 0 < self.target_fpr < 1
+        ):
+            raise ValueError(f"target_fpr must be None or a number in (0, 1); got {self.target_fpr!r}")
         if self.score not in CONSISTENCY_SCORES:
             raise ValueError(f"unknown consistency score {self.score!r}; known: {sorted(CONSISTENCY_SCORES)}")
         object.__setattr__(self, "gamma1", float(self.gamma1))
@@ -75,6 +93,7 @@ class DetectorConfig:
             "score": self.score,
             "model": self.model,
             "calibration": dict(self.calibration),
+            "target_fpr": self.target_fpr,
         }
 
     @classmethod
@@ -87,6 +106,7 @@ class DetectorConfig:
             score=d.get("score", "alpha"),
             model=d.get("model"),
             calibration=d.get("calibration") or {},
+            target_fpr=d.get("target_fpr"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -100,31 +120,27 @@ class DetectorConfig:
         Raises:
             VidshieldError: missing file, invalid JSON or invalid values.
         """
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError as e:
-            raise VidshieldError(f"detector config not found: {path}") from e
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidshieldError(f"detector config {path} is not valid JSON: {e}") from e
-        if not isinstance(d, dict):
-            raise VidshieldError(f"detector config {path} must hold a JSON object")
+        what = f"detector config {printable(path)}"
+        d = read_json(path, what=what, max_bytes=_CONFIG_MAX_BYTES)
+        check = dict(what=what, error=InputFormatError)
+        for key in ("gamma1", "gamma2"):
+            json_field(d, key, float, default=None, lo=0.0, hi=1.0, **check)
+        json_field(d, "score", str, default=None, max_len=64, **check)
+        json_field(d, "model", (str, type(None)), max_len=4096, **check)
+        json_field(d, "calibration", dict, default=None, **check)
+        json_field(d, "format", str, default=None, max_len=64, **check)
+        json_field(d, "target_fpr", (float, type(None)), lo=0.0, hi=1.0, **check)
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
-            raise VidshieldError(f"detector config {path} is invalid: {e}") from e
+            raise InputFormatError(f"{what} is invalid: {printable(e)}") from e
 
 
 @contextlib.contextmanager
 def _inference(model: torch.nn.Module):
-    """Eval mode and no grad; the model's training flag is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
+    """Eval mode and no grad; the modes are restored afterwards."""
+    with eval_mode(model), torch.no_grad():
+        yield
 
 
 class TemporalConsistencyDetector:
@@ -344,13 +360,22 @@ class TemporalConsistencyDetector:
                 parts.append(self.model.frame_logits(x)[0].float().cpu())
         return torch.cat(parts)
 
+    def video_flagged(self, windows: list[Detection]) -> bool:
+        """Whether a video with these windows is attacked: any window fires (no budget), or, with
+        ``config.target_fpr``, more windows fire than :func:`windows_allowed` allows."""
+        fired = sum(w.verdict != "clean" for w in windows)
+        if self.config.target_fpr is None:
+            return fired > 0
+        return video_flagged(fired, len(windows), self.config.target_fpr)
+
     def summarize(self, windows: list[Detection]) -> Detection:
         """One detection for a whole video from its windows: the most severe window decides.
 
         ``score`` and ``alpha`` are the maxima over windows (each score maximised on its own),
         ``verdict`` routes the maximum score, ``frame_labels`` covers the whole video and
         ``exception_frames`` are the union of the windows' exception frames, as indices in the
-        video.
+        video. With a false-alarm budget (``config.target_fpr``) the verdict is ``clean`` unless
+        :meth:`video_flagged`.
         """
         if not windows:
             raise ValueError("summarize needs at least one window")
@@ -366,7 +391,7 @@ class TemporalConsistencyDetector:
         names = set.intersection(*(set(w.scores) for w in windows))
         return Detection(
             alpha=max(w.alpha for w in windows),
-            verdict=route(score, self.gamma1, self.gamma2),
+            verdict=route(score, self.gamma1, self.gamma2) if self.video_flagged(windows) else "clean",
             frame_labels=labels,
             exception_frames=sorted(exceptions),
             start=0,
@@ -384,10 +409,12 @@ def detect_file(
     stride: int | None = None,
     chunk_frames: int = 64,
 ) -> tuple[Detection, list[Detection]]:
-    """Detect on a whole video file, streamed in chunks at the model's spatial size.
+    """Detect on a whole video file, streamed in chunks at the model's view.
 
     Every frame of the file is decoded (no temporal sampling: neighbouring frames must stay
-    neighbours), resized to the model's ``input_spec`` height x width, and cut into windows of
+    neighbours), brought to the model's view as ``scan`` does
+    (:func:`vidshield.data.transforms.model_view_chunks`: short side scaled, centre crop of the
+    model's ``input_spec`` height x width), and cut into windows of
     ``window`` frames (default ``input_spec.frames``); a clip of exactly ``window`` frames (what
     the attacks write) is one window. Returns ``(summary, windows)`` with ``summary`` from
     :meth:`TemporalConsistencyDetector.summarize`.
@@ -395,11 +422,14 @@ def detect_file(
     Raises:
         VidshieldError: the file cannot be read, or has fewer than 3 frames.
     """
+    from vidshield.data.transforms import model_view_chunks
     from vidshield.io import iter_chunks
 
     spec = getattr(detector.model, "input_spec", None)
-    size = (int(spec.height), int(spec.width)) if spec is not None else None
-    chunks: Iterator = iter_chunks(path, chunk_frames=chunk_frames, size=size)
+    if spec is not None:
+        chunks: Iterator = model_view_chunks(path, spec, chunk_frames=chunk_frames)
+    else:
+        chunks = iter_chunks(path, chunk_frames=chunk_frames)
     try:
         windows = detector.detect_stream(chunks, window=window, stride=stride)
     except ValueError as e:
@@ -409,15 +439,59 @@ def detect_file(
     return detector.summarize(windows), windows
 
 
+def load_detector(
+    model: str | Path | None = None,
+    config: DetectorConfig | str | Path | None = None,
+    *,
+    gamma1: float | None = None,
+    gamma2: float | None = None,
+    score: str | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 8,
+) -> TemporalConsistencyDetector:
+    """A detector from a model reference (shipped name or checkpoint; default: the config's) and
+    an optional config (``detector.json`` from ``vidshield calibrate``), thresholds and score
+    overriding the config's when given.
+
+    Raises:
+        VidshieldError: no model named, or a model without a per-frame path (not a CNN+LSTM).
+    """
+    from vidshield.models import load_model
+
+    if config is None:
+        cfg = DetectorConfig()
+    else:
+        cfg = config if isinstance(config, DetectorConfig) else DetectorConfig.load(config)
+    model_ref = model or cfg.model
+    if model_ref is None:
+        raise VidshieldError("--model is required (the detector config names no model)")
+    net = load_model(model_ref, device=device)
+    if not getattr(net, "has_frame_logits", False):
+        raise VidshieldError(
+            f"{model_ref} ({getattr(net, 'arch_name', type(net).__name__)}) has no per-frame path; "
+            "the detector needs a model with a per-frame path, e.g. lrcn"
+        )
+    cfg = DetectorConfig(
+        gamma1=cfg.gamma1 if gamma1 is None else gamma1,
+        gamma2=cfg.gamma2 if gamma2 is None else gamma2,
+        score=cfg.score if score is None else score,
+        model=str(model_ref),
+        calibration=cfg.calibration,
+        target_fpr=cfg.target_fpr,
+    )
+    return TemporalConsistencyDetector.from_config(cfg, net, batch_size=batch_size)
+
+
 def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:
     """The videos to detect on: a file, or a folder.
 
-    A folder with a ``manifest.json`` (an adversarial set written by the attacks) lists its
-    clips: the manifest is a list of clip entries, or an object whose ``"clips"`` holds them;
-    each entry has ``"file"`` (relative to the folder) and may have ``"success"``. With
+    A folder with a ``manifest.json`` (an adversarial set written by the attacks, or any manifest
+    :func:`vidshield.data.read_manifest` reads) lists its clips: each entry has ``"file"``
+    (relative to the folder, inside it) and may have ``"success"``. With
     ``successful_only`` the clips whose attack failed (``"success": false``) are left out, as in
     the paper's evaluation sets. A folder without a manifest gives every video file in it
-    (:data:`VIDEO_EXTENSIONS`), sorted by name, not recursively.
+    (:func:`vidshield.io.is_video_file`: not hidden, one of :data:`vidshield.io.VIDEO_EXTENSIONS`),
+    sorted by name, not recursively.
 
     Returns:
         ``(path, entry)`` pairs; ``entry`` is the manifest entry (``{}`` without manifest).
@@ -425,28 +499,22 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
     Raises:
         VidshieldError: the path does not exist, the manifest is invalid, or no video is found.
     """
+    from vidshield.data.manifest import MANIFEST_NAME, read_manifest
+    from vidshield.io import VIDEO_EXTENSIONS, is_video_file
+
     path = Path(path)
     if path.is_file():
         return [(path, {})]
     if not path.is_dir():
         raise VidshieldError(f"no such video file or folder: {path}")
-    manifest = path / "manifest.json"
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidshieldError(f"{manifest} is not valid JSON: {e}") from e
-        clips = data.get("clips") if isinstance(data, dict) else data
-        if not isinstance(clips, list) or not all(isinstance(c, dict) and "file" in c for c in clips):
-            raise VidshieldError(
-                f"{manifest} must list clips as objects with a 'file' entry (a list, or under 'clips')"
-            )
-        out = [(path / str(c["file"]), c) for c in clips if not (successful_only and c.get("success") is False)]
+    if (path / MANIFEST_NAME).is_file():
+        clips = read_manifest(path)["clips"]
+        out = [(path / c["file"], c) for c in clips if not (successful_only and c.get("success") is False)]
         missing = [str(p) for p, _ in out if not p.is_file()]
         if missing:
-            raise VidshieldError(f"{manifest} lists {len(missing)} missing file(s), e.g. {missing[0]}")
+            raise VidshieldError(f"{path / MANIFEST_NAME} lists {len(missing)} missing file(s), e.g. {missing[0]}")
     else:
-        out = [(p, {}) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+        out = [(p, {}) for p in sorted(path.iterdir()) if is_video_file(p)]
     if not out:
         raise VidshieldError(f"no videos found in {path} (looked for {', '.join(VIDEO_EXTENSIONS)} or a manifest.json)")
     return out

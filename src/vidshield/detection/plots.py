@@ -3,6 +3,9 @@
 - Figure 2: distributions of a score (alpha) for clean, sparse and dense videos.
 - Figure 3: per-frame labels of clean vs attacked videos, exception frames marked.
 - Figure 4: ROC curves of both tasks, one curve per score, AUC in the legend.
+
+Titles, labels and class names are drawn as plain text (no mathtext: a ``$`` in a file name is a
+dollar sign), made printable first (:func:`vidshield.text.printable`).
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ import numpy as np
 
 from vidshield.detection.calibration import RocCurve
 from vidshield.detection.exception import exception_mask
+from vidshield.text import printable
 from vidshield.utils import atomic_write_bytes
 
-__all__ = ["plot_score_distributions", "plot_label_strips", "plot_roc_curves"]
+__all__ = ["new_figure", "save_figure", "plot_score_distributions", "plot_label_strips", "plot_roc_curves"]
 
 _COLOURS = {"clean": "tab:green", "sparse": "tab:orange", "dense": "tab:red"}
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches on its own Agg canvas (no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -30,7 +35,12 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: str | Path, dpi: int) -> Path:
+# Text drawn verbatim: no mathtext, no TeX.
+_PLAIN = {"parse_math": False, "usetex": False}
+
+
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
+    """Write ``fig`` as a PNG at ``dpi`` (atomically); returns ``path``."""
     import io
 
     buf = io.BytesIO()
@@ -60,7 +70,7 @@ def plot_score_distributions(
     values = np.concatenate([np.asarray(v, dtype=np.float64) for v in groups.values()])
     hi = max(float(values.max()), gamma2 or 0.0, 1e-3)
     edges = np.linspace(0.0, hi * 1.05, bins + 1)
-    fig = _figure(6.0, 3.6)
+    fig = new_figure(6.0, 3.6)
     ax = fig.add_subplot()
     for name, v in groups.items():
         v = np.asarray(v, dtype=np.float64)
@@ -76,11 +86,11 @@ def plot_score_distributions(
     for g, label, style in ((gamma1, "gamma1", "--"), (gamma2, "gamma2", ":")):
         if g is not None:
             ax.axvline(g, color="k", linestyle=style, linewidth=1.2, label=f"{label} = {g:.3g}")
-    ax.set_xlabel(score_name)
+    ax.set_xlabel(printable(score_name), **_PLAIN)
     ax.set_ylabel("fraction of videos")
-    ax.set_title(f"Distribution of {score_name} per video type")
+    ax.set_title(printable(f"Distribution of {score_name} per video type"), **_PLAIN)
     ax.legend(fontsize=8)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def plot_label_strips(
@@ -99,7 +109,7 @@ def plot_label_strips(
     """
     if not strips:
         raise ValueError("plot_label_strips needs at least one strip")
-    fig = _figure(7.0, 1.4 * len(strips) + 0.4)
+    fig = new_figure(7.0, 1.4 * len(strips) + 0.4)
     axes = fig.subplots(len(strips), 1, squeeze=False)[:, 0]
     for ax, (title, labels) in zip(axes, strips):
         labels = np.asarray(labels, dtype=np.int64)
@@ -120,16 +130,17 @@ def plot_label_strips(
             )
             ax.legend(fontsize=7, loc="upper right")
         alpha = mask.sum() / labels.size
-        ax.set_title(f"{title}   (alpha = {alpha:.3f})", fontsize=9)
+        ax.set_title(printable(f"{title}   (alpha = {alpha:.3f})"), fontsize=9, **_PLAIN)
         shown = np.unique(labels)
         ax.set_yticks(shown)
         if class_names is not None:
-            ax.set_yticklabels([class_names[i] if 0 <= i < len(class_names) else str(i) for i in shown], fontsize=7)
+            names = [printable(class_names[i]) if 0 <= i < len(class_names) else str(i) for i in shown]
+            ax.set_yticklabels(names, fontsize=7, **_PLAIN)
         ax.set_ylim(shown.min() - 0.7, shown.max() + 0.7)
         ax.set_ylabel("label", fontsize=8)
     axes[-1].set_xlabel("frame")
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def plot_roc_curves(tasks: Mapping[str, Mapping[str, RocCurve]], path: str | Path, *, dpi: int = 120) -> Path:
@@ -137,7 +148,7 @@ def plot_roc_curves(tasks: Mapping[str, Mapping[str, RocCurve]], path: str | Pat
     curve per score, AUC in the legend."""
     if not tasks:
         raise ValueError("plot_roc_curves needs at least one task")
-    fig = _figure(4.2 * len(tasks), 4.0)
+    fig = new_figure(4.2 * len(tasks), 4.0)
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, (task, curves) in zip(axes, tasks.items()):
         for name, c in curves.items():
@@ -147,7 +158,7 @@ def plot_roc_curves(tasks: Mapping[str, Mapping[str, RocCurve]], path: str | Pat
         ax.set_ylim(0, 1.01)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(task, fontsize=10)
+        ax.set_title(printable(task), fontsize=10, **_PLAIN)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)

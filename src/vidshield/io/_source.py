@@ -9,9 +9,12 @@ lives in one place:
   which real XviD files have), are skipped and reported once per full pass as a
   :class:`CorruptVideoWarning` with the counts; frame indices count the frames that did decode.
   Damage that the demuxer resynchronises over without any error can go unnoticed;
-- a stream whose data ends before the duration its container declares (a truncated file), a
-  demuxer error mid-stream (damaged container) or a stream with no decodable frame raises
-  :class:`~vidshield.errors.VideoDecodeError` when the pass reaches the end.
+- a stream whose data ends before the duration or the frame count its container declares (a
+  truncated file), a demuxer error mid-stream (damaged container) or a stream with no decodable
+  frame raises :class:`~vidshield.errors.VideoDecodeError` when the pass reaches the end;
+- containers that declare neither (MPEG-TS, Y4M) but end inside a transport packet or a frame
+  get a :class:`CorruptVideoWarning` saying the file looks truncated;
+- frames whose size differs from the stream's first are scaled to it by the readers.
 """
 
 from __future__ import annotations
@@ -38,11 +41,22 @@ MAX_SIDE = 16384
 # not frames. Packets with a larger payload each hold one frame.
 _PLACEHOLDER_BYTES = 1
 
+# Containers that state no frame count or duration (FFmpeg estimates them from the data).
+_UNDECLARED_FORMATS = {"mpegts", "yuv4mpegpipe", "mpeg", "mpegvideo", "h264", "hevc", "m4v", "mjpeg", "rawvideo"}
+
 _DURATION_TAG = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 
 
 class CorruptVideoWarning(UserWarning):
-    """Some frames of a video could not be decoded and were skipped."""
+    """Some frames of a video could not be decoded and were skipped, or the file looks truncated.
+
+    ``frames_decoded``: frames the pass decoded; ``frames_declared``: frames the container
+    declares (None when it does not say)."""
+
+    def __init__(self, message: str, *, frames_decoded: int | None = None, frames_declared: int | None = None):
+        super().__init__(message)
+        self.frames_decoded = frames_decoded
+        self.frames_declared = frames_declared
 
 
 def require_pyav() -> None:
@@ -88,7 +102,7 @@ class VideoSource:
             self.container = av.open(str(self.path), mode="r")
         except av.error.EOFError as e:
             raise VideoDecodeError(self.path, "no video data: the file ends before any frame") from e
-        except (av.error.FFmpegError, OSError, ValueError) as e:
+        except (av.error.FFmpegError, OSError, ValueError, IndexError) as e:
             raise VideoDecodeError(self.path, f"not a video FFmpeg can read ({_reason(e)})") from e
         try:
             if not self.container.streams.video:
@@ -111,6 +125,7 @@ class VideoSource:
         self.data_packets = 0
         self.frame_slots = 0
         self.decoder_errors = 0
+        self._packet_bytes = 0
         self.data_start: float | None = None
         self.data_end: float | None = None
 
@@ -141,6 +156,16 @@ class VideoSource:
             return self.container.duration / 1_000_000
         return None
 
+    def declared_frames(self) -> int | None:
+        """Frames the container declares: its frame count, else its stated duration x rate; None
+        for streams that state neither (MPEG-TS, Y4M, raw streams: FFmpeg only estimates them)."""
+        if self.stream.frames and self.stream.frames > 0:
+            return int(self.stream.frames)
+        if _UNDECLARED_FORMATS & set(self.container.format.name.split(",")):
+            return None
+        duration, rate = self.declared_duration(), self.declared_rate()
+        return round(duration * rate) if duration and rate else None
+
     def declared_rate(self) -> float | None:
         """The container's average frame rate in frames/s, if it states one."""
         for rate in (self.stream.average_rate, self.stream.guessed_rate, self.stream.base_rate):
@@ -152,6 +177,7 @@ class VideoSource:
 
     def _note_packet(self, packet: av.Packet) -> None:
         self.frame_slots += 1
+        self._packet_bytes = self._packet_bytes or packet.size
         if packet.size > _PLACEHOLDER_BYTES:
             self.data_packets += 1
         if packet.pts is not None:
@@ -169,7 +195,8 @@ class VideoSource:
                     continue  # the demuxer's end-of-stream marker
                 self._note_packet(packet)
                 yield packet
-        except (av.error.FFmpegError, OSError) as e:
+        except (av.error.FFmpegError, OSError, IndexError, ValueError) as e:
+            # PyAV raises IndexError for some packet lists it cannot index
             raise VideoDecodeError(
                 self.path, f"container data is damaged after {self.data_packets} packets ({_reason(e)})"
             ) from e
@@ -179,7 +206,7 @@ class VideoSource:
             return self.stream.decode(packet)
         except av.error.EOFError:
             return []
-        except (av.error.FFmpegError, ValueError):
+        except (av.error.FFmpegError, ValueError, IndexError):
             self.decoder_errors += 1
             return []
 
@@ -211,6 +238,22 @@ class VideoSource:
                     f"file is truncated: frame data ends at {covered:.3f} s but the container declares "
                     f"{declared:.3f} s",
                 )
+        declared_count = int(self.stream.frames or 0)
+        if declared_count > self.frame_slots:
+            raise VideoDecodeError(
+                self.path,
+                f"file is truncated: {self.frame_slots} frames of the {declared_count} the container declares",
+            )
+        partial = self._ends_inside_a_unit()
+        if partial:
+            warnings.warn(
+                CorruptVideoWarning(
+                    f"{self.path}: the file looks truncated ({partial}); {frames_decoded or self.data_packets} frames "
+                    "read, the container declares no frame count",
+                    frames_decoded=frames_decoded,
+                ),
+                stacklevel=3,
+            )
         if frames_decoded is None:
             return
         # Some real files hold a packet or two that decode to nothing without an error (XviD's
@@ -221,10 +264,28 @@ class VideoSource:
                 CorruptVideoWarning(
                     f"{self.path}: corrupt data skipped: {frames_decoded} frames decoded from "
                     f"{self.data_packets} packets ({self.decoder_errors} decoder errors); frame indices "
-                    "count the decoded frames"
+                    "count the decoded frames",
+                    frames_decoded=frames_decoded,
+                    frames_declared=self.declared_frames(),
                 ),
                 stacklevel=3,
             )
+
+    def _ends_inside_a_unit(self) -> str | None:
+        """For containers without a frame count: a reason if the file ends inside an MPEG-TS
+        packet (188, 192 or 204 bytes) or inside a Y4M frame, else None."""
+        name = self.container.format.name
+        size = self.path.stat().st_size
+        if name == "mpegts":
+            if all(size % unit for unit in (188, 192, 204)):
+                return f"{size} bytes is not a whole number of transport packets"
+        elif name == "yuv4mpegpipe" and self._packet_bytes:
+            with open(self.path, "rb") as f:
+                header = f.readline(4096)
+            frame = len(b"FRAME\n") + self._packet_bytes
+            if (size - len(header)) % frame:
+                return "it ends inside a frame"
+        return None
 
 
 def _reason(e: BaseException) -> str:

@@ -18,7 +18,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from vidshield.errors import VideoDecodeError
+from vidshield.errors import InputFormatError, VideoDecodeError
+from vidshield.jsonio import parse_json
 from vidshield.utils import atomic_write_bytes
 from vidshield.video import check_batch, check_labels, to_float, to_uint8
 
@@ -83,9 +84,12 @@ def load_clips(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dic
             if _META_KEY not in header_meta or names != {"videos", "labels"}:
                 raise VideoDecodeError(p, f"safetensors file is not a vidshield clip set (tensors: {sorted(names)})")
             videos, labels = f.get_tensor("videos"), f.get_tensor("labels")
-        metadata = json.loads(header_meta[_META_KEY])
     except (SafetensorError, ValueError, OSError) as e:
         raise VideoDecodeError(p, f"not a safetensors clip container ({e})") from e
+    try:
+        metadata = parse_json(header_meta[_META_KEY], what="its metadata")
+    except InputFormatError as e:
+        raise VideoDecodeError(p, str(e)) from None
     if videos.dim() != 5 or videos.shape[2] != 3 or labels.shape != (videos.shape[0],):
         raise VideoDecodeError(
             p, f"clip set has inconsistent shapes: videos {tuple(videos.shape)}, labels {tuple(labels.shape)}"

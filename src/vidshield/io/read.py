@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,17 +23,33 @@ from vidshield.io._source import MAX_SIDE, VideoSource
 from vidshield.io.probe import probe
 from vidshield.video import frames_to_tensor
 
-__all__ = ["read_frames", "read_video", "iter_chunks", "uniform_indices"]
+__all__ = ["VIDEO_EXTENSIONS", "is_video_file", "read_frames", "read_video", "iter_chunks", "uniform_indices"]
 
 Size = tuple[int, int]
 
 
-def uniform_indices(total: int, count: int) -> np.ndarray:
-    """``count`` frame indices spread uniformly over ``0..total-1``: ``round(linspace(0, total-1, count))``.
+#: File endings of the videos a folder is searched for (data sets, ``detect``): what PyAV reads here.
+VIDEO_EXTENSIONS = (".avi", ".mkv", ".mp4", ".m4v", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".y4m", ".nut")
 
-    Indices repeat when ``count > total``."""
-    if total < 1 or count < 1:
-        raise ValueError(f"need total >= 1 and count >= 1, got total={total}, count={count}")
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    """A regular, not hidden file ending in one of :data:`VIDEO_EXTENSIONS` (any case)."""
+    path = Path(path)
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def uniform_indices(total: int, count: int) -> np.ndarray:
+    """``count`` frame indices spread evenly over ``0..total-1``, first and last frame included (one
+    index: the first): ``round(linspace(0, total - 1, count))``, halves to even. The one uniform
+    sampling of the package: :func:`read_frames` and the data sets' evaluation clips use it.
+
+    Returns:
+        ``int64 (count,)``, non-decreasing, in ``[0, total)``; indices repeat when ``count > total``.
+    """
+    if total < 1:
+        raise ValueError(f"a video needs at least one frame to sample from, got total={total}")
+    if count < 1:
+        raise ValueError(f"the number of frames to sample must be >= 1, got {count}")
     return np.rint(np.linspace(0, total - 1, count)).astype(np.int64)
 
 
@@ -61,9 +78,10 @@ def _check_int(value, name: str, *, minimum: int, allow_none: bool = True) -> in
 
 class _FrameConverter:
     """av.VideoFrame -> uint8 RGB (H, W, 3), scaled (``size`` exact, or ``short_side``) and then
-    centre-cropped to ``crop``."""
+    centre-cropped to ``crop``. A frame whose size differs from the stream's first (a resolution
+    change midway) is scaled to the first one's output size, so every frame has ``out_shape``."""
 
-    def __init__(self, width: int, height: int, *, size=None, short_side=None, crop=None):
+    def __init__(self, width: int, height: int, *, size=None, short_side=None, crop=None, path=None):
         size = _check_pair(size, "size")
         crop = _check_pair(crop, "crop")
         short_side = _check_int(short_side, "short_side", minimum=1)
@@ -78,9 +96,15 @@ class _FrameConverter:
             out_h = short_side if height <= width else max(1, round(height * scale))
             out_w = short_side if width < height else max(1, round(width * scale))
             if max(out_h, out_w) > MAX_SIDE:
-                raise ValueError(f"short_side={short_side} would make a {out_w}x{out_h} frame (max side {MAX_SIDE})")
+                raise VideoDecodeError(
+                    path,
+                    f"its {width}x{height} frames are too elongated: scaling the short side to {short_side} "
+                    f"would make {out_w}x{out_h} frames (max side {MAX_SIDE})",
+                )
         else:
             out_h, out_w = height, width
+        self.source = (height, width)
+        self.scaled = (out_h, out_w)
         self.scale_to = None if (out_h, out_w) == (height, width) else (out_h, out_w)
         self.crop_box = None
         if crop is not None:
@@ -92,10 +116,11 @@ class _FrameConverter:
         self.out_shape = (crop if crop is not None else (out_h, out_w)) + (3,)
 
     def __call__(self, frame) -> np.ndarray:
-        if self.scale_to is None:
+        scale_to = self.scale_to if (frame.height, frame.width) == self.source else self.scaled
+        if scale_to is None:
             rgb = frame.to_ndarray(format="rgb24")
         else:
-            h, w = self.scale_to
+            h, w = scale_to
             rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
         if self.crop_box is not None:
             t, b, l, r = self.crop_box
@@ -168,7 +193,7 @@ def read_frames(
 
     if num_frames is None:
         with VideoSource(path) as src:
-            conv = _FrameConverter(src.width, src.height, **geometry)
+            conv = _FrameConverter(src.width, src.height, **geometry, path=src.path)
             if length is None:
                 frames = [conv(f) for i, f in enumerate(src.frames()) if i >= start and (i - start) % stride == 0]
                 if not frames:
@@ -189,7 +214,7 @@ def read_frames(
     total = probe(path).num_frames
     for _attempt in range(2):
         with VideoSource(path) as src:
-            conv = _FrameConverter(src.width, src.height, **geometry)
+            conv = _FrameConverter(src.width, src.height, **geometry, path=src.path)
             out = _collect(src, conv, uniform_indices(total, num_frames), to_end=True)
             if out is not None:
                 return out
@@ -233,7 +258,7 @@ def iter_chunks(
             f"overlap must be smaller than chunk_frames, got overlap={overlap}, chunk_frames={chunk_frames}"
         )
     with VideoSource(path) as src:
-        conv = _FrameConverter(src.width, src.height, size=size, short_side=short_side, crop=crop)
+        conv = _FrameConverter(src.width, src.height, size=size, short_side=short_side, crop=crop, path=src.path)
         buffer = np.empty((chunk_frames, *conv.out_shape), np.uint8)
         filled = 0
         chunk_start = 0

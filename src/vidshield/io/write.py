@@ -8,7 +8,9 @@
 The lossless paths store RGB exactly, so a write then :func:`~vidshield.io.read_frames` returns
 the same bytes (any width/height). ``yuv420p`` needs even sides; odd sides raise
 :class:`~vidshield.errors.VideoEncodeError` rather than padding silently. Files are written to a
-temporary name in the target folder and renamed when complete.
+temporary name in the target folder and renamed when complete. Containers are written
+bit-exact (no random segment id or time stamp): a lossless .mkv/.avi/.nut of the same frames is
+the same file every time.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ except ImportError:  # PyAV missing: see vidshield.io._source.require_pyav
 import numpy as np
 import torch
 
-from vidshield.errors import VideoEncodeError
+from vidshield.errors import OutputError, VideoEncodeError
 from vidshield.io._source import MAX_SIDE, require_pyav
+from vidshield.text import printable
+from vidshield.utils import check_writable, temp_prefix
 from vidshield.video import check_video, tensor_to_frames
 
-__all__ = ["write_video", "as_uint8_frames"]
+__all__ = ["write_video", "check_video_output", "as_uint8_frames"]
 
 _FORMATS = {".mkv": "matroska", ".avi": "avi", ".nut": "nut", ".mp4": "mp4", ".mov": "mov"}
 _LOSSLESS_BY_DEFAULT = {".mkv", ".avi", ".nut"}
@@ -64,6 +68,32 @@ def _rate(fps) -> Fraction:
     return Fraction(fps).limit_denominator(1001) if isinstance(fps, float) else Fraction(fps)
 
 
+def check_video_output(path: str | os.PathLike, *, fps=None) -> Path:
+    """Check, before the work that produces it, that :func:`write_video` can write ``path``: a
+    supported suffix, a writable folder, a name that fits, and (if given) a frame rate it can store.
+
+    Raises:
+        VideoEncodeError: with the reason.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _FORMATS:
+        raise VideoEncodeError(
+            f"cannot write {printable(path)}: unsupported suffix {printable(suffix) or '(none)'!r} "
+            f"(use {', '.join(_FORMATS)})"
+        )
+    if fps is not None:
+        try:
+            _rate(fps)
+        except ValueError as e:
+            raise VideoEncodeError(f"cannot write {printable(path)}: {e}") from None
+    try:
+        check_writable(path)
+    except OutputError as e:
+        raise VideoEncodeError(str(e)) from None
+    return path
+
+
 def write_video(
     path: str | os.PathLike,
     video,
@@ -93,8 +123,7 @@ def write_video(
     require_pyav()
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in _FORMATS:
-        raise VideoEncodeError(f"cannot write {str(path)!r}: unsupported suffix {suffix!r} (use {', '.join(_FORMATS)})")
+    check_video_output(path)
     frames = as_uint8_frames(video)
     rate = _rate(fps)
     if not isinstance(crf, int) or isinstance(crf, bool) or not 0 <= crf <= 51:
@@ -116,11 +145,17 @@ def write_video(
     else:
         codec, pix_fmt, options = "ffv1", "bgr0", {"level": "3", "slicecrc": "1", "g": "1"}
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
+    except OSError as e:
+        raise VideoEncodeError(f"cannot write {printable(path)}: {e.strerror or e}") from None
     os.close(fd)
     try:
-        container_options = {"movflags": "+faststart"} if suffix in _MP4_FAMILY else {}
+        # bitexact: no random segment id or time stamp, so the same frames give the same file
+        container_options = {"fflags": "+bitexact"}
+        if suffix in _MP4_FAMILY:
+            container_options["movflags"] = "+faststart"
         with av.open(tmp, mode="w", format=_FORMATS[suffix], options=container_options) as out:
             stream = out.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt

@@ -17,8 +17,10 @@ import torch
 from vidshield import __version__
 from vidshield.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
+from vidshield.jsonio import field, read_json
 from vidshield.models.base import InputSpec, VideoClassifier
 from vidshield.models.registry import MODEL_REGISTRY, create_model
+from vidshield.text import printable
 
 MODEL_FORMAT = "vidshield-model/1"
 
@@ -72,7 +74,7 @@ def list_shipped() -> list[dict]:
         weights, _ = checkpoint_paths(meta_path)
         if not weights.is_file():
             continue
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path, error=CheckpointError)
         if meta.get("format") != MODEL_FORMAT:  # e.g. a resumable training state
             continue
         rows.append(
@@ -92,26 +94,57 @@ def list_shipped() -> list[dict]:
     return rows
 
 
-def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A shipped name (``synthetic-lrcn``) or a checkpoint path -> the ``.safetensors`` path.
+def resolve_artifact(ref: str | Path, *, kind: str, hint: str = "") -> Path:
+    """The one name-or-path resolver of checkpoints (models, ComDefend weights, universal
+    perturbations): ``ref`` -> its ``.safetensors`` path.
+
+    ``ref`` is a path (``x``, ``x.safetensors`` or ``x.json``; an existing file wins), else a bare
+    name of a checkpoint shipped in :func:`zoo_dir` (``synthetic-lrcn``, ``comdefend``).
+
+    Args:
+        kind: what is looked for, for the error message ("model", "ComDefend weights" ...).
+        hint: a sentence appended to the error (e.g. how to make the missing file).
 
     Raises:
-        CheckpointError: neither an existing checkpoint nor a shipped name.
+        CheckpointError: nothing found; the message lists every path tried and the zoo's names.
     """
-    weights, meta = checkpoint_paths(name_or_path)
+    weights, meta = checkpoint_paths(ref)
     if weights.is_file() or meta.is_file():
         return weights
-    shipped_weights, _ = checkpoint_paths(zoo_dir() / str(name_or_path))
-    if "/" not in str(name_or_path) and shipped_weights.is_file():
-        return shipped_weights
-    shipped = ", ".join(row["name"] for row in list_shipped()) or "none"
+    tried = [weights, meta]
+    if len(Path(ref).parts) == 1 and not Path(ref).is_absolute():  # a bare name: look in the zoo
+        shipped_weights, _ = checkpoint_paths(zoo_dir() / str(ref))
+        if shipped_weights.is_file():
+            return shipped_weights
+        tried.append(shipped_weights)
+    folder = zoo_dir()
+    names = sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
     raise CheckpointError(
-        f"no checkpoint at {weights} and no shipped model named {str(name_or_path)!r} (shipped: {shipped})"
+        f"{kind} {printable(str(ref))!r} not found: tried {', '.join(printable(p) for p in tried)} "
+        f"(shipped: {', '.join(names) or 'none'})" + (f". {hint}" if hint else "")
     )
 
 
+#: Largest class count a checkpoint may declare.
+MAX_CLASSES = 100_000
+
+
 def _describe(meta: dict) -> str:
-    return f"{meta.get('architecture')} with {meta.get('num_classes')} classes"
+    return f"{printable(meta.get('architecture'))} with {printable(meta.get('num_classes'))} classes"
+
+
+def _show(value) -> str:
+    text = printable(repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _input_spec(d: dict, what: str) -> InputSpec:
+    check = dict(what=what, error=CheckpointError)
+    spec = {k: field(d, k, int, lo=1, hi=1 << 20, **check) for k in ("frames", "height", "width")}
+    for k in ("mean", "std"):
+        if k in d:
+            spec[k] = field(d, k, list, max_len=3, items=float, **check)
+    return InputSpec.from_dict(spec)
 
 
 def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") -> VideoClassifier:
@@ -128,22 +161,31 @@ def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") 
         CheckpointError: missing, corrupt, not a model checkpoint, or weights that do not fit the
             architecture named in the metadata (the message says which keys or shapes differ).
     """
-    weights = resolve_checkpoint(name_or_path)
+    weights = resolve_artifact(name_or_path, kind="model")
     state, meta = load_checkpoint(weights)
     if meta.get("format") != MODEL_FORMAT:
         raise CheckpointError(
-            f"{weights} is not a vidshield model checkpoint (format {meta.get('format')!r}, expected {MODEL_FORMAT!r})"
+            f"{weights} is not a vidshield model checkpoint (format {_show(meta.get('format'))}, expected {MODEL_FORMAT!r})"
         )
-    arch = meta.get("architecture")
+    what = f"checkpoint metadata {weights.with_suffix('.json')}"
+    check = dict(what=what, error=CheckpointError)
+    arch = field(meta, "architecture", str, max_len=100, **check)
     if arch not in MODEL_REGISTRY:
         raise CheckpointError(
-            f"{weights}: unknown architecture {arch!r}; registered: {', '.join(sorted(MODEL_REGISTRY))}"
+            f"{weights}: unknown architecture {_show(arch)}; registered: {', '.join(sorted(MODEL_REGISTRY))}"
         )
+    num_classes = field(meta, "num_classes", int, lo=1, hi=MAX_CLASSES, **check)
+    arch_config = field(meta, "arch_config", dict, default={}, max_len=64, **check)
+    names = field(meta, "class_names", (list, type(None)), max_len=MAX_CLASSES, items=str, **check)
+    field(meta, "input_spec", dict, default={}, **check)
     try:
-        model = create_model(arch, num_classes=int(meta["num_classes"]), **meta.get("arch_config", {}))
-    except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{weights}: cannot rebuild {_describe(meta)}: {e}") from e
-    expected = model.state_dict()
+        # the architecture is first built without memory ("meta" tensors) and checked against the
+        # weights in the file, so metadata asking for a huge model costs nothing
+        with torch.device("meta"):
+            skeleton = create_model(arch, num_classes=num_classes, **arch_config)
+    except (KeyError, ValueError, TypeError, RuntimeError, OverflowError, NotImplementedError) as e:
+        raise CheckpointError(f"{weights}: cannot rebuild {_describe(meta)}: {printable(e)}") from e
+    expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong_shape = [
@@ -162,11 +204,11 @@ def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") 
         if wrong_shape:
             parts.append(f"shape mismatch (file vs model): {', '.join(wrong_shape[:5])}")
         raise CheckpointError(f"weights in {weights} do not fit {_describe(meta)}: " + "; ".join(parts))
-    if "input_spec" in meta and InputSpec.from_dict(meta["input_spec"]) != model.input_spec:
+    model = create_model(arch, num_classes=num_classes, **arch_config)
+    if "input_spec" in meta and _input_spec(meta["input_spec"], what) != model.input_spec:
         raise CheckpointError(
             f"{weights}: metadata input spec {meta['input_spec']} differs from the rebuilt model's {model.input_spec.to_dict()}"
         )
-    names = meta.get("class_names")
     if names is not None and len(names) != model.num_classes:
         raise CheckpointError(f"{weights}: {len(names)} class names for {_describe(meta)}")
     model.load_state_dict(state)

@@ -5,11 +5,11 @@ accuracy that the detector relies on."""
 from __future__ import annotations
 
 import torch
-from rich.progress import Progress
 from torch.utils.data import Dataset
 
 from vidshield.data import make_loader
 from vidshield.models.base import VideoClassifier
+from vidshield.utils import eval_mode, progress_bar
 
 
 def classification_metrics(
@@ -88,28 +88,23 @@ def evaluate_classifier(
     if class_names is None:
         class_names = getattr(dataset, "classes", None) or model.class_names
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    was_training = model.training
-    model.eval()
     all_logits, all_labels = [], []
     frame_correct = frame_total = 0
-    try:
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("evaluating", total=len(loader))
-            for videos, labels in loader:
-                videos = videos.to(device, non_blocking=True)
-                labels = torch.as_tensor(labels).long()
-                if model.has_frame_logits:
-                    logits, frame_logits = model.forward_with_frames(videos)
-                    frame_pred = frame_logits.argmax(dim=2).cpu()
-                    frame_correct += int((frame_pred == labels[:, None]).sum())
-                    frame_total += frame_pred.numel()
-                else:
-                    logits = model(videos)
-                all_logits.append(logits.float().cpu())
-                all_labels.append(labels)
-                bar.advance(task)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), progress_bar(disable=not progress) as bar:
+        task = bar.add_task("evaluating", total=len(loader))
+        for videos, labels in loader:
+            videos = videos.to(device, non_blocking=True)
+            labels = torch.as_tensor(labels).long()
+            if model.has_frame_logits:
+                logits, frame_logits = model.forward_with_frames(videos)
+                frame_pred = frame_logits.argmax(dim=2).cpu()
+                frame_correct += int((frame_pred == labels[:, None]).sum())
+                frame_total += frame_pred.numel()
+            else:
+                logits = model(videos)
+            all_logits.append(logits.float().cpu())
+            all_labels.append(labels)
+            bar.advance(task)
     metrics = classification_metrics(torch.cat(all_logits), torch.cat(all_labels), class_names=class_names)
     if model.has_frame_logits:
         metrics["frame_top1"] = frame_correct / frame_total

@@ -17,13 +17,13 @@
 
 Errors are JSON ``{"detail": "one line"}``: 401 missing or wrong ``X-API-Key`` (when a key is
 set), 404 unknown job, 409 not finished yet, 413 upload too large, 415 not a video, 422 a video
-that does not decode or bad options, 429 queue full (with ``Retry-After``).
+that does not decode or bad options, 429 queue full (with ``Retry-After``), 500 a job row of the
+database that does not hold what the service wrote (:class:`~vidshield.serve.jobs.StoreError`).
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import re
 import time
 import warnings
@@ -42,7 +42,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vidshield import __version__
 from vidshield.pipeline import POLLUTED_RULES
-from vidshield.serve.jobs import JobManager, ManagerConfig, QueueFull, valid_job_id
+from vidshield.serve.jobs import JobManager, ManagerConfig, QueueFull, StoreError, job_json, valid_job_id
 from vidshield.serve.scanning import OptionsError, ScanOptions, ScanSettings
 from vidshield.serve.upload import ClientGone, UploadError, receive_upload
 
@@ -220,15 +220,15 @@ def _job_view(job: dict) -> dict:
         "finished": job["finished"],
         "attempts": job["attempts"],
         "progress": {"frames_done": job["frames_done"], "frames_total": job["frames_total"]},
-        "options": json.loads(job["options"]),
-        "video": json.loads(job["info"]),
+        "options": job_json(job, "options"),
+        "video": job_json(job, "info"),
         "error": job["error"],
         "note": job["note"],
         "links": {"self": base},
     }
     if job["state"] == "done":
-        files = json.loads(job["files"])
-        view["report"] = json.loads(job["report"])
+        files = job_json(job, "files")
+        view["report"] = job_json(job, "report")
         if files["labels"]:
             view["links"]["labels"] = f"{base}/labels.png"
         if files["defended"]:
@@ -266,6 +266,11 @@ def create_app(config: ServeConfig) -> FastAPIOffline:
     )
     app.state.manager = manager
     app.state.config = config
+
+    @app.exception_handler(StoreError)
+    async def damaged_row(request: Request, e: StoreError):
+        return JSONResponse({"detail": str(e)}, status_code=500)
+
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -33,9 +33,11 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidshield.errors import VidshieldError
+from vidshield.jsonio import parse_json
 from vidshield.serve.scanning import ScanSettings
 
-__all__ = ["JobStore", "JobManager", "ManagerConfig", "QueueFull", "STATES", "valid_job_id"]
+__all__ = ["JobStore", "JobManager", "ManagerConfig", "QueueFull", "StoreError", "STATES", "job_json", "valid_job_id"]
 
 STATES = ("queued", "running", "done", "failed")
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -68,6 +70,21 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created);
 def valid_job_id(job_id: str) -> bool:
     """A job id is exactly 32 lowercase hex digits (made by the server)."""
     return bool(_ID.match(job_id))
+
+
+class StoreError(VidshieldError):
+    """A job row of the database that does not hold what the service wrote there."""
+
+
+def job_json(job: dict, column: str) -> dict:
+    """A JSON column of a job row (``options``, ``info``, ``report``, ``files``), parsed with the
+    bounds of :func:`vidshield.jsonio.parse_json`: the database is a file on disk, read again after
+    a restart.
+
+    Raises:
+        StoreError: not a JSON object within those bounds.
+    """
+    return parse_json(job[column] or "", what=f"job {job['id']}: {column}", expect=dict, error=StoreError)
 
 
 class QueueFull(Exception):
@@ -562,7 +579,7 @@ def _run_job(store: JobStore, cache, jobs_dir: Path, job: dict, pid: int) -> Non
     try:
         out = run_scan(
             folder / job["input"],
-            ScanOptions(**json.loads(job["options"])),
+            ScanOptions(**job_json(job, "options")),
             folder,
             pipelines=cache,
             name=job["name"],

@@ -1,11 +1,13 @@
 """The one place where the service runs a scan: the library's pipeline over an uploaded file.
 
-:func:`run_scan` builds the detect -> route -> defend -> classify pipeline the way ``vidshield
-scan`` does (cached per worker process, so each model is loaded once), runs
-:func:`vidshield.pipeline.scan_file`, and writes what the page shows: the report (the same dict
-as ``vidshield scan --json``, less the paths of the files that command writes), the per-frame
-label plot, the defended video (model view, lossless FFV1, as ``scan --defended``) and small PNG
-thumbnails of the exception frames before and after defense.
+:func:`run_scan` builds the detect -> route -> defend -> classify pipeline with
+:func:`vidshield.pipeline.build_pipeline`, as ``vidshield scan`` does (cached per worker process,
+so each model is loaded once), runs :func:`vidshield.pipeline.scan_file`, and writes what the page
+shows: the report (:func:`vidshield.pipeline.scan_report`, what ``vidshield scan --json`` prints
+less the paths of the files that command writes; the video, model and classifier named by the
+names the client and the operator gave), the per-frame label plot, the defended video (model view,
+lossless FFV1, as ``scan --defended``) and small PNG thumbnails of the exception frames before
+and after defense.
 
 Clients never name a file: models and detector configs are chosen by the names the operator
 registered (:class:`ScanSettings`), uploads are stored under server-generated names.
@@ -13,7 +15,6 @@ registered (:class:`ScanSettings`), uploads are stored under server-generated na
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 from vidshield.errors import VidshieldError
 from vidshield.pipeline import POLLUTED_RULES
 
-__all__ = ["ScanSettings", "ScanOptions", "ScanOutput", "PipelineCache", "run_scan", "MAX_THUMBNAILS"]
+__all__ = ["ScanSettings", "ScanOptions", "ScanOutput", "PipelineCache", "check_settings", "run_scan", "MAX_THUMBNAILS"]
 
 #: Exception frames shown as thumbnails (spread over the video when there are more).
 MAX_THUMBNAILS = 8
@@ -40,8 +41,12 @@ class ScanSettings:
         models: detection network name -> shipped name or checkpoint path (the first is the
             default); clients pick by name.
         configs: detector config name -> ``detector.json`` path (thresholds); clients pick by name.
-        classifier: ``(name, reference)`` of the classifier to protect, or None for the detection
-            network itself.
+        classifier: ``(name, reference)`` of the classifier to protect (shipped name, checkpoint
+            or TorchScript file), or None: the classifier a distilled detection network serves,
+            else the detection network itself (as ``vidshield scan --classifier``).
+        input_spec: a TorchScript classifier's input spec (JSON file path or JSON text), as
+            ``--input-spec``.
+        allow_mismatch: pair a detection network with a classifier it was not trained for.
         comdefend: ComDefend weights (shipped name or path).
         device: torch device string for the workers.
     """
@@ -49,6 +54,8 @@ class ScanSettings:
     models: dict[str, str] = field(default_factory=lambda: {"synthetic-lrcn": "synthetic-lrcn"})
     configs: dict[str, str] = field(default_factory=dict)
     classifier: tuple[str, str] | None = None
+    input_spec: str | None = None
+    allow_mismatch: bool = False
     comdefend: str = "comdefend"
     device: str = "cpu"
 
@@ -133,41 +140,62 @@ class ScanOutput:
 
 
 class PipelineCache:
-    """Pipelines by ``(model, config)``, built once per worker process."""
+    """The models of each ``(model, config)`` pair, loaded once per worker process by
+    :func:`vidshield.pipeline.build_pipeline`; each job gets its own
+    :class:`~vidshield.pipeline.DefensePipeline` over them with its temporal defense (QP),
+    polluted-frame rule and squeeze check."""
 
     def __init__(self, settings: ScanSettings):
         self.settings = settings
         self._pipelines: dict = {}
 
     def get(self, options: ScanOptions):
-        import click
         import torch
 
-        from vidshield.cli.scan import build_pipeline
-        from vidshield.defenses.temporal import TemporalDefense
+        from vidshield.defenses import create_defense
+        from vidshield.pipeline import DefensePipeline, build_pipeline
 
         key = (options.model, options.config)
         if key not in self._pipelines:
             s = self.settings
-            config = s.configs[options.config] if options.config else None
-            classifier = s.classifier[1] if s.classifier else None
-            try:
-                self._pipelines[key] = build_pipeline(
-                    s.models[options.model],
-                    classifier,
-                    Path(config) if config else None,
-                    s.comdefend,
-                    options.qp,
-                    options.polluted,
-                    torch.device(s.device),
-                )
-            except click.ClickException as e:
-                raise VidshieldError(e.format_message()) from e
-        pipe = self._pipelines[key]
-        pipe.temporal = TemporalDefense(qp=options.qp)
-        pipe.polluted = options.polluted
-        pipe.squeeze_check = options.squeeze_check
-        return pipe
+            self._pipelines[key] = build_pipeline(
+                model=s.models[options.model],
+                classifier=s.classifier[1] if s.classifier else None,
+                config=Path(s.configs[options.config]) if options.config else None,
+                comdefend=s.comdefend,
+                input_spec=s.input_spec,
+                allow_mismatch=s.allow_mismatch,
+                device=torch.device(s.device),
+            )
+        base = self._pipelines[key]
+        return DefensePipeline(
+            base.classifier,
+            base.detector,
+            temporal=create_defense("temporal", qp=options.qp),
+            spatial=base.spatial,
+            strategy=base.strategy,
+            polluted=options.polluted,
+            batch_size=base.batch_size,
+            squeeze_check=options.squeeze_check,
+        )
+
+
+def check_settings(settings: ScanSettings) -> None:
+    """Load what the service may use once, so a wrong reference fails at start and not in every
+    job: each detection network with the classifier and ComDefend (through
+    :func:`~vidshield.pipeline.build_pipeline`: pairing and input spec checked), and each detector
+    config (:meth:`~vidshield.detection.DetectorConfig.load`).
+
+    Raises:
+        VidshieldError: with the first problem found.
+    """
+    from vidshield.detection import DetectorConfig
+
+    cache = PipelineCache(settings)
+    for name in settings.models:
+        cache.get(ScanOptions(model=name))
+    for path in settings.configs.values():
+        DetectorConfig.load(path)
 
 
 class _Progress:
@@ -218,7 +246,7 @@ def run_scan(
 
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import probe, write_video
-    from vidshield.pipeline import scan_file, scan_report
+    from vidshield.pipeline import scan_file, scan_report, working_spec
 
     out_dir = Path(out_dir)
     pipe = pipelines.get(options)
@@ -227,26 +255,20 @@ def run_scan(
     labels = result.frame_labels()
     labels_png = None
     if len(labels) >= 3:
-        title = f"{_plain(name)}: {result.verdict}"
         labels_png = plot_label_strips(
-            [(title, labels)], out_dir / "labels.png", class_names=pipe.classifier.class_names
+            [(f"{name}: {result.verdict}", labels)], out_dir / "labels.png", class_names=pipe.classifier.class_names
         )
     defended = None
     if options.defend:
         fps = probe(path).fps or 25.0
         defended = write_video(out_dir / "defended.mkv", torch.stack(list(result.defended_frames())), fps=fps)
-    thumbnails = _thumbnails(path, result, pipe.detector.model.input_spec, out_dir / "thumbs")
+    thumbnails = _thumbnails(path, result, working_spec(pipe), out_dir / "thumbs")
     return ScanOutput(report=report, labels_png=labels_png, defended=defended, thumbnails=thumbnails)
 
 
 def _classifier_name(pipelines: PipelineCache) -> str | None:
     c = pipelines.settings.classifier
     return c[0] if c else None
-
-
-def _plain(text: str) -> str:
-    """A display name safe for a matplotlib title (no mathtext)."""
-    return re.sub(r"[$\\]", "_", text)[:80]
 
 
 def thumbnail_frames(exceptions: list[int]) -> list[int]:
@@ -257,16 +279,15 @@ def thumbnail_frames(exceptions: list[int]) -> list[int]:
 
 
 def _thumbnails(path, result, spec, folder: Path) -> dict[int, dict[str, Path]]:
-    """PNG thumbnails (model view) of some exception frames, as decoded and as defended."""
-    from vidshield.data.transforms import eval_short_side
-    from vidshield.io import iter_chunks
+    """PNG thumbnails of some exception frames, as decoded and as defended, at the view the scan
+    decoded (``spec``: :func:`vidshield.pipeline.working_spec`)."""
+    from vidshield.data.transforms import model_view_chunks
 
     wanted = thumbnail_frames(result.exception_frames())
     if not wanted:
         return {}
-    size = (spec.height, spec.width)
     before = {}
-    for start, chunk in iter_chunks(path, chunk_frames=64, short_side=eval_short_side(size), crop=size):
+    for start, chunk in model_view_chunks(path, spec, chunk_frames=64):
         for t in wanted:
             if start <= t < start + chunk.shape[0]:
                 before[t] = chunk[t - start]

@@ -18,10 +18,10 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-__all__ = ["Upload", "UploadError", "ClientGone", "receive_upload", "display_name", "VIDEO_SUFFIXES"]
+from vidshield.io import VIDEO_EXTENSIONS
 
-#: Suffixes kept on the stored input (FFmpeg probes the content anyway); others are dropped.
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".nut", ".mpg", ".mpeg", ".m4v", ".ts", ".ogv", ".flv"}
+__all__ = ["Upload", "UploadError", "ClientGone", "receive_upload", "display_name"]
+
 _MAX_FIELDS = 16
 _MAX_FIELD_BYTES = 1024
 _MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file part
@@ -44,7 +44,8 @@ class ClientGone(Exception):
 @dataclass
 class Upload:
     """A received upload: the temporary file, its size in bytes, the client's file name (display
-    text only), the suffix kept for the stored input, and the text fields."""
+    text only), the suffix kept for the stored input (one of :data:`vidshield.io.VIDEO_EXTENSIONS`,
+    else none), and the text fields."""
 
     path: Path
     size: int
@@ -117,7 +118,7 @@ async def receive_upload(request: Request, tmp_dir: Path, max_bytes: int) -> Upl
             path=Path(tmp),
             size=state.size,
             name=name,
-            suffix=suffix if suffix in VIDEO_SUFFIXES else "",
+            suffix=suffix if suffix in VIDEO_EXTENSIONS else "",  # FFmpeg probes the content anyway
             fields=state.fields,
         )
     except BaseException:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vidshield.defenses.spatial import SpatialDefense, psnr
-from vidshield.defenses.spatial.comdefend import ZOO_DIR
+from vidshield.models.checkpoints import zoo_dir
 
 # Clean held-out synthetic frames must keep at least this PSNR after purification (whole frames,
 # float32). The acceptance bar for shipping a default; update it to (measured - 1 dB) when
@@ -20,7 +20,7 @@ CLEAN_PSNR_FLOOR_DB = 28.6  # measured 29.65 dB on synthetic test frames at 64x6
 BF16_MAX_DROP_DB = 0.3
 
 shipped = pytest.mark.skipif(
-    not (ZOO_DIR / "comdefend.safetensors").is_file(),
+    not (zoo_dir() / "comdefend.safetensors").is_file(),
     reason="no shipped ComDefend weights; train them with `vidshield train-comdefend` (see its --help)",
 )
 

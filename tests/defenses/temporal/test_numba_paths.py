@@ -175,7 +175,7 @@ def test_defense_forward_numba_equals_torch(dtype, moving_video):
     mask = torch.zeros(video.shape[:2], dtype=torch.bool)
     mask[:, 1:4] = True
     mask[:, -1] = True
-    fast = TemporalDefense(backend="numba")(video, mask)
-    slow = TemporalDefense(backend="torch")(video, mask)
+    fast = TemporalDefense(backend="numba")(video, polluted=mask)
+    slow = TemporalDefense(backend="torch")(video, polluted=mask)
     assert fast.dtype == dtype and torch.equal(fast, slow)
     assert torch.equal(fast[:, 0], video[:, 0]) and torch.equal(fast[:, 4], video[:, 4])

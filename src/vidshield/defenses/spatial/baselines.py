@@ -1,7 +1,8 @@
 """Simple per-frame purification baselines for the comparison tables: JPEG, median filter, bit depth.
 
 Each is a plain function on frames ``(N, 3, H, W)`` plus a thin :class:`Defense` over videos
-``(N, T, 3, H, W)`` in [0, 1] that keeps shape, dtype and range and never modifies its input.
+``(N, T, 3, H, W)`` in [0, 1] that keeps shape, dtype and range and never modifies its input;
+``polluted`` limits it to the marked frames, ``generator`` is ignored (all are deterministic).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidshield.defenses.base import Defense
+from vidshield.defenses.base import Defense, apply_to_marked
+from vidshield.defenses.registry import register_defense
 from vidshield.video import check_batch, to_uint8
 
 
-def _frames(video: torch.Tensor) -> torch.Tensor:
+def _per_frame(video: torch.Tensor, polluted: torch.Tensor | None, fn) -> torch.Tensor:
+    """``fn(frames (M, 3, H, W)) -> same`` over the (marked) frames of a checked batch."""
     check_batch(video)
-    return video.reshape(-1, *video.shape[2:])
+    return apply_to_marked(video, polluted, lambda v: fn(v.reshape(-1, *v.shape[2:])).reshape(v.shape))
 
 
 def jpeg_frames(frames: torch.Tensor, *, quality: int = 75) -> torch.Tensor:
@@ -64,6 +67,7 @@ def bit_depth(x: torch.Tensor, *, bits: int = 4) -> torch.Tensor:
     return torch.round(x * levels) / levels
 
 
+@register_defense("jpeg", quality=75)
 class JpegDefense(Defense):
     """JPEG compression of every frame (Dziugaite et al. 2016; Das et al. 2017).
 
@@ -78,6 +82,7 @@ class JpegDefense(Defense):
     """
 
     differentiable = False
+    frame_wise = True
 
     def __init__(self, *, quality: int = 75):
         super().__init__()
@@ -88,10 +93,11 @@ class JpegDefense(Defense):
     def extra_repr(self) -> str:
         return f"quality={self.quality}"
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return jpeg_frames(_frames(video), quality=self.quality).reshape(video.shape).to(video.dtype)
+    def forward(self, video: torch.Tensor, *, polluted=None, generator=None) -> torch.Tensor:
+        return _per_frame(video, polluted, lambda f: jpeg_frames(f, quality=self.quality).to(video.dtype))
 
 
+@register_defense("median", kernel=3)
 class MedianDefense(Defense):
     """Median filter of every frame and channel (Xu et al. 2018, feature squeezing).
 
@@ -103,6 +109,7 @@ class MedianDefense(Defense):
     """
 
     differentiable = True
+    frame_wise = True
 
     def __init__(self, *, kernel: int = 3):
         super().__init__()
@@ -113,10 +120,11 @@ class MedianDefense(Defense):
     def extra_repr(self) -> str:
         return f"kernel={self.kernel}"
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return median_frames(_frames(video), kernel=self.kernel).reshape(video.shape)
+    def forward(self, video: torch.Tensor, *, polluted=None, generator=None) -> torch.Tensor:
+        return _per_frame(video, polluted, lambda f: median_frames(f, kernel=self.kernel))
 
 
+@register_defense("bitdepth", bits=4)
 class BitDepthDefense(Defense):
     """Colour bit-depth reduction to ``bits`` per channel (Xu et al. 2018, feature squeezing).
 
@@ -130,6 +138,7 @@ class BitDepthDefense(Defense):
     """
 
     differentiable = False
+    frame_wise = True
 
     def __init__(self, *, bits: int = 4):
         super().__init__()
@@ -140,6 +149,5 @@ class BitDepthDefense(Defense):
     def extra_repr(self) -> str:
         return f"bits={self.bits}"
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        check_batch(video)
-        return bit_depth(video, bits=self.bits)
+    def forward(self, video: torch.Tensor, *, polluted=None, generator=None) -> torch.Tensor:
+        return _per_frame(video, polluted, lambda f: bit_depth(f, bits=self.bits))

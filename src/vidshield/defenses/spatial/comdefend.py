@@ -31,8 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidshield.checkpoint import load_checkpoint
-from vidshield.defenses.base import Defense
+from vidshield.defenses.base import Defense, apply_to_marked
+from vidshield.defenses.registry import register_defense
 from vidshield.errors import CheckpointError
+from vidshield.models.checkpoints import resolve_artifact
 from vidshield.video import check_batch
 
 COMCNN_CHANNELS = (3, 16, 32, 64, 128, 256, 128, 64, 32, 12)
@@ -185,7 +187,6 @@ def comdefend_loss(x: torch.Tensor, out: dict[str, torch.Tensor], *, code_weight
 # Purifying frames and videos
 # --------------------------------------------------------------------------------------------
 
-ZOO_DIR = Path(__file__).resolve().parents[2] / "zoo"
 DEFAULT_WEIGHTS = "comdefend"
 ARCHITECTURE = "comdefend"
 
@@ -263,28 +264,17 @@ def purify_frames(
     return tiles_to_frames(out, grid, frames.shape[-2:])
 
 
-def resolve_weights(weights: str | Path | None) -> Path:
-    """``None`` -> the shipped default; a bare name -> ``zoo/NAME``; anything else -> a path stem."""
-    name = DEFAULT_WEIGHTS if weights is None else weights
-    if isinstance(name, str) and "/" not in name and "\\" not in name and not name.endswith((".safetensors", ".json")):
-        if (ZOO_DIR / f"{name}.safetensors").is_file():
-            return ZOO_DIR / name
-        if weights is None:
-            raise CheckpointError(
-                f"no trained ComDefend weights are shipped ({ZOO_DIR / (name + '.safetensors')} is missing). "
-                "Train them with `vidshield train-comdefend --dataset ut-interaction --root DATA "
-                f"--out {ZOO_DIR / name}`, or pass weights=PATH / model=ComDefend()"
-            )
-    return Path(name)
-
-
 def load_comdefend(weights: str | Path | None = None, *, device: str | torch.device = "cpu") -> tuple[ComDefend, dict]:
     """Load a ComDefend checkpoint (``None``: the shipped default) -> ``(model in eval mode, metadata)``.
 
     Raises:
         CheckpointError: missing files, or a checkpoint of another architecture or shape.
     """
-    path = resolve_weights(weights)
+    hint = (
+        "Train them with `vidshield train-comdefend --dataset ut-interaction --root DATA --out runs/comdefend` "
+        "and pass that path, or pass model=ComDefend()"
+    )
+    path = resolve_artifact(DEFAULT_WEIGHTS if weights is None else weights, kind="ComDefend weights", hint=hint)
     state, metadata = load_checkpoint(path, device=device)
     if metadata.get("architecture") != ARCHITECTURE:
         raise CheckpointError(
@@ -306,6 +296,7 @@ def cpu_supports_bf16() -> bool:
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+@register_defense("spatial")
 class SpatialDefense(Defense):
     """The paper's spatial defense: ComDefend applied to every frame of a video.
 
@@ -338,11 +329,14 @@ class SpatialDefense(Defense):
         dtype: "auto", "float32" or "bfloat16": the precision the convolutions run in.
 
     Shape:
-        ``forward(video)``: ``float32 (N, T, 3, H, W)`` in [0, 1] -> same shape, in [0, 1], on
-        ``video``'s device. The model runs on the device it was moved to (``defense.to("cuda")``).
+        ``forward(video, *, polluted=None, generator=None)``: ``float32 (N, T, 3, H, W)`` in
+        [0, 1] -> same shape, in [0, 1], on ``video``'s device; every frame is purified, or only
+        the frames marked in ``polluted`` (bool ``(N, T)``). ``generator`` seeds the test-time
+        noise. The model runs on the device it was moved to (``defense.to("cuda")``).
     """
 
     differentiable = False
+    frame_wise = True
 
     def __init__(
         self,
@@ -410,15 +404,21 @@ class SpatialDefense(Defense):
             chunks.append(out.to(video.device, torch.float32))
         return torch.cat(chunks).reshape(n, t, c, h, w).contiguous()
 
-    def forward(self, video: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Purify every frame. ``generator`` seeds the test-time noise (on the model's device)."""
+    def forward(
+        self, video: torch.Tensor, *, polluted: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Purify every (marked) frame. ``generator`` seeds the test-time noise (on the model's device)."""
         check_batch(video)
         with torch.no_grad():
-            return self._purify(video, generator=generator, straight_through=False)
+            return apply_to_marked(
+                video, polluted, lambda v: self._purify(v, generator=generator, straight_through=False)
+            )
 
-    def surrogate(self, video: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def surrogate(
+        self, video: torch.Tensor, *, polluted: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Differentiable stand-in for BPDA: the same computation with a straight-through
         binarisation (hard bits forward, identity gradient backward). Without test noise its
         value equals :meth:`forward`'s."""
         check_batch(video, check_range=False)
-        return self._purify(video, generator=generator, straight_through=True)
+        return apply_to_marked(video, polluted, lambda v: self._purify(v, generator=generator, straight_through=True))

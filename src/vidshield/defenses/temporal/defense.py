@@ -1,5 +1,6 @@
-"""The temporal defense: rebuild polluted frames from clean neighbours (paper section on the
-temporal defense; REFERENCE.md sections 1 and 5).
+"""The temporal defense: rebuild polluted frames from clean neighbours (the paper's temporal
+defense; the transform and quantiser are H.264's 4x4 integer DCT and QP scale, whose step doubles
+every 6 QP: :mod:`~vidshield.defenses.temporal.intdct`, :mod:`~vidshield.defenses.temporal.quant`).
 
 For each frame marked polluted:
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from vidshield.defenses.base import Defense
+from vidshield.defenses.registry import register_defense
 from vidshield.defenses.temporal.motion import (
     _CHANNELS,
     SEARCH_METHODS,
@@ -265,6 +267,7 @@ def _neighbours(mask_row: torch.Tensor) -> tuple[list[int], list[int]]:
     return before, after
 
 
+@register_defense("temporal", qp=DEFAULT_QP, block=8, search=7)
 class TemporalDefense(Defense):
     """Rebuild polluted frames by bidirectional block motion compensation + a quantised
     integer-DCT residual (see the module docstring).
@@ -287,7 +290,10 @@ class TemporalDefense(Defense):
         backend: block-matching backend ("auto": numba on CPU when installed, torch otherwise).
 
     Shape:
-        ``forward(video (N, T, 3, H, W) float [0, 1], polluted bool (N, T) = None) -> same``.
+        ``forward(video (N, T, 3, H, W) float [0, 1], *, polluted bool (N, T) = None,
+        generator=None) -> same``. ``polluted`` is required unless ``key_every`` is set (a
+        :class:`ValueError` otherwise); a video with every frame marked is refused. The defense is
+        deterministic: ``generator`` is accepted and ignored.
     """
 
     differentiable = False
@@ -363,7 +369,9 @@ class TemporalDefense(Defense):
         return jobs
 
     @torch.no_grad()
-    def forward(self, video: torch.Tensor, polluted: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, video: torch.Tensor, *, polluted: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Rebuild the frames marked in ``polluted``; unmarked frames are copied unchanged."""
         check_batch(video)
         mask = self._mask(video, polluted)
@@ -405,7 +413,9 @@ class TemporalDefense(Defense):
             if not direct:
                 out[n, t] = torch.from_numpy(dst[0]).to(out.dtype)
 
-    def surrogate(self, video: torch.Tensor, polluted: torch.Tensor | None = None) -> torch.Tensor:
+    def surrogate(
+        self, video: torch.Tensor, *, polluted: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """BPDA stand-in: identity, or the motion-compensated prediction of the polluted frames
         (vectors found without gradient; the gather is differentiable in the reference frames)."""
         if self.surrogate_kind == "identity":
@@ -445,13 +455,6 @@ class TemporalDefense(Defense):
                 row.append(best_pred)
             frames.append(torch.stack(row))
         return torch.stack(frames)
-
-    def bpda(self, video: torch.Tensor, polluted: torch.Tensor | None = None) -> torch.Tensor:
-        """Forward value of the defense with the gradient of :meth:`surrogate`."""
-        with torch.no_grad():
-            purified = self(video, polluted)
-        approx = self.surrogate(video, polluted)
-        return approx + (purified - approx).detach()
 
 
 def defend_stream(

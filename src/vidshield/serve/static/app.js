@@ -143,10 +143,13 @@ function renderResult(job) {
     ["label", `${r.class_before} → ${r.class}${r.class_before === r.class ? "" : " (changed by the defense)"}`],
     ["exception frames", r.exception_frames.length ? r.exception_frames.join(", ") : "none"],
     ["defenses", [...new Set(r.windows.map((w) => w.defense))].join(", ")],
-    ["thresholds", `gamma1 ${r.gamma1}, gamma2 ${r.gamma2}`],
-    ["frames", `${r.num_frames} in ${r.windows.length} window(s) · ${job.video.width}×${job.video.height} ${job.video.codec}`],
+    ["thresholds", `gamma1 ${r.gamma1}, gamma2 ${r.gamma2}` + (r.target_fpr != null ? `, window FPR ${r.target_fpr}` : "")],
+    ["frames", `${r.frames_decoded}${r.frames_declared != null && r.frames_declared !== r.frames_decoded ? ` of ${r.frames_declared} declared` : ""} in ${r.windows.length} window(s) · ${job.video.width}×${job.video.height} ${job.video.codec}`],
     ["model", r.model + (r.classifier !== r.model ? `, classifier ${r.classifier}` : "")],
+    ["labels", r.label_space ? `${r.label_space.length} classes: ${r.label_space.slice(0, 5).join(", ")}${r.label_space.length > 5 ? " …" : ""}` : "unnamed"],
   ];
+  if (r.windows_allowed != null) facts.push(["windows fired", `${r.windows_fired} of ${r.windows.length} (a clean video of this length may fire ${r.windows_allowed})`]);
+  for (const w of r.warnings || []) facts.push(["warning", w]);
   $("facts").replaceChildren(...facts.flatMap(([k, val]) => [el("dt", {}, k), el("dd", {}, val)]));
   shownReport = r;
   drawTimeline(r);
@@ -242,7 +245,9 @@ function drawTimeline(r) {
   const fired = r.windows.filter((w) => w.verdict !== "clean" && w.verdict === r.verdict);
   const caption = fired.length
     ? `fired: ${fired.map((w) => `frames ${w.start}-${w.start + w.frame_labels.length - 1} (alpha ${w.alpha.toFixed(3)})`).join("; ")}`
-    : "no window fired";
+    : r.windows_fired
+      ? `${r.windows_fired} window(s) fired, within the false-alarm budget (${r.windows_allowed} allowed): verdict clean`
+      : "no window fired";
   $("timeline").replaceChildren(svg);
   $("fired-caption").textContent = caption;
 }
