@@ -40,6 +40,7 @@ def test_upload_is_queued_with_202_and_readable_with_200(make_client, clip, tmp_
         "defend": True,
         "qp": 30,
         "polluted": "exceptions",
+        "vote": None,
     }
     assert job["video"]["num_frames"] == 20 and job["video"]["width"] == 32
     got = client.get(f"/v1/scans/{job['id']}")
@@ -121,6 +122,7 @@ def test_bad_options_get_422(make_client, clip, tmp_path):
         ({"config": "../detector.json"}, "config must be one of: none registered; got '../detector.json'"),
         ({"polluted": "all"}, "polluted must be one of exceptions, minority, exceptions+ends; got 'all'"),
         ({"defend": "maybe"}, "defend must be true or false; got 'maybe'"),
+        ({"vote": "perhaps"}, "vote must be true or false; got 'perhaps'"),
         ({"output": "/tmp/x"}, "unknown option(s): output"),
     ]:
         r = post(client, clip, data=data)

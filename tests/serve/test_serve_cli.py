@@ -43,10 +43,11 @@ def test_each_job_gets_its_own_pipeline_over_models_loaded_once(tiny_models):
     settings = ScanSettings(models={"tiny": tiny_models["lrcn"]}, comdefend=tiny_models["comdefend"])
     check_settings(settings)
     cache = PipelineCache(settings)
-    a = cache.get(ScanOptions(model="tiny", qp=20, polluted="minority", squeeze_check=True))
+    a = cache.get(ScanOptions(model="tiny", qp=20, polluted="minority", squeeze_check=True, vote=True))
     b = cache.get(ScanOptions(model="tiny"))
     assert a.classifier is b.classifier and a.detector is b.detector and a.spatial is b.spatial
-    assert (a.temporal.qp, a.polluted, a.squeeze_check) == (20, "minority", True)
-    assert (b.temporal.qp, b.polluted, b.squeeze_check) == (36, "exceptions", False)
+    assert (a.temporal.qp, a.polluted, a.squeeze_check, a.vote) == (20, "minority", True, True)
+    # vote None: the detector's default (the tiny checkpoint says nothing: off), as build_pipeline(vote=None)
+    assert (b.temporal.qp, b.polluted, b.squeeze_check, b.vote) == (36, "exceptions", False, False)
     with pytest.raises(VidshieldError, match="no-such-model"):
         check_settings(ScanSettings(models={"x": "no-such-model"}, comdefend=tiny_models["comdefend"]))

@@ -336,6 +336,10 @@ def create_app(config: ServeConfig) -> FastAPIOffline:
                                     "enum": list(POLLUTED_RULES),
                                     "default": "exceptions",
                                 },
+                                "vote": {
+                                    "type": "boolean",
+                                    "description": "answer the per-frame majority vote [default: the detector's]",
+                                },
                             },
                         }
                     }

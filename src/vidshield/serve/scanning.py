@@ -73,7 +73,8 @@ class ScanSettings:
 @dataclass(frozen=True)
 class ScanOptions:
     """One job's options, as in ``vidshield scan``: model and config by name, the squeeze check,
-    the temporal defense's QP and polluted-frame rule, and whether to write the defended video."""
+    the temporal defense's QP and polluted-frame rule, the per-frame vote (None: the detector's
+    default, as ``scan`` without ``--vote/--no-vote``), and whether to write the defended video."""
 
     model: str
     config: str | None = None
@@ -81,6 +82,7 @@ class ScanOptions:
     defend: bool = True
     qp: int = 36
     polluted: str = "exceptions"
+    vote: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,7 +90,7 @@ class ScanOptions:
     @classmethod
     def parse(cls, fields: dict[str, str], settings: ScanSettings) -> ScanOptions:
         """Options from form fields (strings); raise :class:`OptionsError` naming the bad one."""
-        unknown = sorted(set(fields) - {"model", "config", "squeeze_check", "defend", "qp", "polluted"})
+        unknown = sorted(set(fields) - {"model", "config", "squeeze_check", "defend", "qp", "polluted", "vote"})
         if unknown:
             raise OptionsError(f"unknown option(s): {', '.join(unknown)}")
         model = fields.get("model") or next(iter(settings.models))
@@ -114,10 +116,11 @@ class ScanOptions:
             defend=_flag(fields, "defend", True),
             qp=qp,
             polluted=polluted,
+            vote=_flag(fields, "vote", None),
         )
 
 
-def _flag(fields: dict[str, str], name: str, default: bool) -> bool:
+def _flag(fields: dict[str, str], name: str, default: bool | None) -> bool | None:
     value = fields.get(name)
     if value is None or value == "":
         return default
@@ -143,7 +146,8 @@ class PipelineCache:
     """The models of each ``(model, config)`` pair, loaded once per worker process by
     :func:`vidshield.pipeline.build_pipeline`; each job gets its own
     :class:`~vidshield.pipeline.DefensePipeline` over them with its temporal defense (QP),
-    polluted-frame rule and squeeze check."""
+    polluted-frame rule, squeeze check and vote (None: the detector's default, as
+    ``build_pipeline(vote=None)``)."""
 
     def __init__(self, settings: ScanSettings):
         self.settings = settings
@@ -177,6 +181,7 @@ class PipelineCache:
             polluted=options.polluted,
             batch_size=base.batch_size,
             squeeze_check=options.squeeze_check,
+            vote=options.vote,
         )
 
 

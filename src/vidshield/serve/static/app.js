@@ -83,6 +83,7 @@ function upload(event) {
   if ($("opt-config").value) form.append("config", $("opt-config").value);
   form.append("polluted", $("opt-polluted").value);
   form.append("qp", $("opt-qp").value);
+  if ($("opt-vote").value) form.append("vote", $("opt-vote").value);
   form.append("squeeze_check", $("opt-squeeze").checked ? "true" : "false");
   form.append("defend", $("opt-defend").checked ? "true" : "false");
   form.append("file", file, file.name);
@@ -140,7 +141,7 @@ function renderResult(job) {
   v.dataset.verdict = r.verdict;
   $("result-name").textContent = job.name;
   const facts = [
-    ["label", `${r.class_before} → ${r.class}${r.class_before === r.class ? "" : " (changed by the defense)"}`],
+    ["label", `${r.class_before} → ${r.class}${r.class_before === r.class ? "" : " (changed by the defense)"}${r.vote ? " · per-frame vote" : ""}`],
     ["exception frames", r.exception_frames.length ? r.exception_frames.join(", ") : "none"],
     ["defenses", [...new Set(r.windows.map((w) => w.defense))].join(", ")],
     ["thresholds", `gamma1 ${r.gamma1}, gamma2 ${r.gamma2}` + (r.target_fpr != null ? `, window FPR ${r.target_fpr}` : "")],
@@ -188,11 +189,7 @@ function drawTimeline(r) {
   const n = r.num_frames;
   const labels = new Array(n).fill(0);
   for (const w of r.windows) w.frame_labels.forEach((l, i) => { labels[w.start + i] = l; });
-  const names = {};
-  for (const w of r.windows) {
-    names[w.label_before] = w.class_before;
-    names[w.label] = w.class;
-  }
+  const names = { ...(r.label_space || []) };
   const shown = [...new Set(labels)].sort((a, b) => a - b);
   const W = Math.max(320, $("timeline").clientWidth || 1000), left = W < 600 ? 84 : 110, right = 12, rowH = 22, top = 14;
   const plotH = Math.max(2, shown.length) * rowH;
