@@ -499,6 +499,29 @@ def scan_windows(
     )
 
 
+def scan_report(
+    pipeline: DefensePipeline, result: ScanResult, *, video: str, model: str, classifier: str | None
+) -> dict:
+    """The JSON report of one scanned file (what ``vidshield scan --json`` prints, less the paths of
+    the files it writes): the video's name, the models and the classifier's label space, the
+    thresholds, whether the answer is the per-frame vote, the false-alarm budget, and
+    :meth:`ScanResult.to_dict`. The classifier is named
+    ``classifier`` (the reference it was built from); when None, by the ``source`` it records (the
+    classifier a distilled detection network serves), else it is the detection network ``model``."""
+    names = pipeline.classifier.class_names
+    return {
+        "video": video,
+        "model": model,
+        "classifier": classifier or getattr(pipeline.classifier, "source", None) or model,
+        "label_space": names,
+        "gamma1": pipeline.detector.gamma1,
+        "gamma2": pipeline.detector.gamma2,
+        "vote": pipeline.vote,
+        "target_fpr": pipeline.detector.config.target_fpr,
+        **result.to_dict(names),
+    }
+
+
 def full_resolution_plan(scan: ScanResult) -> tuple[set[int], set[int]]:
     """From a model-view scan, the frames to defend at full resolution: ``(temporal frames,
     spatial frames)`` as global frame indices. A frame in a dense window is purified spatially;

@@ -79,7 +79,7 @@ def command(
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import probe, write_video
     from vidshield.io.write import check_video_output
-    from vidshield.pipeline import build_pipeline, scan_file
+    from vidshield.pipeline import build_pipeline, scan_file, scan_report
     from vidshield.text import printable
     from vidshield.utils import atomic_write_json, check_writable
 
@@ -108,18 +108,7 @@ def command(
     with progress_bar(disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names
-    classifier_name = getattr(pipe.classifier, "source", None) or classifier_ref or model_ref
-    summary = {
-        "video": str(video),
-        "model": model_ref,
-        "classifier": classifier_name,
-        "label_space": names,
-        "gamma1": pipe.detector.gamma1,
-        "gamma2": pipe.detector.gamma2,
-        "vote": pipe.vote,
-        "target_fpr": pipe.detector.config.target_fpr,
-        **result.to_dict(names),
-    }
+    summary = scan_report(pipe, result, video=str(video), model=model_ref, classifier=classifier_ref)
     summary["report"], summary["plot"] = str(report), str(plot)
     labels = result.frame_labels()
     plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
@@ -155,6 +144,6 @@ def command(
     voted = " (per-frame vote)" if pipe.vote else ""
     click.echo(f"  label before defense: {before}   after: {after}{voted}")
     space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
-    click.echo(printable(f"  classifier: {classifier_name} ({space})"))
+    click.echo(printable(f"  classifier: {summary['classifier']} ({space})"))
     click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
     return 0
