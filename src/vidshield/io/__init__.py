@@ -9,7 +9,7 @@ from vidshield.io._source import MAX_SIDE, CorruptVideoWarning
 from vidshield.io.clips import load_clips, save_clips
 from vidshield.io.probe import VideoInfo, probe
 from vidshield.io.read import iter_chunks, read_frames, read_video, uniform_indices
-from vidshield.io.write import write_video
+from vidshield.io.write import VideoWriter, write_video
 
 __all__ = [
     "MAX_SIDE",
@@ -21,6 +21,7 @@ __all__ = [
     "iter_chunks",
     "uniform_indices",
     "write_video",
+    "VideoWriter",
     "save_clips",
     "load_clips",
 ]
