@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import random
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +115,53 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def prefetched(iterable: Iterable, depth: int = 2) -> Iterator:
+    """Iterate ``iterable`` in a background thread, at most ``depth`` items ahead (a bounded
+    producer / consumer queue): decoding overlaps the work on the items. Items come in order; an
+    exception of the producer is raised here; leaving the loop early stops the producer and
+    closes ``iterable``. Worth it where the producer releases the GIL (PyAV decodes and scales
+    without it)."""
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in iterable:
+                if not put((item, None)):
+                    break
+            else:
+                put((end, None))
+        except BaseException as e:  # handed to the consumer
+            put((end, e))
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="vidshield-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = items.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()

@@ -240,7 +240,8 @@ class VideoWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.close()
+            if not self._closed:
+                self.close()
         else:
             self.abort()
 
