@@ -1,0 +1,26 @@
+"""The demo's progress for logs: plain lines, also when stdout is not a terminal."""
+
+from vidshield.cli.demo import LineProgress
+
+
+def test_line_progress_prints_start_throttled_updates_and_completion():
+    lines = []
+    bar = LineProgress(lines.append, every=3600.0)
+    with bar:
+        task = bar.add_task("sparse attack", total=4)
+        for _ in range(3):
+            bar.advance(task)
+        assert lines == ["  sparse attack: 0/4 (0 s)"]  # throttled: nothing until done
+        bar.advance(task)
+        other = bar.add_task("clips", total=None)
+        bar.update(other, advance=2)
+    assert lines == ["  sparse attack: 0/4 (0 s)", "  sparse attack: 4/4 (0 s)", "  clips: 0 (0 s)"]
+
+
+def test_line_progress_reports_every_interval():
+    lines = []
+    bar = LineProgress(lines.append, every=0.0)
+    task = bar.add_task("defend", total=3)
+    bar.advance(task)
+    bar.advance(task, 2)
+    assert [line.split(" (")[0] for line in lines] == ["  defend: 0/3", "  defend: 1/3", "  defend: 3/3"]
