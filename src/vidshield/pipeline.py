@@ -501,7 +501,7 @@ def build_pipeline(
     from vidshield.errors import VidshieldError
     from vidshield.models import load_model
 
-    detector = load_detector(model, config, device=device, batch_size=1)
+    detector = load_detector(model, config, device=device)
     net = detector.model if classifier is None else load_model(classifier, device=device)
     spec, cspec = detector.model.input_spec, net.input_spec
     if (spec.frames, spec.height, spec.width) != (cspec.frames, cspec.height, cspec.width):
