@@ -24,3 +24,15 @@ def test_line_progress_reports_every_interval():
     bar.advance(task)
     bar.advance(task, 2)
     assert [line.split(" (")[0] for line in lines] == ["  defend: 0/3", "  defend: 1/3", "  defend: 3/3"]
+
+
+def test_line_progress_shows_a_task_without_progress_while_it_runs():
+    import time
+
+    lines = []
+    with LineProgress(lines.append, every=0.05) as bar:
+        bar.add_task("sparse attack", total=8)  # a batch that takes a while: no advance
+        deadline = time.monotonic() + 5
+        while len(lines) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(lines) >= 3 and all(line.startswith("  sparse attack: 0/8") for line in lines)

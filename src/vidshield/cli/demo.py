@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -18,30 +19,53 @@ DEMO_PERTURBATION = "synthetic-c3d-cdup"
 
 class LineProgress:
     """The progress bar for logs (stdout not a terminal, e.g. CI): one plain line per task at its
-    start, then at most one every ``every`` seconds and one when it completes. The subset of
+    start, then at most one every ``every`` seconds and one when it completes; inside the ``with``
+    block, the running task's line is repeated every ``every`` seconds even without progress (a
+    batch that takes a while still shows the run is alive). The subset of
     ``rich.progress.Progress`` the stages use (``add_task``, ``advance``, ``update``)."""
 
     def __init__(self, echo=click.echo, *, every: float = 5.0):
         self.echo, self.every = echo, every
         self.tasks: dict[int, dict] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def __enter__(self) -> LineProgress:
+        self._beat = threading.Thread(target=self._heartbeat, name="vidshield-progress", daemon=True)
+        self._beat.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        pass
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._lock:
+                if self.tasks:
+                    task = max(self.tasks)
+                    if time.monotonic() - self.tasks[task]["shown"] >= self.every:
+                        self.tasks[task]["shown"] = time.monotonic()
+                        self._show(task)
 
     def add_task(self, description: str, total=None, **_) -> int:
-        task = len(self.tasks)
-        self.tasks[task] = {"description": description, "total": total, "done": 0, "start": time.monotonic()}
-        self.tasks[task]["shown"] = self.tasks[task]["start"]
-        self._show(task)
+        with self._lock:
+            task = len(self.tasks)
+            self.tasks[task] = {"description": description, "total": total, "done": 0, "start": time.monotonic()}
+            self.tasks[task]["shown"] = self.tasks[task]["start"]
+            self._show(task)
         return task
 
     def advance(self, task: int, advance: float = 1) -> None:
         self.update(task, advance=advance)
 
     def update(self, task: int, *, advance: float = 0, completed=None, total=None, **_) -> None:
+        with self._lock:
+            self._update(task, advance, completed, total)
+
+    def _update(self, task: int, advance, completed, total) -> None:
         t = self.tasks[task]
         t["total"] = t["total"] if total is None else total
         t["done"] = completed if completed is not None else t["done"] + advance
