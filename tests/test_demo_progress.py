@@ -36,3 +36,14 @@ def test_line_progress_shows_a_task_without_progress_while_it_runs():
         while len(lines) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
     assert len(lines) >= 3 and all(line.startswith("  sparse attack: 0/8") for line in lines)
+
+
+def test_line_progress_does_not_repeat_a_finished_task():
+    import time
+
+    lines = []
+    with LineProgress(lines.append, every=0.02) as bar:
+        task = bar.add_task("clips", total=2)
+        bar.advance(task, 2)
+        time.sleep(0.2)
+    assert [line.split(" (")[0] for line in lines] == ["  clips: 0/2", "  clips: 2/2"]

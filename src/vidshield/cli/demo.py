@@ -51,8 +51,10 @@ class LineProgress:
             with self._lock:
                 if self.tasks:
                     task = max(self.tasks)
-                    if time.monotonic() - self.tasks[task]["shown"] >= self.every:
-                        self.tasks[task]["shown"] = time.monotonic()
+                    t = self.tasks[task]
+                    running = t["total"] is None or t["done"] < t["total"]
+                    if running and time.monotonic() - t["shown"] >= self.every:
+                        t["shown"] = time.monotonic()
                         self._show(task)
 
     def add_task(self, description: str, total=None, **_) -> int:
