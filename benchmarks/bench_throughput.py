@@ -101,18 +101,21 @@ def temporal_speed(frames: np.ndarray, repeats: int) -> dict:
 
 
 def measure(cmd: list[str], *, env=None) -> dict:
-    """Run ``cmd``; wall seconds, CPU seconds, peak RSS (wait4) and RSS sampled every second."""
+    """Run ``wrapped(args)``: wall and CPU seconds and peak RSS of the command (wait4, by the wrapper), and
+    its RSS sampled every second."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     samples = []
     page = os.sysconf("SC_PAGE_SIZE")
     while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/statm") as f:
+        try:  # the command runs as the wrapper's child: sample that process
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                pids = f.read().split()
+            with open(f"/proc/{pids[0]}/statm") as f:
                 samples.append(
                     [round(time.perf_counter() - start, 1), round(int(f.read().split()[1]) * page / 2**20, 1)]
                 )
-        except OSError:
+        except (OSError, IndexError):
             pass
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=1.0)

@@ -483,9 +483,11 @@ class TemporalDefense(Defense):
 
     def _forward_numba(self, kernels, video: torch.Tensor, out: torch.Tensor, jobs: list) -> None:
         """Rebuild frame by frame straight into ``out`` (contiguous; no gathered copies), the
-        reference planes reused along a run of polluted frames."""
-        frames = video.detach().to(torch.float32).contiguous().numpy()
+        reference planes reused along a run of polluted frames. A float32 ``out`` (a copy of the
+        input) is also read from, instead of a second contiguous copy of a strided input: a
+        reference is never a rebuilt frame, and a rebuilt frame's rows are read before written."""
         direct = out.dtype == torch.float32
+        frames = out.numpy() if direct else video.detach().to(torch.float32).contiguous().numpy()
         target = out.numpy() if direct else np.empty_like(frames[0, :1])
         worker = _NumbaRebuilder(kernels, **{k: v for k, v in self._options().items() if k != "backend"})
         for n, t, b, a in jobs:
