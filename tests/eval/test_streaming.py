@@ -87,7 +87,8 @@ def test_scan_defended_output_equals_the_pipeline_run_in_memory(tiny_models, tmp
     clip = long_clip(tmp_path / "c.mkv", 40)
     out = tmp_path / "d.mkv"
     args = ["scan", str(clip), "--model", tiny_models["lrcn"], "--comdefend", tiny_models["comdefend"]]
-    assert main([*args, "--defended", str(out), "--report", str(tmp_path / "r.json"), "--json"]) == 0
+    outputs = ["--report", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")]
+    assert main([*args, "--defended", str(out), *outputs, "--json"]) == 0
     pipe = build_pipeline(model=tiny_models["lrcn"], comdefend=tiny_models["comdefend"])
     spec = pipe.detector.model.input_spec
     expected, done = [], 0
