@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from vidshield.attacks import CDUPGenerator, load_universal, save_universal
-from vidshield.attacks.dataset import read_manifest
+from vidshield.attacks.dataset import read_set_manifest
 from vidshield.cli import main
 from vidshield.detection.detector import collect_videos
-from vidshield.errors import CheckpointError, DataRootError, InputFormatError, VideoDecodeError
+from vidshield.errors import CheckpointError, InputFormatError, VideoDecodeError
 from vidshield.io import iter_chunks, write_video
 from vidshield.jsonio import MAX_DEPTH, contained_path, field, read_json
 from vidshield.models import create_model, load_model, save_model
@@ -173,8 +173,8 @@ def test_manifest_paths_stay_inside_the_set_folder(tmp_path, entry):
     clip = {"index": 0, "file": entry, "label": 0, "pred_before": 0, "pred_after": 0, "success": True}
     clip.update(perturbed_frames=1, l21=0.1, linf=0.1, mean_abs_255=0.1)
     (folder / "manifest.json").write_text(json.dumps({"format": "vidshield-adversarial-set/1", "clips": [clip]}))
-    with pytest.raises(DataRootError, match="outside the set folder|non-empty relative path"):
-        read_manifest(folder)
+    with pytest.raises(InputFormatError, match="outside the set folder|non-empty relative path"):
+        read_set_manifest(folder)
 
 
 def test_manifest_symlink_out_of_the_folder_is_refused(tmp_path):
@@ -189,8 +189,8 @@ def test_manifest_symlink_out_of_the_folder_is_refused(tmp_path):
 def test_manifest_entries_of_the_wrong_type_are_refused(tmp_path):
     clip = {"index": "0", "file": "c.mkv", "label": 0, "pred_before": 0, "pred_after": 0, "success": True}
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "vidshield-adversarial-set/1", "clips": [clip]}))
-    with pytest.raises(DataRootError, match="'index' must be an integer"):
-        read_manifest(tmp_path)
+    with pytest.raises(InputFormatError, match="'index' must be an integer"):
+        read_set_manifest(tmp_path)
 
 
 # -- videos and outputs ------------------------------------------------------------------------
@@ -292,3 +292,78 @@ def test_printable_escapes_control_characters_and_bad_bytes():
     assert printable("a\x1b[31mb\nc") == "a\\x1b[31mb\\x0ac"
     assert printable(os.fsdecode(b"caf\xe9.mkv")) == "caf\ufffd.mkv"
     assert printable("$\\alpha$ ok") == "$\\alpha$ ok"
+
+
+# -- issue 14's inputs: input specs, budgets in detector configs, distilled detectors' records ---
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ('{"frames": "16", "height": 8, "width": 8}', "'frames' must be an integer"),
+        ('{"frames": ' + "9" * 400 + ', "height": 8, "width": 8}', "400 digits"),
+        ('{"frames": 16, "height": 0, "width": 8}', r"'height' must lie in \[1, 65536\]"),
+        ('{"frames": 16, "height": 8, "width": 8, "layout": "NHWC"}', "'layout' must be one of"),
+        ('{"frames": 16, "height": 8, "width": 8, "mean": [0.5]}', "'mean' must hold 3 numbers"),
+        ('{"frames": 16, "height": 8, "width": 8, "class_names": [1, 2]}', "every entry of 'class_names'"),
+        ('{"frames": 16, "height": 8, "width": 8, "output": "scores"}', "'output' must be one of logits"),
+        ("[16, 8, 8]", "must hold an object"),
+    ],
+)
+def test_input_spec_of_the_wrong_shape_is_refused(tmp_path, text, reason):
+    from vidshield.models.adapter import ClassifierError, load_input_spec
+
+    path = tmp_path / "spec.json"
+    path.write_text(text)
+    for source in (path, text):  # a file and the same JSON inline
+        with pytest.raises(ClassifierError, match=reason):
+            load_input_spec(source)
+    with pytest.raises(ClassifierError, match="not a regular file"):
+        load_input_spec("/dev/zero")
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [('"0.01"', "'target_fpr' must be a number"), ("1.5", r"must lie in \[0.0, 1.0\]"), ("0", "invalid")],
+)
+def test_detector_config_with_a_bad_budget_is_refused(tmp_path, value, reason):
+    from vidshield.detection import DetectorConfig
+
+    path = tmp_path / "detector.json"
+    path.write_text('{"gamma1": 0.1, "gamma2": 0.3, "target_fpr": ' + value + "}")
+    with pytest.raises(InputFormatError, match=reason):
+        DetectorConfig.load(path)
+
+
+@pytest.mark.parametrize(
+    "serves, reason",
+    [(["a"], "'serves' must be an object"), ({"ref": 5, "sha256": "ab"}, "'ref' must be"), ({"ref": "c"}, "'sha256'")],
+)
+def test_distilled_detector_record_of_the_wrong_shape_is_refused(serves, reason):
+    from vidshield.detection.train_detector import served_classifier
+
+    det = create_model("test-lrcn", num_classes=3)
+    det.metadata = {"serves": serves}
+    with pytest.raises(CheckpointError, match=reason):
+        served_classifier(det)
+
+
+@pytest.mark.parametrize(
+    "window_scores, reason",
+    [
+        (None, "predates them"),
+        ({"alpha": "0.1"}, "'alpha' must be a list"),
+        ({"alpha": [0.1, "x"]}, "every entry of 'alpha'"),
+        ({"alpha": []}, "has no window scores"),
+        ([0.1], "'window_scores' must be an object"),
+    ],
+)
+def test_calibrate_reuse_with_bad_window_scores_gives_one_line(tmp_path, capsys, window_scores, reason):
+    record = {"group": "clean", "file": "a.mkv", "alpha": 0.0, "scores": {"alpha": 0.0}, "frame_labels": [0, 0]}
+    if window_scores is not None:
+        record["window_scores"] = window_scores
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"model": "m", "videos": [record]}))
+    argv = ["calibrate", "--reuse", str(results), "--target-fpr", "0.1", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert reason in _one_error_line(capsys)

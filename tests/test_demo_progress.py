@@ -1,6 +1,6 @@
-"""The demo's progress for logs: plain lines, also when stdout is not a terminal."""
+"""The progress display for logs (the demo's, and progress_bar(lines=True)'s where stderr is not a terminal)."""
 
-from vidshield.cli.demo import LineProgress
+from vidshield.utils import LineProgress, progress_bar
 
 
 def test_line_progress_prints_start_throttled_updates_and_completion():
@@ -47,3 +47,17 @@ def test_line_progress_does_not_repeat_a_finished_task():
         bar.advance(task, 2)
         time.sleep(0.2)
     assert [line.split(" (")[0] for line in lines] == ["  clips: 0/2", "  clips: 2/2"]
+
+
+def test_progress_bar_gives_lines_on_a_log_and_nothing_without_lines(capsys):
+    # under pytest stderr is captured, so not a terminal
+    with progress_bar(lines=True) as bar:
+        assert isinstance(bar, LineProgress)
+        bar.add_task("scan", total=2)
+    assert capsys.readouterr().err.startswith("  scan: 0/2")
+    with progress_bar() as bar:
+        assert not isinstance(bar, LineProgress)
+        bar.add_task("scan", total=2)
+    with progress_bar(lines=True, disable=True) as bar:
+        assert not isinstance(bar, LineProgress)
+    assert capsys.readouterr().err == ""

@@ -8,6 +8,7 @@ only, temporal only) run through the same code, so the comparison is like for li
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field
 import torch
 
 from vidshield.detection import TemporalConsistencyDetector
+from vidshield.detection.vote import frame_vote
+from vidshield.models.adapter import resample_video
+from vidshield.models.base import InputSpec
 from vidshield.routing import POLLUTED_RULES, STRATEGIES, polluted_frames, route_defense
 from vidshield.text import printable
 from vidshield.utils import eval_mode, module_device
@@ -40,6 +44,8 @@ class PipelineResult:
             defense ran), on CPU; None in :class:`ScanResult` windows (:func:`scan_file` streams
             the defended frames instead of keeping them).
         squeezed: routed clean but caught by the squeeze check (so spatially defended).
+        vote_flag: with ``vote``: the classifier's label of the input differs from the majority of
+            its per-frame labels (reported as a detection; the answer is the vote either way).
         seconds: wall-clock seconds per stage (``detect``, ``defend``, ``classify``), this
             video's share of its batch.
     """
@@ -57,6 +63,7 @@ class PipelineResult:
     defended: torch.Tensor | None = field(repr=False)
     squeezed: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    vote_flag: bool = False
 
     def to_dict(self, class_names: list[str] | None = None) -> dict:
         """JSON-ready summary (without the video tensor)."""
@@ -67,6 +74,7 @@ class PipelineResult:
             "frame_labels": self.frame_labels,
             "defense": self.defense,
             "squeezed": self.squeezed,
+            "vote_flag": self.vote_flag,
             "rebuilt_frames": self.rebuilt_frames,
             "label_before": self.label_before,
             "label": self.label,
@@ -81,6 +89,10 @@ class PipelineResult:
 
 class DefensePipeline:
     """Detect -> route -> defend -> classify.
+
+    Each model gets its own view of the input (:func:`~vidshield.models.adapter.resample_video`):
+    the detector the input's frames at its frame size, the classifier its clip length and frame
+    size; the defenses work on the input as given.
 
     Args:
         classifier: the video classifier whose decision is protected (``forward(video) -> (N, K)``).
@@ -99,6 +111,18 @@ class DefensePipeline:
             spatial defense; if that changes its label, it is treated as densely attacked (a
             feature-squeezing check, Xu et al. 2018). Costs a spatial pass on clean videos. A
             universal dense perturbation flips every frame alike, so alpha misses it; this does not.
+        vote: beyond the paper (issue 13): the answer is the majority of the detection network's
+            per-frame labels of the defended video (:func:`~vidshield.detection.vote.frame_vote`,
+            ties broken by the classifier) instead of the classifier's label, and the squeeze check
+            compares votes. ``k`` attacked frames move at most ``k`` votes. ``label`` is the vote,
+            ``probs`` stay the classifier's. None (default): the detector decides
+            (``detector.vote``: its config's ``vote``, else the detection network's checkpoint,
+            :func:`~vidshield.detection.detector.model_vote_default`). The vote needs the detection
+            network and the classifier to have as many classes: asked for (here or by the config)
+            it raises otherwise; the model's default is then off. The shipped
+            ``synthetic-lrcn`` votes (adaptive sparse attack: robust accuracy 0 % -> 100 %, no
+            clean cost), ``ut-lrcn`` does not (its weak per-frame network costs clean accuracy,
+            48.3 % -> 38.3 %); figures in ``results/security.md``.
 
     Example:
         >>> pipe = DefensePipeline(lrcn, TemporalConsistencyDetector(lrcn), temporal=TemporalDefense(),
@@ -117,6 +141,7 @@ class DefensePipeline:
         polluted: str = "exceptions",
         batch_size: int = 8,
         squeeze_check: bool = False,
+        vote: bool | None = None,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -130,11 +155,35 @@ class DefensePipeline:
         self.polluted = polluted
         self.batch_size = batch_size
         self.squeeze_check = squeeze_check
+        k_detector, k_classifier = (
+            getattr(detector.model, "num_classes", None),
+            getattr(classifier, "num_classes", None),
+        )
+        same_space = k_detector is None or k_classifier is None or k_detector == k_classifier
+        asked = vote if vote is not None else detector.config.vote  # None: the model's default
+        if asked and not same_space:
+            raise ValueError(
+                f"the vote needs the detection network's per-frame labels in the classifier's label space; "
+                f"they have {k_detector} and {k_classifier} classes"
+            )
+        self.vote = bool(asked) if asked is not None else detector.vote and same_space
 
     @torch.no_grad()
     def _classify(self, video: torch.Tensor) -> torch.Tensor:
+        spec = getattr(self.classifier, "input_spec", None)
         with eval_mode(self.classifier):
-            return self.classifier(video.to(module_device(self.classifier))).float().cpu()
+            x = video.to(module_device(self.classifier))
+            return self.classifier(x if spec is None else resample_video(x, spec)).float().cpu()
+
+    def _answer(self, video: torch.Tensor, logits: torch.Tensor, frame_labels=None) -> torch.Tensor:
+        """The pipeline's label ``int64 (n,)`` for videos with classifier ``logits (n, K)``: their
+        argmax, or with ``vote`` the per-frame majority (``frame_labels (n, T)`` or computed)."""
+        if not self.vote:
+            return logits.argmax(-1)
+        if frame_labels is None:  # at the detector's view, as detect() sees the input
+            view = resample_video(video, self.detector.model.input_spec, time=False)
+            frame_labels = self.detector.frame_logits(view).argmax(-1)
+        return frame_vote(torch.as_tensor(frame_labels), logits.shape[-1], logits.softmax(-1))
 
     @torch.no_grad()
     def run(self, video: torch.Tensor) -> list[PipelineResult]:
@@ -152,8 +201,8 @@ class DefensePipeline:
         t0 = time.perf_counter()
         if same_model:
             detections, logits_before = self.detector.detect_with_logits(batch)
-        else:
-            detections = self.detector.detect(batch)
+        else:  # the detector's own view: its frame size, the same frames
+            detections = self.detector.detect(resample_video(batch, self.detector.model.input_spec, time=False))
         t_detect = time.perf_counter() - t0
         t0 = time.perf_counter()
         if not same_model:
@@ -161,6 +210,7 @@ class DefensePipeline:
         t_classify_before = time.perf_counter() - t0
 
         defenses = [route_defense(d, strategy=self.strategy) for d in detections]
+        answer_before = self._answer(batch, logits_before, [d.frame_labels for d in detections])
         rebuilt: list[list[int]] = [[] for _ in range(n)]
         defended = batch.cpu().clone()
         seconds_defend = [0.0] * n
@@ -185,10 +235,10 @@ class DefensePipeline:
             purified = self.spatial(batch[idx]).cpu()
             share = (time.perf_counter() - t0) / len(idx)
             if check:
-                labels_after = self._classify(purified).argmax(-1)
+                labels_after = self._answer(purified, self._classify(purified))
             for row, i in enumerate(idx):
-                if defenses[i] == "none":  # the squeeze check
-                    changed = int(labels_after[row]) != int(logits_before[i].argmax())
+                if defenses[i] == "none":  # the squeeze check, on the pipeline's answers
+                    changed = int(labels_after[row]) != int(answer_before[i])
                     defenses[i] = route_defense(detections[i], strategy=self.strategy, label_changed_by_spatial=changed)
                     if defenses[i] == "none":
                         continue  # passed: keep the video as it is
@@ -204,6 +254,9 @@ class DefensePipeline:
             logits[changed] = self._classify(defended[changed])
         t_classify = t_classify_before + time.perf_counter() - t0
         probs = logits.softmax(dim=-1)
+        answer = answer_before.clone()
+        if changed:
+            answer[changed] = self._answer(defended[changed], logits[changed])
 
         out = []
         for i, det in enumerate(detections):
@@ -215,12 +268,13 @@ class DefensePipeline:
                     exception_frames=list(det.exception_frames),
                     defense=defenses[i] if (defenses[i] != "temporal" or rebuilt[i]) else "none",
                     rebuilt_frames=rebuilt[i],
-                    label=int(probs[i].argmax()),
+                    label=int(answer[i]),
                     probs=probs[i].tolist(),
                     label_before=int(logits_before[i].argmax()),
                     probs_before=logits_before[i].softmax(-1).tolist(),
                     defended=defended[i],
                     squeezed=squeezed[i],
+                    vote_flag=self.vote and int(answer_before[i]) != int(logits_before[i].argmax()),
                     seconds={"detect": t_detect / n, "defend": seconds_defend[i], "classify": t_classify / n},
                 )
             )
@@ -261,11 +315,15 @@ class ScanResult:
             None), so a scan's memory grows by a few hundred bytes per window.
         verdict: the most severe window verdict.
         label_before, label: the video's class before and after defense (mean of the window
-            probabilities).
+            probabilities; with the pipeline's ``vote``, ``label`` is the majority of the windows'
+            answers, ties broken by those probabilities).
         probs_before, probs: those mean probabilities.
         num_frames: frames scanned (the frames that decoded).
         frames_declared: frames the container declares (None if it does not say).
         warnings: damage found while decoding (frames skipped, a file that looks truncated).
+        windows_fired: windows the detector did not call clean.
+        windows_allowed: with a false-alarm budget, windows that may fire on a clean video of this
+            length (:func:`~vidshield.detection.calibration.windows_allowed`); None without one.
     """
 
     windows: list[tuple[int, PipelineResult]]
@@ -277,6 +335,8 @@ class ScanResult:
     num_frames: int
     frames_declared: int | None = None
     warnings: list[str] = field(default_factory=list)
+    windows_fired: int = 0
+    windows_allowed: int | None = None
 
     def frame_labels(self) -> list[int]:
         """Per-frame labels of the detection network over the whole video (later windows win)."""
@@ -301,8 +361,19 @@ class ScanResult:
             "class_before": name(self.label_before),
             "class": name(self.label),
             "exception_frames": self.exception_frames(),
+            "windows_fired": self.windows_fired,
+            "windows_allowed": self.windows_allowed,
             "windows": [{"start": s, **r.to_dict(class_names)} for s, r in self.windows],
         }
+
+
+def working_spec(pipeline: DefensePipeline) -> InputSpec:
+    """The view a scan decodes: the detector's clip length at the larger (by area) of the
+    detector's and the classifier's frame sizes; each model then gets its own view of it."""
+    d = pipeline.detector.model.input_spec
+    c = getattr(pipeline.classifier, "input_spec", d)
+    big = c if c.height * c.width > d.height * d.width else d
+    return InputSpec(frames=d.frames, height=big.height, width=big.width)
 
 
 def _same_length_batches(windows, size: int):
@@ -317,6 +388,19 @@ def _same_length_batches(windows, size: int):
         yield batch
 
 
+class _FrameEmitter:
+    """Pass each window's frames to ``callback`` once, in order: the overlap of a window with the
+    one before (the last window, aligned to the end) is skipped."""
+
+    def __init__(self, callback):
+        self.callback, self.done = callback, 0
+
+    def __call__(self, start: int, frames: torch.Tensor) -> None:
+        for t in range(self.done - start, frames.shape[0]):
+            self.callback(frames[t])
+        self.done = start + frames.shape[0]
+
+
 def scan_file(
     pipeline: DefensePipeline,
     path,
@@ -328,42 +412,60 @@ def scan_file(
     prefetch: int = 4,
 ) -> ScanResult:
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
-    length, at the model's view (see :func:`model_view_windows`).
+    length, at :func:`working_spec`'s view (see :func:`model_view_windows`).
 
-    Decoding (FFmpeg scales to the model's view in the same call) runs in a background thread up
-    to ``prefetch`` windows ahead of the models, and ``batch_windows`` windows go through the
-    models in one batch. Memory: ``prefetch + batch_windows`` windows at the model's view, plus a
-    small summary per window (no video tensors are kept).
+    Decoding (FFmpeg scales to that view in the same call) runs in a background thread up to
+    ``prefetch`` windows ahead of the models, and ``batch_windows`` windows go through the models
+    in one batch. Memory: ``prefetch + batch_windows`` windows at that view, plus a small summary
+    per window (no video tensors are kept).
+
+    With a false-alarm budget (the detector's ``config.target_fpr``, routed strategy, no squeeze
+    check) the scan runs in two passes: the first detects and classifies every window undefended
+    and keeps its summary; only when more windows fire than the budget allows over the video's
+    length (:meth:`TemporalConsistencyDetector.video_flagged`) does a second pass decode the
+    video again and defend the windows that fired (their summaries replaced). Otherwise the
+    verdict is ``clean`` and nothing is defended. Without a budget, windows are defended as they
+    are detected (one pass).
 
     Args:
-        on_defended: called with each defended frame, ``float32 (3, H, W)`` at the model's view,
-            in order, as soon as its window is done (e.g. a :class:`~vidshield.io.VideoWriter`'s
-            ``write``); the overlap of the last window is passed once.
+        on_defended: called with each defended frame, ``float32 (3, H, W)`` at that view, in
+            order, as soon as it is known (e.g. a :class:`~vidshield.io.VideoWriter`'s
+            ``write``); the overlap of the last window is passed once. With a budget the frames
+            come from the second pass (which then always runs: the frames of windows left
+            undefended are passed as decoded).
     """
+    from vidshield.detection.calibration import windows_allowed
     from vidshield.detection.exception import VERDICTS
     from vidshield.errors import VideoDecodeError
     from vidshield.io import CorruptVideoWarning
     from vidshield.io._source import VideoSource
     from vidshield.utils import prefetched
 
-    spec = pipeline.detector.model.input_spec
-    windows = []
-    done = 0
+    budget = pipeline.detector.config.target_fpr
+    two_pass = budget is not None and pipeline.strategy == "routed" and not pipeline.squeeze_check
+    first = copy.copy(pipeline)
+    if two_pass:
+        first.strategy = "none"
+    spec = working_spec(pipeline)
+
+    def batches():
+        source = prefetched(model_view_windows(path, spec, max_frames=max_frames), depth=prefetch)
+        yield from _same_length_batches(source, batch_windows)
+
+    windows: list[tuple[int, PipelineResult]] = []
+    emit = _FrameEmitter(on_defended) if on_defended is not None and not two_pass else None
     task = progress.add_task("scanning", total=None) if progress is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CorruptVideoWarning)
-        source = prefetched(model_view_windows(path, spec, max_frames=max_frames), depth=prefetch)
-        for batch in _same_length_batches(source, batch_windows):
+        for batch in batches():
             if batch[0][1].shape[0] < 3:
                 raise VideoDecodeError(
                     path, f"only {batch[0][1].shape[0]} decodable frame(s); detection needs at least 3"
                 )
-            results = pipeline.run(torch.stack([clip for _, clip in batch]))
-            for (start, clip), result in zip(batch, results):
-                if on_defended is not None:
-                    for t in range(done - start, clip.shape[0]):
-                        on_defended(result.defended[t])
-                done = start + clip.shape[0]
+            results = first.run(torch.stack([clip for _, clip in batch]))
+            for (start, _), result in zip(batch, results):
+                if emit is not None:
+                    emit(start, result.defended)
                 result.defended = None
                 windows.append((start, result))
             if task is not None:
@@ -374,21 +476,132 @@ def scan_file(
     damage = [str(w.message) for w in caught if issubclass(w.category, CorruptVideoWarning)]
     with VideoSource(path) as src:
         declared = src.declared_frames()
+    results = [r for _, r in windows]
+    fired = sum(r.verdict != "clean" for r in results)
+    flagged = pipeline.detector.video_flagged(results)
+    if two_pass and (flagged or on_defended is not None):
+        todo = {i for i, r in enumerate(results) if r.verdict != "clean"} if flagged else set()
+        _defend_fired(pipeline, path, batches(), windows, todo, on_defended, progress)
     probs = torch.tensor([r.probs for _, r in windows]).mean(0)
     before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
-    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index)
+    label = int(probs.argmax())
+    if pipeline.vote:  # the majority of the windows' answers, ties broken by the mean probabilities
+        label = int(frame_vote(torch.tensor([[r.label for _, r in windows]]), probs.numel(), probs[None])[0])
+    verdict = max((r.verdict for _, r in windows), key=VERDICTS.index) if flagged else "clean"
     last_start, last = windows[-1]
     return ScanResult(
         windows=windows,
         verdict=verdict,
         label_before=int(before.argmax()),
-        label=int(probs.argmax()),
+        label=label,
         probs_before=before.tolist(),
         probs=probs.tolist(),
         num_frames=last_start + len(last.frame_labels),
         frames_declared=declared,
         warnings=damage,
+        windows_fired=fired,
+        windows_allowed=None if budget is None else windows_allowed(len(windows), budget),
     )
+
+
+def _defend_fired(pipeline: DefensePipeline, path, batches, windows: list, todo: set[int], on_defended, progress):
+    """:func:`scan_file`'s second pass: decode the windows again (``batches``, as the first pass
+    did), run ``pipeline`` on the windows numbered in ``todo`` and replace their summaries in
+    ``windows``; pass every defended frame to ``on_defended`` (frames of the other windows as
+    decoded). Without ``on_defended`` decoding stops after the last window in ``todo``."""
+    from contextlib import closing
+
+    from vidshield.errors import VideoDecodeError
+    from vidshield.io import CorruptVideoWarning
+
+    if not todo and on_defended is None:
+        return
+    emit = _FrameEmitter(on_defended) if on_defended is not None else None
+    last = max(todo, default=-1)
+    task = progress.add_task("defending the windows that fired", total=None) if progress is not None and todo else None
+    i = 0
+    with warnings.catch_warnings(), closing(batches):  # the first pass reported the damage
+        warnings.simplefilter("ignore", CorruptVideoWarning)
+        for batch in batches:
+            if i + len(batch) > len(windows) or any(start != windows[i + k][0] for k, (start, _) in enumerate(batch)):
+                raise VideoDecodeError(path, "the video decoded differently on the second pass")
+            rows = [k for k in range(len(batch)) if i + k in todo]
+            defended = {}
+            if rows:
+                again = pipeline.run(torch.stack([batch[k][1] for k in rows]))
+                for k, result in zip(rows, again):
+                    defended[k], result.defended = result.defended, None
+                    windows[i + k] = (windows[i + k][0], result)
+                if task is not None:
+                    progress.advance(task, sum(batch[k][1].shape[0] for k in rows))
+            if emit is not None:
+                for k, (start, clip) in enumerate(batch):
+                    emit(start, defended.get(k, clip))
+            i += len(batch)
+            if emit is None and i > last:
+                break
+
+
+def scan_report(
+    pipeline: DefensePipeline, result: ScanResult, *, video: str, model: str, classifier: str | None
+) -> dict:
+    """The JSON report of one scanned file (what ``vidshield scan --json`` prints, less the paths of
+    the files it writes): the video's name, the models and the classifier's label space, the
+    thresholds, whether the answer is the per-frame vote, the false-alarm budget, and
+    :meth:`ScanResult.to_dict`. The classifier is named
+    ``classifier`` (the reference it was built from); when None, by the ``source`` it records (the
+    classifier a distilled detection network serves), else it is the detection network ``model``."""
+    names = pipeline.classifier.class_names
+    return {
+        "video": video,
+        "model": model,
+        "classifier": classifier or getattr(pipeline.classifier, "source", None) or model,
+        "label_space": names,
+        "gamma1": pipeline.detector.gamma1,
+        "gamma2": pipeline.detector.gamma2,
+        "vote": pipeline.vote,
+        "target_fpr": pipeline.detector.config.target_fpr,
+        **result.to_dict(names),
+    }
+
+
+def defended_frames_at(pipeline: DefensePipeline, path, scan: ScanResult, frames) -> dict[int, tuple]:
+    """Some frames of a scanned file as decoded and as :func:`scan_file` defended them, without
+    keeping the video: decodes again (at :func:`working_spec`'s view) up to the last frame asked
+    for and runs ``pipeline`` again on the windows holding them that the scan defended (a window
+    whose summary says ``none`` was passed on as decoded).
+
+    Args:
+        scan: what :func:`scan_file` returned for ``path`` with ``pipeline``.
+        frames: global frame indices (< ``scan.num_frames``); a handful (thumbnails).
+
+    Returns:
+        ``{frame: (decoded, defended)}``, each ``float32 (3, H, W)`` in [0, 1].
+    """
+    from contextlib import closing
+
+    from vidshield.io import CorruptVideoWarning
+
+    owner: dict[int, list[int]] = {}  # window -> its frames asked for (a frame's first window, as emitted)
+    for t in sorted(set(frames)):
+        i = next((i for i, (s, r) in enumerate(scan.windows) if s <= t < s + len(r.frame_labels)), None)
+        if i is None:
+            raise ValueError(f"frame {t} is not in the scan ({scan.num_frames} frames)")
+        owner.setdefault(i, []).append(t)
+    out: dict[int, tuple] = {}
+    if not owner:
+        return out
+    windows = model_view_windows(path, working_spec(pipeline))
+    with warnings.catch_warnings(), closing(windows):  # the scan reported the damage
+        warnings.simplefilter("ignore", CorruptVideoWarning)
+        for i, (start, clip) in enumerate(windows):
+            if i in owner:
+                defended = clip if scan.windows[i][1].defense == "none" else pipeline.run(clip)[0].defended
+                for t in owner[i]:
+                    out[t] = (clip[t - start], defended[t - start])
+            if i >= max(owner):
+                break
+    return out
 
 
 def full_resolution_plan(scan: ScanResult) -> tuple[set[int], set[int]]:
@@ -480,6 +693,9 @@ def build_pipeline(
     temporal: dict | None = None,
     polluted: str = "exceptions",
     squeeze_check: bool = False,
+    vote: bool | None = None,
+    input_spec=None,
+    allow_mismatch: bool = False,
     device="cpu",
 ) -> DefensePipeline:
     """The detect -> route -> defend -> classify pipeline from references (what ``scan`` and
@@ -487,28 +703,40 @@ def build_pipeline(
 
     Args:
         model: the detection network (a CNN+LSTM): shipped name or checkpoint.
-        classifier: the classifier to protect (None: the detection network itself).
+        classifier: the classifier to protect: a shipped name, a checkpoint or a TorchScript file
+            (:func:`~vidshield.models.adapter.load_classifier`); it gets its own view of every
+            window. None: the classifier a distilled detection network serves (its ``"serves"``
+            entry), else the detection network itself.
         config: a detector config (``detector.json``) or its path; None: the paper's thresholds.
         comdefend: ComDefend weights of the spatial defense.
         temporal: settings of the temporal defense (registry defaults overridden).
         polluted, squeeze_check: as :class:`DefensePipeline`.
+        vote: the per-frame vote: True / False, or None for the detector's default (the config's
+            ``vote``, else the detection network's checkpoint: on for ``synthetic-lrcn``, off for
+            ``ut-lrcn``; see :class:`DefensePipeline`).
+        input_spec: a TorchScript classifier's input spec (JSON file, JSON string or dict).
+        allow_mismatch: pair a detection network with a classifier other than the one it was
+            trained for (:func:`~vidshield.detection.train_detector.check_pairing`).
 
     Raises:
-        VidshieldError: a model without a per-frame path, or a classifier of another input size.
+        VidshieldError: a model without a per-frame path, a classifier that cannot be loaded or
+            does not fit its spec, or a detection network trained for another classifier
+            (:class:`~vidshield.detection.train_detector.PairingError`).
     """
     from vidshield.defenses import create_defense
     from vidshield.detection import load_detector
-    from vidshield.errors import VidshieldError
-    from vidshield.models import load_model
+    from vidshield.detection.train_detector import check_pairing, served_classifier
+    from vidshield.models.adapter import load_classifier
 
-    detector = load_detector(model, config, device=device)
-    net = detector.model if classifier is None else load_model(classifier, device=device)
-    spec, cspec = detector.model.input_spec, net.input_spec
-    if (spec.frames, spec.height, spec.width) != (cspec.frames, cspec.height, cspec.width):
-        raise VidshieldError(
-            f"the classifier expects {cspec.frames}x{cspec.height}x{cspec.width} clips but the detector "
-            f"{spec.frames}x{spec.height}x{spec.width}; pick models trained on the same input size"
-        )
+    detector = load_detector(model, config, vote=vote, device=device)
+    served = served_classifier(detector.model)
+    if classifier is None and served is not None and served.get("ref"):
+        classifier = served["ref"]
+    if classifier is None:
+        net = detector.model
+    else:
+        net = load_classifier(classifier, input_spec=input_spec, device=device)
+    check_pairing(detector.model, net, allow_mismatch=allow_mismatch)
     return DefensePipeline(
         net,
         detector,

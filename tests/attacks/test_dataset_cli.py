@@ -51,10 +51,10 @@ def test_resume_refuses_a_different_attack(tmp_path, trained_lrcn):
 def test_load_errors(tmp_path):
     with pytest.raises(DataRootError, match="manifest.json not found"):
         load_adversarial_set(tmp_path)
-    (tmp_path / MANIFEST_NAME).write_text(
-        json.dumps({"format": "vidshield-adversarial-set/1", "clips": [{"file": "x.mkv", "label": 0}]})
-    )
-    with pytest.raises(DataRootError, match="missing"):
+    clip = {"index": 0, "file": "x.mkv", "label": 0, "pred_before": 0, "pred_after": 0, "success": False}
+    clip.update(perturbed_frames=0, l21=0, linf=0, mean_abs_255=0)
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"format": "vidshield-adversarial-set/1", "clips": [clip]}))
+    with pytest.raises(DataRootError, match="clip file x.mkv listed in the manifest is missing"):
         load_adversarial_set(tmp_path)
 
 

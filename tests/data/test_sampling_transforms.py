@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidshield.data import random_indices, sample_indices, uniform_indices
+from vidshield.data import random_indices, sample_indices
 from vidshield.data.transforms import (
     center_crop,
     eval_transform,
@@ -16,6 +16,7 @@ from vidshield.data.transforms import (
     train_short_side,
     train_transform,
 )
+from vidshield.io import uniform_indices
 
 
 def test_uniform_indices_known_values():
@@ -25,12 +26,18 @@ def test_uniform_indices_known_values():
     assert uniform_indices(50, 1).tolist() == [0]
 
 
-def test_uniform_indices_match_io_sampling():
-    from vidshield.io import uniform_indices as io_uniform
+def test_uniform_sampling_is_the_nearest_frame_to_each_even_position():
+    """The data sets' evaluation clips and ``read_frames`` share one sampling: index k is a nearest
+    integer to the exact position k (n - 1) / (t - 1) (halves either way), first and last included."""
+    from fractions import Fraction
 
     for n in range(1, 120):
         for t in (1, 2, 7, 16, 40):
-            assert uniform_indices(n, t).tolist() == io_uniform(n, t).tolist(), (n, t)
+            idx = sample_indices(n, t, sampling="uniform")
+            assert idx.dtype == torch.int64 and idx.tolist() == uniform_indices(n, t).tolist(), (n, t)
+            exact = [Fraction(0)] if t == 1 else [Fraction(k * (n - 1), t - 1) for k in range(t)]
+            assert all(abs(i - x) <= Fraction(1, 2) for i, x in zip(idx.tolist(), exact)), (n, t)
+            assert idx[0] == 0 and (t == 1 or idx[-1] == n - 1)
 
 
 def test_random_indices_one_per_segment_and_seeded():

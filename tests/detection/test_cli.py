@@ -138,6 +138,22 @@ def test_calibrate_then_detect_with_the_config(tmp_path, colour_model, capsys):
     assert s2["score"] == "flip_rate" and s2["counts"] == summary["counts"]
     assert json.loads((out2 / "detector.json").read_text())["score"] == "flip_rate"
 
+    # ... and with a false-alarm budget: gamma1 from the clean windows (3 windows, alpha 0, 0, 1/8;
+    # 50 %: k = ceil(4 * 0.5) = 2, s_(2) = 0), gamma2 still Table 2's pick, every group's rate.
+    out3 = tmp_path / "calib-fpr"
+    reuse = ["calibrate", "--reuse", str(out / "results.json"), "--target-fpr", "0.5", "--fpr-holdout", "0"]
+    assert main([*reuse, "--out", str(out3), "--json"]) == 0
+    s3 = json.loads(capsys.readouterr().out)
+    assert (s3["gamma1"], s3["gamma2"]) == (5e-324, 0.275)
+    assert s3["fpr"]["detected"] == {
+        "dense": {"videos": 3, "flagged": 1.0},
+        "other": {"videos": 2, "flagged": 0.5},
+        "sparse": {"videos": 3, "flagged": 1.0},
+    }
+    report = (out3 / "report.md").read_text()
+    assert "Table 1" in report and "## False-alarm budget" in report and "k = 2 of 3 clean windows" in report
+    assert json.loads((out3 / "detector.json").read_text())["target_fpr"] == 0.5
+
 
 def test_calibrate_usage_errors(tmp_path, capsys):
     assert main(["calibrate", "--out", str(tmp_path / "x")]) == 2
@@ -160,3 +176,44 @@ def test_detect_file_matches_in_memory_detection(tmp_path):
     (direct,) = det.detect(io.read_video(path))
     assert len(windows) == 1 and summary.frame_labels == direct.frame_labels
     assert summary.alpha == direct.alpha and summary.verdict == direct.verdict
+
+
+def test_calibrate_with_a_false_alarm_budget_then_detect(tmp_path, colour_model, capsys):
+    """Eight clean 24-frame videos, windows of 8 every 4 frames: 5 windows each, all alpha 0. With a
+    10 % budget gamma1 is the smallest double above 0; a video with one firing window of 5 stays
+    clean (P(X >= 1) = 0.41), one with two is flagged (P(X >= 2) = 0.081 <= 0.1)."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(8):
+        io.write_video(clean / f"c{i}.mkv", video_from_labels([i % 3] * 24, SIZE))
+    out = tmp_path / "calib"
+    base = ["calibrate", "--clean", str(clean), "--model", "fake", "--window", "8", "--stride", "4"]
+    assert main([*base, "--target-fpr", "0.1", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["gamma1"] == 5e-324 and summary["gamma2"] == 0.3
+    fpr = summary["fpr"]
+    assert (fpr["calibration_windows"], fpr["heldout_windows"]) == (30, 10)  # 6 + 2 videos
+    assert fpr["heldout_window_fpr"] == 0.0 and fpr["heldout_videos_flagged"] == 0
+    config = json.loads((out / "detector.json").read_text())
+    assert config["target_fpr"] == 0.1 and config["calibration"]["fpr"]["threshold"]["rank"] == 28  # ceil(31 * 0.9)
+    report = (out / "report.md").read_text()  # the eval writers: report.md and figures/ as a full calibration
+    assert "## False-alarm budget" in report and "k = 28 of 30 clean windows" in report
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["fig2_alpha.png", "fig3_labels.png"]
+
+    one, two = [0] * 24, [0] * 24
+    one[2] = two[2] = two[22] = 1  # frame 2: window 0 only; frame 22: window 16 only
+    for name, labels in (("one.mkv", one), ("two.mkv", two)):
+        io.write_video(tmp_path / name, video_from_labels(labels, SIZE))
+    argv = ["--model", "fake", "--window", "8", "--stride", "4", "--config", str(out / "detector.json"), "--json"]
+    verdicts = []
+    for name in ("one.mkv", "two.mkv"):
+        assert main(["detect", str(tmp_path / name), *argv]) == 0
+        (v,) = json.loads(capsys.readouterr().out)["videos"]
+        verdicts.append((v["verdict"], sum(w["verdict"] != "clean" for w in v["windows"])))
+    assert verdicts == [("clean", 1), ("sparse", 2)]
+
+    # 1 % needs 99 clean windows in the calibration part: one clear line, status 2
+    assert main([*base, "--target-fpr", "0.01", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "30 clean window(s) are too few for a false-alarm rate of 0.01" in err and "at least 99" in err
+    assert len(err.splitlines()) == 1

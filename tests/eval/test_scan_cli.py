@@ -55,6 +55,20 @@ def test_scan_writes_report_plot_and_defended_video(tiny_models, tmp_path, capsy
         rebuilt = w["defense"] == "temporal"
         assert w["defense"] == (VERDICT_DEFENSES[w["verdict"]] if rebuilt or w["verdict"] != "sparse" else "none")
     assert (saved["label_before"], saved["label"]) == (expected.label_before, expected.label)
+    # the printed report is the library's scan_report (shared with `vidshield serve`) plus the paths written
+    from vidshield.pipeline import scan_report
+
+    pipe = build_pipeline(model=tiny_models["lrcn"], comdefend=tiny_models["comdefend"])
+    library = scan_report(pipe, scan_file(pipe, clip), video=str(clip), model=tiny_models["lrcn"], classifier=None)
+    assert list(printed) == [*library, "report", "plot", "defended"]
+    assert (printed["report"], printed["plot"], printed["defended"]) == (str(report), str(plot), str(defended))
+    head = ["video", "model", "classifier", "label_space", "gamma1", "gamma2", "vote", "target_fpr"]
+    assert list(library)[: len(head)] == head
+    assert library["classifier"] == tiny_models["lrcn"] and library["label_space"] == pipe.classifier.class_names
+    for d in (printed, library):
+        for w in d["windows"]:
+            del w["seconds"]
+    assert {k: printed[k] for k in library} == json.loads(json.dumps(library))
     assert plot.stat().st_size > 1000
     assert probe(defended).num_frames == 20 and read_video(defended).shape == (20, 3, 32, 32)
 
@@ -152,3 +166,22 @@ def test_scan_and_detect_see_a_non_square_file_alike(tmp_path):
         )
     assert scanned.verdict == summary.verdict == "sparse"
     assert scanned.frame_labels() == list(summary.frame_labels) == [1, 1, 1, 2] + [1] * 16
+
+
+def test_scan_votes_by_the_models_default_and_no_vote_turns_it_off(tmp_path, capsys):
+    """The shipped synthetic-lrcn votes by default; --no-vote gives the classifier's answer."""
+    video, _ = SyntheticActions(1, frames=16, height=64, width=64, seed=3)[0]
+    clip = write_video(tmp_path / "clip.mkv", video, fps=25.0)
+    reports = {}
+    for flag in ([], ["--no-vote"]):
+        report = tmp_path / f"r{len(flag)}.json"
+        args = ["scan", str(clip), "--model", "synthetic-lrcn", "--report", str(report)]
+        assert main([*args, "--plot", str(tmp_path / "r.png"), *flag, "--json"]) == 0
+        capsys.readouterr()
+        reports[tuple(flag)] = json.loads(report.read_text())
+    assert reports[()]["vote"] is True and reports[("--no-vote",)]["vote"] is False
+    (voted,), (plain,) = reports[()]["windows"], reports[("--no-vote",)]["windows"]
+    assert plain["label"] == max(range(len(plain["probs"])), key=plain["probs"].__getitem__)
+    counts = torch.bincount(torch.tensor(voted["frame_labels"]), minlength=len(voted["probs"]))
+    assert counts[voted["label"]] == counts.max()  # clean clip, no defense: the vote of the input's frames
+    assert voted["defense"] == "none"

@@ -13,6 +13,7 @@ from vidshield.data import SyntheticActions
 from vidshield.io import VideoWriter, read_frames, read_video, write_video
 from vidshield.io import _source as source
 from vidshield.io import write as write_module
+from vidshield.pipeline import DefensePipeline, scan_file
 
 
 def long_clip(path, frames, height=32, width=32):
@@ -78,6 +79,50 @@ def test_scan_holds_a_bounded_number_of_frames(tiny_models, tmp_path, monkeypatc
     assert count.most <= (2 + 2 + 2) * 16
     assert len(result.windows) == frames // 16
     assert all(r.defended is None for _, r in result.windows)  # summaries, not tensors
+
+
+def test_a_budgeted_scan_keeps_summaries_and_defends_the_fired_windows_on_a_second_pass(tmp_path, monkeypatch):
+    """With a false-alarm budget the first pass keeps per-window summaries only (the decoded windows
+    alive at once stay bounded: counted by weak references, not timed) and the second pass decodes
+    again, defends only the windows that fired and passes every frame on once."""
+    import weakref
+
+    from tests.test_pipeline import SPARSE, ColourClassifier, Recorder, painted
+
+    import vidshield.pipeline as pipeline_module
+    from vidshield.detection import DetectorConfig, TemporalConsistencyDetector
+
+    fire = {3, 11, 20, 27}  # 4 of 30 windows; a clean 30-window video may fire 2 at 1 %
+    labels = [SPARSE if w in fire else [1] * 10 for w in range(30)]
+    clip = write_video(tmp_path / "b.mkv", torch.cat([painted(x) for x in labels]), fps=25.0)
+    windows = pipeline_module.model_view_windows
+    alive, most = [], [0]
+
+    def tracked(*args, **kwargs):
+        for start, window in windows(*args, **kwargs):
+            alive.append(weakref.ref(window))
+            most[0] = max(most[0], sum(ref() is not None for ref in alive))
+            yield start, window
+
+    monkeypatch.setattr(pipeline_module, "model_view_windows", tracked)
+    model = ColourClassifier()
+    det = TemporalConsistencyDetector.from_config(DetectorConfig(gamma1=0.05, target_fpr=0.01), model)
+    pipe = DefensePipeline(model, det, temporal=Recorder(), spatial=Recorder())
+    got = []
+    result = scan_file(pipe, clip, on_defended=lambda f: got.append(f.clone()), batch_windows=2, prefetch=2)
+    assert result.verdict == "sparse" and result.windows_fired == 4 and result.windows_allowed == 2
+    assert [w for w, (_, r) in enumerate(result.windows) if r.defense == "temporal"] == sorted(fire)
+    assert all(r.defended is None for _, r in result.windows)
+    assert len(alive) == 60  # two passes of 30 windows
+    # the prefetch queue (2), the batch (2), one being decoded, the decoder's previous window
+    assert most[0] <= 7
+    assert sum(n for n, _ in pipe.temporal.calls) == 4  # only the fired windows were defended
+    decoded = read_video(clip)
+    assert len(got) == 300
+    red = painted([0] * 10)  # what the Recorder returns
+    for w in range(30):
+        expected = red if w in fire else decoded[w * 10 : (w + 1) * 10]
+        assert torch.equal(torch.stack(got[w * 10 : (w + 1) * 10]), expected)
 
 
 def test_scan_defended_output_equals_the_pipeline_run_in_memory(tiny_models, tmp_path):

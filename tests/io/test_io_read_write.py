@@ -193,3 +193,50 @@ def test_write_refuses_frames_beyond_the_size_limit(tmp_path):
     frames = np.zeros((1, 2, 16386, 3), np.uint8)
     with pytest.raises(VideoEncodeError, match="16384"):
         write_video(tmp_path / "wide.mkv", frames)
+
+
+# container, codec for a file of each ending the package looks for in folders
+_CONTAINERS = {
+    ".avi": ("avi", "mpeg4"),
+    ".mkv": ("matroska", "ffv1"),
+    ".mp4": ("mp4", "mpeg4"),
+    ".m4v": ("ipod", "mpeg4"),
+    ".mov": ("mov", "mpeg4"),
+    ".webm": ("webm", "libvpx"),
+    ".mpg": ("mpeg", "mpeg1video"),
+    ".mpeg": ("mpeg", "mpeg2video"),
+    ".ts": ("mpegts", "mpeg2video"),
+    ".y4m": ("yuv4mpegpipe", "rawvideo"),
+    ".nut": ("nut", "ffv1"),
+}
+
+
+def test_every_video_extension_is_read_and_found_in_folders(tmp_path):
+    import av
+
+    from vidshield.data import VideoFolder
+    from vidshield.detection import collect_videos
+    from vidshield.io import VIDEO_EXTENSIONS, is_video_file
+
+    assert set(VIDEO_EXTENSIONS) == set(_CONTAINERS)
+    folder = tmp_path / "cls"
+    folder.mkdir()
+    for k, ext in enumerate(VIDEO_EXTENSIONS):
+        fmt, codec = _CONTAINERS[ext]
+        name = f"clip{k:02d}{ext.upper() if k % 2 else ext}"  # endings match in any case
+        with av.open(str(folder / name), "w", format=fmt) as out:
+            stream = out.add_stream(codec, rate=25)
+            stream.width = stream.height = 32
+            stream.pix_fmt = "yuv420p"
+            for i in range(8):
+                frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 30 * i, np.uint8), format="rgb24")
+                frame.pts = i
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode())
+        assert read_video(folder / name).shape == (8, 3, 32, 32), name
+    (folder / ".hidden.mkv").write_bytes((folder / "clip01.MKV").read_bytes())
+    (folder / "notes.txt").write_text("not a video")
+    listed = sorted(p for p in folder.iterdir() if is_video_file(p))
+    assert len(listed) == len(VIDEO_EXTENSIONS)
+    assert [p for p, _ in collect_videos(folder)] == listed
+    assert len(VideoFolder(tmp_path, frames=4, size=(32, 32))) == len(VIDEO_EXTENSIONS)

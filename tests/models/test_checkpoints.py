@@ -64,7 +64,7 @@ def test_corrupt_missing_and_foreign_files(tmp_path):
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="corrupt"):
         load_model(weights)
-    with pytest.raises(CheckpointError, match="no shipped model named 'nope'"):
+    with pytest.raises(CheckpointError, match="model 'nope' not found: tried nope.safetensors, nope.json"):
         load_model("nope")
     meta_path = _saved(tmp_path)
     meta_path.write_text(json.dumps({"format": "something-else"}))
@@ -96,3 +96,28 @@ def test_every_shipped_checkpoint_loads_and_runs():
         assert "command" in model.metadata and "test_top1" in model.metadata["metrics"]
         with torch.no_grad():
             assert model(torch.rand(1, spec.frames, 3, spec.height, spec.width)).shape == (1, model.num_classes)
+
+
+def test_one_resolver_for_paths_stems_and_shipped_names(tmp_path, monkeypatch):
+    from vidshield.checkpoint import save_checkpoint
+    from vidshield.models import resolve_artifact
+
+    zoo, here = tmp_path / "zoo", tmp_path / "here"
+    zoo.mkdir(), here.mkdir()
+    monkeypatch.setattr(checkpoints, "zoo_dir", lambda: zoo)
+    monkeypatch.chdir(here)
+    shipped = save_checkpoint(zoo / "thing", {"w": torch.zeros(1)}, {})
+    local = save_checkpoint(here / "mine", {"w": torch.ones(1)}, {})
+    for ref in (local, here / "mine", here / "mine.json", "mine", "mine.safetensors"):
+        assert resolve_artifact(ref, kind="x").resolve() == local.resolve(), ref
+    assert resolve_artifact("thing", kind="x") == shipped
+    assert resolve_artifact("thing.json", kind="x") == shipped
+    save_checkpoint(here / "thing", {"w": torch.ones(1)}, {})  # an existing path wins over the zoo
+    assert resolve_artifact("thing", kind="x").resolve() == (here / "thing.safetensors").resolve()
+    with pytest.raises(CheckpointError) as e:
+        resolve_artifact("nope", kind="widget", hint="Make one.")
+    assert str(e.value) == (
+        f"widget 'nope' not found: tried nope.safetensors, nope.json, {zoo / 'nope.safetensors'} (shipped: thing). Make one."
+    )
+    with pytest.raises(CheckpointError, match=r"tried sub/nope.safetensors, sub/nope.json \(shipped"):
+        resolve_artifact("sub/nope", kind="widget")  # not a bare name: the zoo is not tried

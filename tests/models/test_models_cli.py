@@ -73,7 +73,9 @@ def test_train_then_evaluate_a_tiny_model(tmp_path, capsys):
 
 def test_cli_errors(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "missing"), "--device", "cpu"]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    assert (
+        f"model '{tmp_path / 'missing'}' not found: tried {tmp_path / 'missing.safetensors'}" in capsys.readouterr().err
+    )
     assert main(["train", "--model", "test-c3d", "--dataset", "folder", "--out", str(tmp_path / "x")]) == 2
     assert main(["train", "--model", "nope", "--out", str(tmp_path / "x"), "--device", "cpu"]) == 2
-    assert "no shipped model named 'nope'" in capsys.readouterr().err
+    assert "model 'nope' not found: tried nope.safetensors, nope.json" in capsys.readouterr().err

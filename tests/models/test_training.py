@@ -3,15 +3,11 @@ import json
 import pytest
 import torch
 
+from vidshield.checkpoint import last_state_path
 from vidshield.errors import CheckpointError
 from vidshield.models import create_model, load_model
 from vidshield.models.evaluation import classification_metrics, evaluate_classifier
-from vidshield.models.training import (
-    flatten_optimizer_state,
-    last_checkpoint_path,
-    train_classifier,
-    unflatten_optimizer_state,
-)
+from vidshield.models.training import train_classifier
 
 
 def test_classification_metrics_on_known_logits():
@@ -25,26 +21,6 @@ def test_classification_metrics_on_known_logits():
     assert top2["top5"] == 1.0
     with pytest.raises(ValueError, match="class names"):
         classification_metrics(logits, labels, class_names=["a"])
-
-
-def test_optimizer_state_round_trips_through_tensors_and_json():
-    model = create_model("test-c3d", num_classes=2)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for _ in range(2):
-        model(torch.rand(2, 16, 3, 32, 32)).sum().backward()
-        opt.step()
-    tensors, meta = flatten_optimizer_state(opt.state_dict())
-    json.dumps(meta)
-    assert all(isinstance(v, torch.Tensor) for v in tensors.values())
-    fresh = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    restored = unflatten_optimizer_state(tensors, meta, like=fresh.state_dict())
-    fresh.load_state_dict(restored)
-    original = opt.state_dict()
-    for pid, values in original["state"].items():
-        for name, value in values.items():
-            assert torch.equal(fresh.state_dict()["state"][pid][name], value)
-    assert fresh.state_dict()["param_groups"][0]["betas"] == original["param_groups"][0]["betas"]
-    assert isinstance(fresh.state_dict()["param_groups"][0]["betas"], tuple)
 
 
 def test_short_training_run_learns_the_blobs(tmp_path, blobs):
@@ -89,7 +65,7 @@ def test_resume_continues_from_the_saved_epoch_and_matches_an_uninterrupted_run(
     model = create_model("test-lrcn", num_classes=2, dropout=0.5)
     with pytest.raises(KeyboardInterrupt):  # dies during the third epoch
         train_classifier(model, InterruptAfter(train, 2 * 16 + 3), val, out=tmp_path / "run", **kwargs)
-    saved = json.loads(last_checkpoint_path(tmp_path / "run").with_suffix(".json").read_text())
+    saved = json.loads(last_state_path(tmp_path / "run").with_suffix(".json").read_text())
     assert saved["epoch"] == 2
 
     torch.manual_seed(99)  # a different initialisation: everything must come from the checkpoint

@@ -26,9 +26,8 @@ from torch import nn
 from vidshield import __version__
 from vidshield.attacks.base import Attack, is_success, predict, resolve_target
 from vidshield.attacks.metrics import perturbation_metrics
+from vidshield.data.manifest import MANIFEST_NAME, read_manifest
 from vidshield.errors import DataRootError, VidshieldError
-from vidshield.jsonio import contained_path, field, read_json
-from vidshield.text import printable
 from vidshield.utils import atomic_write_json
 
 __all__ = [
@@ -36,13 +35,13 @@ __all__ = [
     "SET_FORMAT",
     "quantize",
     "clip_filename",
-    "read_manifest",
+    "CLIP_FIELDS",
+    "read_set_manifest",
     "write_adversarial_set",
     "load_adversarial_set",
     "set_summary",
 ]
 
-MANIFEST_NAME = "manifest.json"
 SET_FORMAT = "vidshield-adversarial-set/1"
 # Header fields that must match for a rerun to resume into an existing folder.
 _RESUME_KEYS = ("attack", "attack_config", "model", "dataset", "seed")
@@ -59,28 +58,24 @@ def clip_filename(index: int) -> str:
     return f"clip_{index:06d}.mkv"
 
 
-def read_manifest(folder: str | Path) -> dict:
-    """Read ``folder/manifest.json``; raises :class:`DataRootError` if missing or invalid."""
-    path = Path(folder) / MANIFEST_NAME
-    if not path.is_file():
-        raise DataRootError(f"{folder} is not an adversarial set: {MANIFEST_NAME} not found")
-    manifest = read_json(path, error=DataRootError)
-    if manifest.get("format") != SET_FORMAT or not isinstance(manifest.get("clips"), list):
-        raise DataRootError(
-            f"{printable(path)} is not a {SET_FORMAT} manifest (format {printable(repr(manifest.get('format')))[:60]})"
-        )
-    check = dict(what=printable(path), error=DataRootError)
-    for clip in manifest["clips"]:
-        if not isinstance(clip, dict):
-            raise DataRootError(f"{printable(path)}: every clip entry must be an object")
-        field(clip, "index", int, lo=0, **check)
-        contained_path(folder, field(clip, "file", str, max_len=4096, **check), **check)
-        for key in ("label", "pred_before", "pred_after"):
-            field(clip, key, int, lo=0, **check)
-        field(clip, "success", bool, **check)
-        for key in ("perturbed_frames", "l21", "linf", "mean_abs_255"):
-            field(clip, key, float, lo=0, **check)
-    return manifest
+#: What every clip entry of an adversarial-set manifest holds, checked when a set is read.
+CLIP_FIELDS = {
+    "index": int,
+    "label": int,
+    "pred_before": int,
+    "pred_after": int,
+    "success": bool,
+    "perturbed_frames": float,
+    "l21": float,
+    "linf": float,
+    "mean_abs_255": float,
+}
+
+
+def read_set_manifest(folder: str | Path) -> dict:
+    """Read ``folder/manifest.json`` of an adversarial set (:func:`vidshield.data.read_manifest`
+    with this format and :data:`CLIP_FIELDS`)."""
+    return read_manifest(folder, format=SET_FORMAT, fields=CLIP_FIELDS)
 
 
 def set_summary(clips: Sequence[dict]) -> dict:
@@ -154,7 +149,7 @@ def write_adversarial_set(
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     manifest = {"format": SET_FORMAT, **header, "seed": seed, "vidshield_version": __version__, "clips": []}
     if (out / MANIFEST_NAME).is_file():
-        old = read_manifest(out)
+        old = read_set_manifest(out)
         for key in _RESUME_KEYS:
             if json.dumps(old.get(key), sort_keys=True) != json.dumps(manifest.get(key), sort_keys=True, default=str):
                 raise VidshieldError(
@@ -211,16 +206,17 @@ def load_adversarial_set(folder: str | Path, *, limit: int | None = None) -> tup
         is ``manifest["clips"][k]``.
 
     Raises:
-        DataRootError: no or invalid manifest, a missing clip file, or clips of different sizes.
+        DataRootError: no manifest, a missing clip file, or clips of different sizes.
+        InputFormatError: an invalid manifest.
     """
     from vidshield.io import read_video
 
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = read_set_manifest(folder)
     clips = manifest["clips"][:limit] if limit is not None else manifest["clips"]
     videos = []
     for c in clips:
-        path = contained_path(folder, c["file"], what=printable(folder / MANIFEST_NAME), error=DataRootError)
+        path = folder / c["file"]  # checked by read_set_manifest to lie inside folder
         if not path.is_file():
             raise DataRootError(f"{folder}: clip file {c['file']} listed in the manifest is missing")
         videos.append(read_video(path))

@@ -23,6 +23,7 @@ from vidshield.attacks.registry import register_attack
 from vidshield.checkpoint import load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
 from vidshield.jsonio import field
+from vidshield.models.checkpoints import resolve_artifact
 from vidshield.text import printable
 
 __all__ = ["border_mask", "apply_framing", "train_framing", "AdversarialFraming", "save_framing", "load_framing"]
@@ -153,7 +154,9 @@ def save_framing(path: str | Path, framing: torch.Tensor, *, width: int, metadat
 
 
 def load_framing(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[torch.Tensor, int, dict]:
-    """Load ``(framing (F, 3, H, W), width, metadata)`` saved by :func:`save_framing`."""
+    """Load ``(framing (F, 3, H, W), width, metadata)`` saved by :func:`save_framing` (``path``: a
+    checkpoint path or a name shipped in the zoo)."""
+    path = resolve_artifact(path, kind="adversarial framing")
     state, meta = load_checkpoint(path, device=device)
     if meta.get("kind") != "adversarial-framing" or "framing" not in state:
         raise CheckpointError(f"{path} is not an adversarial framing checkpoint (kind={meta.get('kind')!r})")

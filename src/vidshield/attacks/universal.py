@@ -31,6 +31,7 @@ from vidshield.attacks.registry import register_attack
 from vidshield.checkpoint import load_checkpoint, save_checkpoint
 from vidshield.errors import CheckpointError
 from vidshield.jsonio import field
+from vidshield.models.checkpoints import resolve_artifact
 from vidshield.text import printable
 from vidshield.utils import eval_mode
 
@@ -401,7 +402,9 @@ def save_universal(
 def load_universal(
     path: str | Path, *, device: str | torch.device = "cpu"
 ) -> tuple[torch.Tensor, CDUPGenerator | None, dict]:
-    """Load ``(perturbation (P, 3, H, W), generator or None, metadata)`` saved by :func:`save_universal`."""
+    """Load ``(perturbation (P, 3, H, W), generator or None, metadata)`` saved by :func:`save_universal`
+    (``path``: a checkpoint path or a name shipped in the zoo, such as ``synthetic-c3d-cdup``)."""
+    path = resolve_artifact(path, kind="universal perturbation")
     state, meta = load_checkpoint(path, device=device)
     if meta.get("kind") != "universal-perturbation" or "perturbation" not in state:
         raise CheckpointError(

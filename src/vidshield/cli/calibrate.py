@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import click
 
 from vidshield.cli.detect import detector_options
 from vidshield.cli.options import echo_json, json_option, resolve_device
+from vidshield.text import printable
+from vidshield.utils import progress_bar
 
 GROUPS = ("clean", "sparse", "dense")
 
@@ -29,8 +32,6 @@ def _parse_holdout(ctx, param, values):
 
 def _detect_groups(det, sources, *, window, stride, successful_only, progress):
     """Run detection on every video of every group -> list of per-video records."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from vidshield.detection import collect_videos, detect_file
 
     files = [
@@ -39,8 +40,7 @@ def _detect_groups(det, sources, *, window, stride, successful_only, progress):
         for path, entry in collect_videos(src, successful_only=successful_only)
     ]
     records = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True, console=None) as bar:
+    with progress_bar(disable=not progress) as bar:
         task = bar.add_task("detecting", total=len(files))
         for group, path, entry in files:
             summary, windows = detect_file(det, path, window=window, stride=stride)
@@ -54,6 +54,7 @@ def _detect_groups(det, sources, *, window, stride, successful_only, progress):
                     "scores": dict(summary.scores),
                     "frame_labels": list(summary.frame_labels),
                     "exception_frames": list(summary.exception_frames),
+                    "window_scores": {n: [w.scores[n] for w in windows] for n in summary.scores},
                     **{k: entry[k] for k in ("source", "label", "pred_before", "pred_after", "success") if k in entry},
                 }
             )
@@ -130,6 +131,21 @@ def _median_example(records, group):
     is_flag=True,
     help="Keep clips whose attack failed (manifest 'success': false); by default they are left out.",
 )
+@click.option(
+    "--target-fpr",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="False-alarm budget: pick gamma1 so that at most this share of clean windows fires (finite-sample "
+    "conformal quantile of the --clean windows); --sparse/--dense then only set gamma2.",
+)
+@click.option(
+    "--fpr-holdout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.25,
+    show_default=True,
+    help="With --target-fpr: share of the clean videos held out of calibration to measure the achieved rate.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --fpr-holdout split.")
 @detector_options
 @click.option(
     "--out",
@@ -139,9 +155,25 @@ def _median_example(records, group):
 )
 @json_option
 def command(
-    clean, sparse, dense, holdout, reuse, score, all_clips, model_ref, window, stride, batch_size, device, out, as_json
+    clean,
+    sparse,
+    dense,
+    holdout,
+    reuse,
+    score,
+    all_clips,
+    target_fpr,
+    fpr_holdout,
+    seed,
+    model_ref,
+    window,
+    stride,
+    batch_size,
+    device,
+    out,
+    as_json,
 ):
-    """Pick the detection thresholds by maximum F1, as in the paper.
+    """Pick the detection thresholds by maximum F1, as in the paper, or gamma1 by a false-alarm budget.
 
     Table 1 sweeps gamma1 = 0.075 .. 0.25 on clean (negative) vs sparse + dense (positive);
     Table 2 sweeps gamma2 = 0.25 .. 0.425 on sparse (negative) vs dense (positive). Folders are
@@ -152,12 +184,22 @@ def command(
     and the figures OUT/figures/fig2_alpha.png, fig3_labels.png, fig4_roc.png (the file names of
     `vidshield reproduce`).
 
+    With --target-fpr (beyond the paper) gamma1 is the split-conformal quantile of the clean
+    windows' scores: with the n calibration windows sorted, k = ceil((n + 1)(1 - fpr)) and a
+    window fires when its score is above the k-th smallest, so a new clean window fires with
+    probability at most fpr (n >= (1 - fpr) / fpr windows needed: 99 for 1 %). --fpr-holdout of
+    the clean videos are kept out to report the achieved rate. gamma2 comes from --sparse/--dense
+    (Table 2) when given, else stays 0.3 (alpha). The budget is stored in detector.json; `detect`
+    and `scan` then flag a video of n windows only when k windows fire with
+    P(Binomial(n, fpr) >= k) <= fpr.
+
     \b
     Examples:
       vidshield calibrate --clean runs/adv/clean --sparse runs/adv/sparse --dense runs/adv/dense \\
           --model runs/lrcn --out runs/calib
       vidshield calibrate ... --holdout saliency=runs/adv/saliency --out runs/calib
       vidshield calibrate --reuse runs/calib/results.json --score js_divergence --out runs/calib-js
+      vidshield calibrate --clean my/clean/videos --target-fpr 0.01 --model runs/detector --out runs/calib-fpr
     """
     from rich.console import Console
 
@@ -166,7 +208,7 @@ def command(
     from vidshield.detection.calibration import TASKS, calibrate_all, sweep_rich_table
     from vidshield.errors import InputFormatError
     from vidshield.eval.figures import detection_figures
-    from vidshield.eval.report import REPORT_FILE, threshold_tables
+    from vidshield.eval.report import REPORT_FILE, fpr_line, fpr_lines, threshold_tables
     from vidshield.jsonio import read_json
     from vidshield.utils import atomic_write_bytes, atomic_write_json
 
@@ -186,7 +228,8 @@ def command(
             ) from e
         holdout_names = sorted({r["group"] for r in records} - set(GROUPS))
     else:
-        missing = [f"--{g}" for g, v in zip(GROUPS, (clean, sparse, dense)) if v is None]
+        needed = (clean,) if target_fpr is not None and sparse is None and dense is None else (clean, sparse, dense)
+        missing = [f"--{g}" for g, v in zip(GROUPS, needed) if v is None]
         if missing:
             raise click.UsageError(f"{', '.join(missing)} required (or --reuse results.json)")
         if model_ref is None:
@@ -194,7 +237,7 @@ def command(
         from vidshield.detection import load_detector
 
         det = load_detector(model_ref, device=resolve_device(device), batch_size=batch_size)
-        sources = {"clean": clean, "sparse": sparse, "dense": dense, **holdout}
+        sources = {g: v for g, v in zip(GROUPS, (clean, sparse, dense)) if v is not None} | holdout
         records = _detect_groups(
             det,
             sources,
@@ -204,10 +247,19 @@ def command(
             progress=not as_json and sys.stderr.isatty(),
         )
         model_name, holdout_names = str(model_ref), list(holdout)
+    fpr = None
+    if target_fpr is not None:
+        fpr = _fpr_calibration(
+            records, score, target_fpr, fpr_holdout, seed, f"{printable(reuse) if reuse else 'detection'} records"
+        )
+        if not any(r["group"] in ("sparse", "dense") for r in records):
+            return _write_fpr_only(records, fpr, score, model_name, window, stride, out, as_json)
     try:
         result, aucs, curves = calibrate_all(_scores_by_group(records, GROUPS), score=score)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
+    if fpr is not None:
+        result = dataclasses.replace(result, gamma1=fpr["gamma1"], gamma2=max(result.gamma2, fpr["gamma1"]))
     held = _holdout_report(records, holdout_names, result.gamma1, result.gamma2, score)
     t1, t2 = result.table1, result.table2
     config = DetectorConfig(
@@ -221,7 +273,9 @@ def command(
             "table2_best": {k: getattr(t2.best, k) for k in ("threshold", "precision", "recall", "f1")},
             "auc": aucs[score],
             "sources": {g: str(v) for g, v in zip(GROUPS, (clean, sparse, dense)) if v},
+            **({"fpr": fpr} if fpr is not None else {}),
         },
+        target_fpr=target_fpr,
     )
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "detector.json")
@@ -229,7 +283,7 @@ def command(
         "vidshield_version": __version__,
         "model": model_name,
         "score": score,
-        "options": {"window": window, "stride": stride, "all_clips": all_clips},
+        "options": {"window": window, "stride": stride, "all_clips": all_clips, "target_fpr": target_fpr},
         "detector": config.to_dict(),
         "calibration": result.to_dict(),
         "auc": aucs,
@@ -244,6 +298,8 @@ def command(
             f"{100 * h['detected_adversarial']:.1f}%, verdicts {h['verdicts']}, AUC vs clean ({score}) "
             f"{h['auc_vs_clean'][score]:.3f}"
         )
+    if fpr is not None:
+        md += ["", *fpr_lines(fpr)]
     atomic_write_bytes(out / REPORT_FILE, ("\n".join(md) + "\n").encode())
     strips = []
     for g in GROUPS:
@@ -268,6 +324,7 @@ def command(
         "holdout": held,
         "counts": dict(result.counts),
         "out": str(out),
+        **({"fpr": _fpr_summary(fpr)} if fpr is not None else {}),
     }
     if as_json:
         echo_json(summary)
@@ -277,7 +334,107 @@ def command(
     console.print(sweep_rich_table(t1.rows, title=f"Table 1: {TASKS[0]}", best=t1.best, symbol="gamma1" + name))
     console.print(sweep_rich_table(t2.rows, title=f"Table 2: {TASKS[1]}", best=t2.best, symbol="gamma2" + name))
     console.print("\n".join(line for line in md if line.startswith(("|", "\nHold-out", "AUC"))))
+    if fpr is not None:
+        console.print(fpr_line(fpr))
     console.print(
         f"picked gamma1 = {result.gamma1:g}, gamma2 = {result.gamma2:g} on {score}; wrote {out}/detector.json"
     )
+    return 0
+
+
+def _window_scores(records, score, what):
+    """group -> video -> its window scores of ``score``, each checked (records from --reuse are
+    read from a file anyone can write)."""
+    from vidshield.errors import InputFormatError
+    from vidshield.jsonio import field
+
+    groups: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        if r.get("group") == "clean" and "window_scores" not in r:
+            raise InputFormatError(
+                f"{what}: --target-fpr needs per-window scores; this results.json predates them: rerun without --reuse"
+            )
+        if "window_scores" not in r:
+            continue
+        group = field(r, "group", str, max_len=256, what=what)
+        file = field(r, "file", str, max_len=4096, what=what)
+        per_score = field(r, "window_scores", dict, what=what)
+        scores = field(per_score, score, list, items=float, max_len=10_000_000, what=f"{what}: window_scores")
+        if not scores:
+            raise InputFormatError(f"{what}: {printable(file)} has no window scores")
+        groups.setdefault(group, {})[file] = [float(v) for v in scores]
+    return groups
+
+
+def _fpr_calibration(records, score, target_fpr, holdout_fraction, seed, what):
+    """gamma1 from the clean videos' window scores, with the other groups' detection rates
+    (:func:`~vidshield.detection.calibration.calibrate_fpr_groups`)."""
+    from vidshield.detection.calibration import calibrate_fpr_groups
+    from vidshield.errors import VidshieldError
+
+    try:
+        return calibrate_fpr_groups(
+            _window_scores(records, score, what), target_fpr, holdout_fraction=holdout_fraction, seed=seed
+        )
+    except ValueError as e:
+        raise VidshieldError(printable(e)) from e
+
+
+def _fpr_summary(fpr):
+    keys = ("target_fpr", "gamma1", "calibration_windows", "heldout_windows", "heldout_window_fpr", "detected")
+    return {k: fpr.get(k) for k in keys} | {"heldout_videos_flagged": len(fpr["heldout_videos_flagged"])}
+
+
+def _write_fpr_only(records, fpr, score, model_name, window, stride, out, as_json):
+    """--target-fpr with clean videos only: gamma1 from the budget, gamma2 the paper's 0.3 (alpha).
+    Writes detector.json, results.json, report.md and Figures 2 and 3 of the clean videos."""
+    from vidshield import __version__
+    from vidshield.detection import DetectorConfig
+    from vidshield.eval.figures import detection_figures
+    from vidshield.eval.report import REPORT_FILE, fpr_line, fpr_lines
+    from vidshield.utils import atomic_write_bytes, atomic_write_json
+
+    if score != "alpha":
+        raise click.UsageError(f"--score {score} has no default gamma2: give --sparse and --dense too")
+    gamma2 = max(DetectorConfig().gamma2, fpr["gamma1"])
+    config = DetectorConfig(
+        gamma1=fpr["gamma1"],
+        gamma2=gamma2,
+        score=score,
+        model=model_name,
+        calibration={"fpr": fpr, "gamma2": "the paper's 0.3 (no sparse / dense videos given)"},
+        target_fpr=fpr["target_fpr"],
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "detector.json")
+    atomic_write_json(
+        out / "results.json",
+        {
+            "vidshield_version": __version__,
+            "model": model_name,
+            "score": score,
+            "options": {"window": window, "stride": stride, "target_fpr": fpr["target_fpr"]},
+            "detector": config.to_dict(),
+            "videos": records,
+        },
+    )
+    md = [f"# Detection calibration ({score}): false-alarm budget only", "", *fpr_lines(fpr)]
+    atomic_write_bytes(out / REPORT_FILE, ("\n".join(md) + "\n").encode())
+    clean = [r for r in records if r["group"] == "clean"]
+    ex = _median_example(records, "clean")
+    detection_figures(
+        out / "figures",
+        {"clean": [r["alpha"] for r in clean]},
+        [(f"clean: {Path(ex['file']).name}", ex["frame_labels"])],
+        gamma1=config.gamma1,
+        gamma2=gamma2,
+    )
+    summary = {"gamma1": config.gamma1, "gamma2": gamma2, "score": score, "fpr": _fpr_summary(fpr), "out": str(out)}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(printable(fpr_line(fpr)))
+        click.echo(
+            f"gamma1 = {config.gamma1:.6g}, gamma2 = {gamma2:g} on {score}; wrote {printable(out)}/detector.json"
+        )
     return 0

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import click
-from rich.progress import Progress
 
 from vidshield.cli.options import (
     comdefend_option,
@@ -20,6 +19,7 @@ from vidshield.cli.options import (
     resolve_device,
 )
 from vidshield.text import printable
+from vidshield.utils import progress_bar
 
 
 def _parse_frames(text: str) -> list[int]:
@@ -161,8 +161,14 @@ def command(
     dev = resolve_device(device)
     pipeline = None
     if method == "auto":
-        pipeline = build_pipeline(
-            model=model_ref, config=config, comdefend=comdefend, temporal=temporal, polluted=polluted, device=dev
+        pipeline = build_pipeline(  # no vote: it changes only the answer, which defend does not report
+            model=model_ref,
+            config=config,
+            comdefend=comdefend,
+            temporal=temporal,
+            polluted=polluted,
+            vote=False,
+            device=dev,
         )
 
     def announce(seconds: float) -> None:
@@ -170,7 +176,7 @@ def command(
             click.echo(f"spatial defense: about {seconds / 60:.0f} min on the {dev.type}", err=True)
 
     start = time.perf_counter()
-    with Progress(transient=True, disable=as_json) as progress:
+    with progress_bar(disable=as_json) as progress:
         result = defend_file(
             video,
             method,

@@ -6,8 +6,18 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device, seed_option
-from vidshield.models.datasets import DATASET_NAMES, dataset_for_spec
+from vidshield.cli.options import (
+    cache_option,
+    dataset_options,
+    device_option,
+    echo_json,
+    json_option,
+    num_workers_option,
+    require_root,
+    resolve_device,
+    seed_option,
+)
+from vidshield.models.datasets import dataset_for_spec
 
 
 class _ClipList:
@@ -43,8 +53,7 @@ def _adversarial_set(folder: Path, model) -> _ClipList:
 @click.option(
     "--model", "model_name", required=True, help="Shipped model name (see `vidshield models`) or checkpoint path."
 )
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
+@dataset_options
 @click.option(
     "--adversarial",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -56,10 +65,8 @@ def _adversarial_set(folder: Path, model) -> _ClipList:
     "--num-videos", type=click.IntRange(min=1), default=500, show_default=True, help="Synthetic: number of clips."
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option(
-    "--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets."
-)
+@num_workers_option
+@cache_option
 @click.option(
     "--confusion-png", type=click.Path(path_type=Path), default=None, help="Also write the confusion matrix as a PNG."
 )
@@ -99,8 +106,8 @@ def command(
     from vidshield.models import load_model
     from vidshield.models.evaluation import evaluate_classifier, save_confusion_png
 
-    if adversarial is None and dataset != "synthetic" and root is None:
-        raise click.UsageError(f"--root is required for --dataset {dataset}")
+    if adversarial is None:
+        require_root(dataset, root)
     dev = resolve_device(device)
     model = load_model(model_name, device=dev)
     if adversarial is not None:

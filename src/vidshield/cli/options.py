@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
 import torch
 
+from vidshield.models.datasets import DATASET_NAMES
 from vidshield.routing import POLLUTED_RULES
+
+
+def options(*decorators):
+    """Apply several click options at once, in the order given (as ``--help`` lists them)."""
+
+    def apply(f):
+        for option in reversed(decorators):
+            f = option(f)
+        return f
+
+    return apply
+
 
 device_option = click.option(
     "--device",
@@ -18,6 +32,47 @@ device_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+
+
+# --- data sets and training (train, train-comdefend, evaluate, attack) -------------------------
+
+resume_option = click.option("--resume", is_flag=True, help="Continue from OUT-last.* when it exists.")
+num_workers_option = click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
+cache_option = click.option(
+    "--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets."
+)
+dataset_options = options(
+    click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True),
+    click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic)."),
+)
+
+
+def require_root(dataset: str, root) -> None:
+    """``--root`` is needed by every data set but the synthetic one."""
+    if dataset != "synthetic" and root is None:
+        raise click.UsageError(f"--root is required for --dataset {dataset}")
+
+
+def command_line(ctx: click.Context) -> str:
+    """The resolved command, every option given or defaulted spelled out (flags by the name of
+    their value, repeatable options once per value), so a checkpoint says how to reproduce it."""
+    parts = ["vidshield", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value is None or value == ():
+            continue
+        name = max(param.opts, key=len)
+        if param.is_flag:
+            if param.secondary_opts:
+                parts.append(name if value else max(param.secondary_opts, key=len))
+            elif value:
+                parts.append(name)
+        elif isinstance(value, tuple):
+            for v in value:
+                parts += [name, str(v)]
+        else:
+            parts += [name, str(value)]
+    return shlex.join(parts)
 
 
 # --- the detect -> route -> defend pipeline (scan, defend) ------------------------------------
@@ -33,7 +88,19 @@ classifier_option = click.option(
     "--classifier",
     "classifier_ref",
     default=None,
-    help="Classifier to protect [default: the detection network itself, one CNN pass].",
+    help="Classifier to protect: shipped name, checkpoint, or TorchScript .pt (with --input-spec or a JSON "
+    "beside it) [default: the classifier a distilled detector serves, else the detection network itself].",
+)
+input_spec_option = click.option(
+    "--input-spec",
+    default=None,
+    help="TorchScript classifier's input: a JSON file or string with layout (NCTHW|NTCHW), frames, height, "
+    "width, mean, std, class_names [default: model.json beside model.pt].",
+)
+allow_mismatch_option = click.option(
+    "--allow-mismatch",
+    is_flag=True,
+    help="Pair a detection network with a classifier other than the one it was trained for.",
 )
 config_option = click.option(
     "--config",
@@ -59,17 +126,27 @@ squeeze_check_option = click.option(
     help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
     "defense marks them as attacked (catches universal perturbations that alpha misses).",
 )
-
-
-def options(*decorators):
-    """Apply several click options at once, in the order given (as ``--help`` lists them)."""
-
-    def apply(f):
-        for option in reversed(decorators):
-            f = option(f)
-        return f
-
-    return apply
+vote_option = click.option(
+    "--vote/--no-vote",
+    default=None,
+    help="Beyond the paper: answer the majority of the detection network's per-frame labels (k attacked "
+    "frames move at most k votes) [default: the detector config's vote, else the model's: on for "
+    "synthetic-lrcn, off for ut-lrcn, whose weak per-frame network costs clean accuracy].",
+)
+#: Everything :func:`vidshield.pipeline.build_pipeline` takes (``scan``).
+pipeline_options = options(
+    model_option,
+    classifier_option,
+    input_spec_option,
+    allow_mismatch_option,
+    config_option,
+    comdefend_option,
+    qp_option,
+    polluted_option,
+    squeeze_check_option,
+    vote_option,
+    device_option,
+)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.options import echo_json, json_option
+from vidshield.cli.options import echo_json, json_option, seed_option
+from vidshield.utils import progress_bar
 
 
 @click.command("pack")
@@ -35,7 +36,7 @@ from vidshield.cli.options import echo_json, json_option
     help="Stored H W (short side scaled, centre crop); training later crops the model's size.",
 )
 @click.option("--num-videos", type=click.IntRange(min=1), default=None, help="Synthetic only: clips per split.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -54,12 +55,10 @@ def command(dataset, root, split, frames, size, num_videos, seed, out, as_json):
       vidshield pack --dataset ut-interaction --frames 32 --size 72 72 --out packs/ut
       vidshield train --model lrcn-small --dataset clips --root packs/ut --out runs/ut-lrcn
     """
-    from rich.progress import Progress
-
     from vidshield.data import make_dataset, pack_dataset
 
     written = {}
-    with Progress(transient=True, disable=as_json) as progress:
+    with progress_bar(disable=as_json) as progress:
         for s in split:
             options = {"num_videos": num_videos} if dataset == "synthetic" and num_videos else {}
             ds = make_dataset(dataset, root=root, split=s, frames=frames, size=size, seed=seed, **options)

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device
-
-
-def progress_bar():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    )
+from vidshield.cli.options import (
+    comdefend_option,
+    command_line,
+    device_option,
+    echo_json,
+    json_option,
+    qp_option,
+    resolve_device,
+    seed_option,
+)
+from vidshield.utils import progress_bar
 
 
 def print_summary(results: dict, out: Path) -> None:
@@ -84,7 +72,7 @@ def print_summary(results: dict, out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (resumable).")
 @click.option("--lrcn", default=None, help="CNN+LSTM: shipped name or checkpoint [default: the data set's].")
 @click.option("--c3d", default=None, help="C3D: shipped name or checkpoint [default: the data set's].")
-@click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights.")
+@comdefend_option
 @click.option("--num-test", type=click.IntRange(min=2), default=None, help="Test clips [default: all; synthetic 100].")
 @click.option("--sparse-frames", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--sparse-steps", type=click.IntRange(min=1), default=100, show_default=True)
@@ -95,7 +83,7 @@ def print_summary(results: dict, out: Path) -> None:
     default=None,
     help="Use this trained universal perturbation (path or zoo name) instead of training one.",
 )
-@click.option("--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense QP.")
+@qp_option
 @click.option(
     "--baseline",
     "baselines",
@@ -104,10 +92,12 @@ def print_summary(results: dict, out: Path) -> None:
     help="Also measure this baseline defense in Table 3 (repeatable).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @device_option
 @json_option
+@click.pass_context
 def command(
+    ctx,
     dataset,
     root,
     out,
@@ -159,9 +149,8 @@ def command(
         seed=seed,
         batch_size=batch_size,
     )
-    command_line = "vidshield " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
-    with progress_bar() as bar:
-        results = reproduce(cfg, out, device=resolve_device(device), progress=bar, command=command_line)
+    with progress_bar(disable=as_json, transient=False) as bar:
+        results = reproduce(cfg, out, device=resolve_device(device), progress=bar, command=command_line(ctx))
     if as_json:
         echo_json(
             {k: results[k] for k in ("table3", "table4", "auc", "calibration", "attacks", "figures") if k in results}

@@ -8,31 +8,8 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.options import (
-    classifier_option,
-    comdefend_option,
-    config_option,
-    device_option,
-    echo_json,
-    json_option,
-    model_option,
-    options,
-    polluted_option,
-    qp_option,
-    resolve_device,
-    squeeze_check_option,
-)
-
-pipeline_options = options(
-    model_option,
-    classifier_option,
-    config_option,
-    comdefend_option,
-    qp_option,
-    polluted_option,
-    squeeze_check_option,
-    device_option,
-)
+from vidshield.cli.options import echo_json, json_option, pipeline_options, resolve_device
+from vidshield.utils import progress_bar
 
 
 def default_output(video: Path, suffix: str) -> Path:
@@ -71,11 +48,14 @@ def command(
     video,
     model_ref,
     classifier_ref,
+    input_spec,
+    allow_mismatch,
     config,
     comdefend,
     qp,
     polluted,
     squeeze_check,
+    vote,
     device,
     report,
     plot,
@@ -95,11 +75,11 @@ def command(
       vidshield scan clip.mkv --json --defended clip.defended.mkv
       vidshield scan clip.mp4 --model ut-lrcn --classifier ut-c3d --config runs/calib/detector.json
     """
-    from rich.progress import Progress
 
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import VideoWriter, probe
-    from vidshield.pipeline import build_pipeline, scan_file
+    from vidshield.io.write import check_video_output
+    from vidshield.pipeline import build_pipeline, scan_file, scan_report
     from vidshield.text import printable
     from vidshield.utils import atomic_write_json, check_writable
 
@@ -108,8 +88,10 @@ def command(
     check_writable(report)
     check_writable(plot)
     writer = None
-    if defended is not None:  # opened first (its checks run before the work), written window by window
-        writer = VideoWriter(defended, fps=probe(video).fps or 25.0)
+    if defended is not None:  # checked and opened first (before the work), written window by window
+        fps = probe(video).fps or 25.0
+        check_video_output(defended, fps=fps)
+        writer = VideoWriter(defended, fps=fps)
     dev = resolve_device(device)
     pipe = build_pipeline(
         model=model_ref,
@@ -119,9 +101,12 @@ def command(
         temporal={"qp": qp},
         polluted=polluted,
         squeeze_check=squeeze_check,
+        vote=vote,
+        input_spec=input_spec,
+        allow_mismatch=allow_mismatch,
         device=dev,
     )
-    with Progress(transient=True, disable=as_json) as progress:
+    with progress_bar(disable=as_json) as progress:
         try:
             result = scan_file(pipe, video, progress=progress, on_defended=writer.write if writer else None)
         except BaseException:
@@ -131,14 +116,7 @@ def command(
     if writer is not None:
         writer.close()
     names = pipe.classifier.class_names
-    summary = {
-        "video": str(video),
-        "model": model_ref,
-        "classifier": classifier_ref or model_ref,
-        "gamma1": pipe.detector.gamma1,
-        "gamma2": pipe.detector.gamma2,
-        **result.to_dict(names),
-    }
+    summary = scan_report(pipe, result, video=str(video), model=model_ref, classifier=classifier_ref)
     summary["report"], summary["plot"] = str(report), str(plot)
     labels = result.frame_labels()
     plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
@@ -157,10 +135,19 @@ def command(
     click.echo(f"  frames decoded: {result.num_frames}{declared}")
     for warning in summary["warnings"]:
         click.echo(f"  warning: {warning}")
+    if result.windows_allowed is not None:
+        click.echo(
+            f"  windows fired: {result.windows_fired} of {len(result.windows)} "
+            f"(a clean video of this length may fire {result.windows_allowed} at a window FPR of "
+            f"{pipe.detector.config.target_fpr:g})"
+        )
     click.echo(f"  exception frames: {result.exception_frames() or 'none'}")
     click.echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
     before = printable(summary["class_before"])
     after = printable(summary["class"])
-    click.echo(f"  label before defense: {before}   after: {after}")
+    voted = " (per-frame vote)" if pipe.vote else ""
+    click.echo(f"  label before defense: {before}   after: {after}{voted}")
+    space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
+    click.echo(printable(f"  classifier: {summary['classifier']} ({space})"))
     click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from vidshield.cli.options import echo_json, json_option, seed_option
+from vidshield.utils import progress_bar
 
 
 @click.command("synth")
@@ -55,15 +56,12 @@ def command(out, num_videos, frames, size, num_classes, splits, flat, fps, seed,
       vidshield synth --out data/synth-k20 --num-videos 400 --classes 20 --frames 40 --size 112 112
       vidshield synth --out data/one-tree --num-videos 50 --flat --seed 3
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from vidshield.data.synthetic import export_synthetic
 
     chosen = None if flat else tuple(dict.fromkeys(splits))
     total = num_videos * (1 if flat else len(chosen))
-    columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, disable=as_json) as progress:
-        task = progress.add_task("clips", total=total)
+    with progress_bar(disable=as_json) as progress:
+        task = progress.add_task("synth", total=total)
         written = export_synthetic(
             out,
             num_videos=num_videos,

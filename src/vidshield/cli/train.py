@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device, seed_option
-from vidshield.models.datasets import DATASET_NAMES, dataset_for_spec, train_val_datasets
+from vidshield.cli.options import (
+    cache_option,
+    dataset_options,
+    device_option,
+    echo_json,
+    json_option,
+    num_workers_option,
+    require_root,
+    resolve_device,
+    resume_option,
+    seed_option,
+)
+from vidshield.cli.options import command_line as command_line_of
+from vidshield.models.datasets import dataset_for_spec, train_val_datasets
 from vidshield.utils import seed_everything
-
-
-def _command_line(ctx: click.Context) -> str:
-    """The resolved command (every option spelled out), so the checkpoint says how to reproduce it."""
-    parts = ["vidshield", ctx.info_name]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if value is None or not isinstance(param, click.Option):
-            continue
-        name = max(param.opts, key=len)
-        if param.is_flag:
-            if param.secondary_opts:
-                parts.append(name if value else max(param.secondary_opts, key=len))
-            elif value:
-                parts.append(name)
-        else:
-            parts += [name, str(value)]
-    return shlex.join(parts)
 
 
 @click.command("train")
@@ -38,8 +31,7 @@ def _command_line(ctx: click.Context) -> str:
     help="Architecture (see `vidshield models`): c3d, c3d-small, lrcn, lrcn-small, test-*; or a shipped "
     "name / checkpoint path to start from its weights.",
 )
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="synthetic", show_default=True)
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="Data set root (not for synthetic).")
+@dataset_options
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option(
@@ -75,18 +67,16 @@ def _command_line(ctx: click.Context) -> str:
     help="Synthetic: test clips for the final evaluation (0: skip).",
 )
 @click.option("--augment/--no-augment", default=True, show_default=True, help="Training-time augmentation.")
-@click.option(
-    "--cache", type=click.Path(path_type=Path), default=None, help="Frame cache folder for decoded data sets."
-)
+@cache_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     required=True,
     help="Best checkpoint path (OUT.safetensors + OUT.json; resumable state in OUT-last.*).",
 )
-@click.option("--resume", is_flag=True, help="Continue from OUT-last.* when it exists.")
+@resume_option
 @click.option("--amp/--no-amp", default=True, show_default=True, help="bf16 autocast on CUDA (ignored on CPU).")
-@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True)
+@num_workers_option
 @device_option
 @seed_option
 @json_option
@@ -127,11 +117,10 @@ def command(
     from vidshield.models.evaluation import evaluate_classifier
     from vidshield.models.training import train_classifier
 
-    if dataset != "synthetic" and root is None:
-        raise click.UsageError(f"--root is required for --dataset {dataset}")
+    require_root(dataset, root)
     dev = resolve_device(device)
     seed_everything(seed)
-    command_line = _command_line(ctx)
+    command_line = command_line_of(ctx)
 
     if model_name in MODEL_REGISTRY:
         model, init_from = None, None

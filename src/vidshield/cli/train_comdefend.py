@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import click
 
-from vidshield.cli.options import device_option, echo_json, json_option, resolve_device, seed_option
+from vidshield.cli.options import (
+    command_line,
+    device_option,
+    echo_json,
+    json_option,
+    resolve_device,
+    resume_option,
+    seed_option,
+)
 from vidshield.utils import seed_everything
 
 DATASET_CHOICES = ("synthetic", "ut-interaction", "ucf101", "folder")
@@ -59,24 +66,6 @@ def _pool(datasets, roots, *, split, clips, frames, size, seed, progress):
             }
         )
     return FrameCropSampler(pools), described
-
-
-def _command_line(ctx: click.Context) -> str:
-    parts = ["vidshield", ctx.info_name]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if not isinstance(param, click.Option) or value is None or value == ():
-            continue
-        name = max(param.opts, key=len)
-        if param.is_flag:
-            if value:
-                parts.append(name)
-        elif isinstance(value, tuple):
-            for v in value:
-                parts += [name, str(v)]
-        else:
-            parts += [name, str(value)]
-    return shlex.join(parts)
 
 
 @click.command("train-comdefend")
@@ -163,7 +152,7 @@ def _command_line(ctx: click.Context) -> str:
     default=None,
     help="Checkpoint stem: OUT.safetensors + OUT.json (best), OUT-last.* (resumable). Required unless --steps 0.",
 )
-@click.option("--resume", is_flag=True, help="Continue from OUT-last.* when it exists.")
+@resume_option
 @device_option
 @seed_option
 @json_option
@@ -280,7 +269,7 @@ def command(
         amp=amp,
         val_every=val_every,
         val_crops=val_crops,
-        metadata={"data": data, "command": _command_line(ctx)},
+        metadata={"data": data, "command": command_line(ctx)},
         progress=progress,
     )
     summary = {

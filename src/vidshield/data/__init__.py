@@ -9,7 +9,6 @@ from vidshield.data.clipset import ClipSet, pack_dataset
 from vidshield.data.datasets import (
     UCF101,
     UT_INTERACTION_CLASSES,
-    VIDEO_EXTENSIONS,
     UTInteraction,
     VideoClipDataset,
     VideoFolder,
@@ -17,7 +16,8 @@ from vidshield.data.datasets import (
 )
 from vidshield.data.factory import DATASETS, make_dataset, register_dataset
 from vidshield.data.loader import make_loader, seed_worker
-from vidshield.data.sampling import random_indices, sample_indices, uniform_indices
+from vidshield.data.manifest import MANIFEST_NAME, read_manifest
+from vidshield.data.sampling import random_indices, sample_indices
 from vidshield.data.synthetic import (
     SyntheticActions,
     clip_generator,
@@ -28,6 +28,8 @@ from vidshield.data.synthetic import (
 )
 
 __all__ = [
+    "MANIFEST_NAME",
+    "read_manifest",
     "DATASETS",
     "ClipSet",
     "pack_dataset",
@@ -36,7 +38,6 @@ __all__ = [
     "UCF101",
     "UTInteraction",
     "UT_INTERACTION_CLASSES",
-    "VIDEO_EXTENSIONS",
     "VideoClipDataset",
     "VideoFolder",
     "clip_generator",
@@ -51,5 +52,4 @@ __all__ = [
     "seed_worker",
     "synthetic_class_names",
     "synthetic_split_seed",
-    "uniform_indices",
 ]

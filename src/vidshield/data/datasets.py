@@ -26,12 +26,11 @@ from vidshield.data.cache import FrameCache
 from vidshield.data.sampling import SAMPLINGS, sample_indices
 from vidshield.data.transforms import eval_short_side, train_short_side, train_transform
 from vidshield.errors import DataRootError
-from vidshield.io import probe, read_frames
+from vidshield.io import VIDEO_EXTENSIONS, is_video_file, probe, read_frames
 from vidshield.video import frames_to_tensor
 
 __all__ = [
     "CLASS_LIST_FILE",
-    "VIDEO_EXTENSIONS",
     "UT_INTERACTION_CLASSES",
     "VideoClipDataset",
     "VideoFolder",
@@ -40,17 +39,12 @@ __all__ = [
     "default_data_root",
 ]
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg")
 UT_INTERACTION_CLASSES = ("handshake", "hug", "kick", "point", "punch", "push")
 DATA_ENV = "VIDSHIELD_DATA"
 CLASS_LIST_FILE = "classes.txt"  # optional class order of a VideoFolder, one name per line
 # data set name -> its folder inside a data root
 _DATA_FOLDERS = {"ut-interaction": "ut-interaction", "ucf101": "UCF-101"}
 _FOLDER_LAYOUT = "root/<class>/<clip> with clips ending in " + " ".join(VIDEO_EXTENSIONS)
-
-
-def _is_video(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in VIDEO_EXTENSIONS
 
 
 def default_data_root(name: str) -> Path:
@@ -198,7 +192,8 @@ class VideoClipDataset(Dataset):
 
 
 class VideoFolder(VideoClipDataset):
-    """Videos in a folder-per-class tree: ``root/<class>/<clip>.avi`` (also .mp4 .mkv .mov .webm .mpg).
+    """Videos in a folder-per-class tree: ``root/<class>/<clip>.avi`` (or any of
+    :data:`vidshield.io.VIDEO_EXTENSIONS`).
 
     Args:
         root: the tree's root.
@@ -231,7 +226,7 @@ class VideoFolder(VideoClipDataset):
             classes = [line.strip() for line in class_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         if classes is None:
             folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-            classes = [p.name for p in folders if any(_is_video(f) for f in p.iterdir())]
+            classes = [p.name for p in folders if any(is_video_file(f) for f in p.iterdir())]
         else:
             missing = [c for c in classes if not (self.root / c).is_dir()]
             if missing:
@@ -241,7 +236,7 @@ class VideoFolder(VideoClipDataset):
         samples = [
             (path, label)
             for label, name in enumerate(classes)
-            for path in sorted(p for p in (self.root / name).iterdir() if _is_video(p))
+            for path in sorted(p for p in (self.root / name).iterdir() if is_video_file(p))
         ]
         if not samples:
             raise DataRootError(f"no videos found in {str(self.root)!r}; expected {_FOLDER_LAYOUT}")
@@ -433,7 +428,7 @@ class UTInteraction(VideoClipDataset):
             class_dir = set_dir / name
             if not class_dir.is_dir():
                 raise DataRootError(f"UT-Interaction class folder {str(class_dir)!r} is missing; expected {layout}")
-            for path in sorted((p for p in class_dir.iterdir() if _is_video(p)), key=_natural_key):
+            for path in sorted((p for p in class_dir.iterdir() if is_video_file(p)), key=_natural_key):
                 match = _UT_NAME.match(path.name)
                 if match is None:
                     raise DataRootError(f"{str(path)!r} is not named <clip>_<sequence>_<label>.avi")

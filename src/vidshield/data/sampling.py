@@ -1,7 +1,7 @@
 """Which frames of a clip to use: T frame indices out of the ``num_available`` a video has.
 
-Evaluation samples deterministically (:func:`uniform_indices`: evenly spaced from the first to
-the last frame, the same indices as ``vidshield.io.read_frames(path, num_frames=T)``); training
+Evaluation samples deterministically (:func:`vidshield.io.uniform_indices`: evenly spaced from
+the first to the last frame, the same indices as ``vidshield.io.read_frames(path, num_frames=T)``); training
 samples at random (:func:`random_indices`, one random frame in each of T
 equal segments, so the clip still spans the whole action). Shorter videos repeat frames.
 """
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SAMPLINGS", "uniform_indices", "random_indices", "sample_indices"]
+from vidshield.io.read import uniform_indices
+
+__all__ = ["SAMPLINGS", "random_indices", "sample_indices"]
 
 SAMPLINGS = ("uniform", "random")
 
@@ -20,22 +22,6 @@ def _check(num_available: int, num_frames: int) -> None:
         raise ValueError(f"a video needs at least one frame to sample from, got num_available={num_available}")
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-
-
-def uniform_indices(num_available: int, num_frames: int) -> torch.Tensor:
-    """``round(linspace(0, num_available - 1, num_frames))``: evenly spaced, first and last frame
-    included (one frame: the first), as :func:`vidshield.io.read_frames` samples.
-
-    Returns:
-        ``int64 (num_frames,)``, non-decreasing, in ``[0, num_available)``; all frames in order
-        when ``num_available == num_frames``.
-    """
-    _check(num_available, num_frames)
-    if num_frames == 1:
-        return torch.zeros(1, dtype=torch.long)
-    positions = torch.arange(num_frames, dtype=torch.float64) * ((num_available - 1) / (num_frames - 1))
-    positions[-1] = num_available - 1
-    return positions.round().long()
 
 
 def random_indices(num_available: int, num_frames: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -58,9 +44,10 @@ def random_indices(num_available: int, num_frames: int, *, generator: torch.Gene
 def sample_indices(
     num_available: int, num_frames: int, *, sampling: str = "uniform", generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """:func:`uniform_indices` or :func:`random_indices`, by name (``"uniform"`` | ``"random"``)."""
+    """:func:`vidshield.io.uniform_indices` or :func:`random_indices`, by name (``"uniform"`` |
+    ``"random"``) -> ``int64 (num_frames,)``."""
     if sampling == "uniform":
-        return uniform_indices(num_available, num_frames)
+        return torch.from_numpy(uniform_indices(num_available, num_frames))
     if sampling == "random":
         return random_indices(num_available, num_frames, generator=generator)
     raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")

@@ -19,12 +19,12 @@ from vidshield.detection.calibration import (
     sweep,
 )
 from vidshield.detection.detector import (
-    VIDEO_EXTENSIONS,
     DetectorConfig,
     TemporalConsistencyDetector,
     collect_videos,
     detect_file,
     load_detector,
+    model_vote_default,
 )
 from vidshield.detection.exception import VERDICTS, Detection, exception_index, exception_mask, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores, register_score
@@ -34,7 +34,6 @@ __all__ = [
     "GAMMA1_GRID",
     "GAMMA2_GRID",
     "VERDICTS",
-    "VIDEO_EXTENSIONS",
     "CalibrationResult",
     "Detection",
     "DetectorConfig",
@@ -42,6 +41,7 @@ __all__ = [
     "SweepRow",
     "TemporalConsistencyDetector",
     "load_detector",
+    "model_vote_default",
     "calibrate",
     "collect_videos",
     "compare_scores",

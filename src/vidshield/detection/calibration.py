@@ -13,12 +13,29 @@ positive is 0 (scikit-learn's ``zero_division=0``).
 
 Grid values are built as ``round(start + i * step, 10)`` so that 0.125 is the double nearest to
 1/8 and alphas k/T compare exactly with them.
+
+A false-alarm budget instead of F1 (``vidshield calibrate --target-fpr``; beyond the paper):
+
+- **Window threshold** (:func:`fpr_threshold`): with the n clean calibration window scores sorted,
+  ``s_(1) <= ... <= s_(n)``, take ``k = ceil((n + 1) * (1 - fpr))`` and flag a window when its
+  score is *strictly above* ``s_(k)`` (gamma1 is the smallest double above ``s_(k)``, so the
+  router's ``score >= gamma1`` means ``score > s_(k)``). This is the split-conformal quantile: for
+  a new clean window exchangeable with the calibration windows, ``P(score > s_(k)) <= 1 - k / (n + 1)
+  <= fpr``, ties included. It needs ``k <= n``, i.e. ``n >= (1 - fpr) / fpr`` clean windows (99
+  for 1 %); fewer is an error.
+- **Video rule** (:func:`windows_allowed`): a video of n windows is flagged only when the number
+  of windows that fire, k, is improbable for a clean video: ``P(X >= k) <= level`` for
+  ``X ~ Binomial(n, fpr)`` (level defaults to fpr). So ``windows_allowed(n)`` windows may fire
+  on a clean video of that length without a verdict; one window of a one-window clip is enough.
+  Overlapping windows are correlated, so the binomial tail is an approximation there.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -42,6 +59,16 @@ __all__ = [
     "TASKS",
     "sweep_markdown",
     "sweep_rich_table",
+    "FprThreshold",
+    "min_clean_windows",
+    "conformal_rank",
+    "fpr_threshold",
+    "binomial_tail",
+    "windows_allowed",
+    "video_flagged",
+    "split_videos",
+    "calibrate_fpr",
+    "calibrate_fpr_groups",
 ]
 
 
@@ -358,3 +385,217 @@ def sweep_rich_table(rows: Sequence[SweepRow], *, title: str, best: SweepRow | N
     for r in rows:
         table.add_row(*_fmt_row(r, best), style="bold green" if best is not None and r == best else None)
     return table
+
+
+# -- false-alarm budget ----------------------------------------------------------------------
+
+
+def _check_fpr(target_fpr: float) -> Fraction:
+    if isinstance(target_fpr, bool) or not isinstance(target_fpr, (int, float)) or not 0 < target_fpr < 1:
+        raise ValueError(f"target FPR must be a number in (0, 1); got {target_fpr!r}")
+    return Fraction(repr(float(target_fpr)))  # the decimal the user wrote, exactly
+
+
+def min_clean_windows(target_fpr: float) -> int:
+    """Fewest clean windows for which :func:`conformal_rank` exists: ``ceil((1 - fpr) / fpr)``."""
+    f = _check_fpr(target_fpr)
+    return math.ceil((1 - f) / f)
+
+
+def conformal_rank(n: int, target_fpr: float) -> int:
+    """``k = ceil((n + 1) * (1 - fpr))``, computed exactly (the fpr as the decimal written).
+
+    Raises:
+        ValueError: ``k > n`` (too few clean windows for this fpr; the message says how many).
+    """
+    f = _check_fpr(target_fpr)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"need at least one clean window; got {n!r}")
+    k = math.ceil((n + 1) * (1 - f))
+    if k > n:
+        raise ValueError(
+            f"{n} clean window(s) are too few for a false-alarm rate of {target_fpr:g}: the finite-sample "
+            f"quantile needs at least {min_clean_windows(target_fpr)} (ceil((1 - fpr) / fpr)); add clean videos "
+            "or ask for a larger --target-fpr"
+        )
+    return k
+
+
+@dataclass(frozen=True)
+class FprThreshold:
+    """A window threshold from clean scores (see the module docstring).
+
+    Attributes:
+        threshold: gamma1: a window fires when ``score >= threshold`` (= ``score > score_at_rank``).
+        score_at_rank: ``s_(k)``, the k-th smallest clean score.
+        rank: k = ``ceil((n + 1) * (1 - target_fpr))``.
+        n: clean windows used.
+        target_fpr: the budget asked for.
+        calibration_fpr: share of the n calibration windows that fire (<= target_fpr).
+    """
+
+    threshold: float
+    score_at_rank: float
+    rank: int
+    n: int
+    target_fpr: float
+    calibration_fpr: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fpr_threshold(clean_scores, target_fpr: float) -> FprThreshold:
+    """The conformal threshold for ``target_fpr`` from clean window scores ``(n,)`` (finite)."""
+    s = np.sort(np.asarray(clean_scores, dtype=np.float64).reshape(-1))
+    if s.size and not np.isfinite(s).all():
+        raise ValueError("clean scores must be finite")
+    k = conformal_rank(int(s.size), target_fpr)
+    at_rank = float(s[k - 1])
+    threshold = float(np.nextafter(at_rank, np.inf))
+    fired = int((s >= threshold).sum())
+    return FprThreshold(threshold, at_rank, k, int(s.size), float(target_fpr), fired / s.size)
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)`` (1 for k <= 0, 0 for k > n)."""
+    from scipy.stats import binom
+
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    return float(binom.sf(k - 1, n, p))
+
+
+def windows_allowed(n: int, fpr: float, level: float | None = None) -> int:
+    """Windows that may fire on a clean video of ``n`` windows without flagging it: the largest
+    ``a`` with ``P(X >= a + 1) > level``, X ~ Binomial(n, fpr) (level default fpr; compared with
+    a relative tolerance of 1e-9, so ``n = 1`` allows 0). ``n >= 1``."""
+    _check_fpr(fpr)
+    level = float(fpr if level is None else level)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"a video has at least one window; got n = {n!r}")
+    from scipy.stats import binom
+
+    tails = binom.sf(np.arange(n), n, float(fpr))  # tails[j] = P(X >= j + 1)
+    below = np.nonzero(tails <= level * (1 + 1e-9))[0]
+    return int(below[0]) if below.size else n
+
+
+def video_flagged(fired: int, n: int, fpr: float, level: float | None = None) -> bool:
+    """True when ``fired`` of ``n`` windows exceed :func:`windows_allowed` (the video rule)."""
+    if not 0 <= fired <= n:
+        raise ValueError(f"fired windows must be in 0 .. {n}; got {fired}")
+    return fired > windows_allowed(n, fpr, level)
+
+
+def split_videos(names: Sequence[str], holdout_fraction: float, *, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Split clean videos into ``(calibration, held_out)``: ``round(fraction * n)`` videos held out
+    (at least one when the fraction is > 0 and n >= 2), chosen by a seeded permutation of the
+    sorted names. Windows of one video stay on one side."""
+    if not 0 <= holdout_fraction < 1:
+        raise ValueError(f"holdout fraction must be in [0, 1); got {holdout_fraction}")
+    names = sorted(names)
+    m = round(holdout_fraction * len(names))
+    if holdout_fraction > 0 and m == 0 and len(names) >= 2:
+        m = 1
+    order = np.random.default_rng(seed).permutation(len(names))
+    held = sorted(names[i] for i in order[:m])
+    return [n for n in names if n not in set(held)], held
+
+
+def calibrate_fpr(
+    clean_windows: Mapping[str, Sequence[float]], target_fpr: float, *, holdout_fraction: float = 0.25, seed: int = 0
+) -> dict:
+    """gamma1 for a false-alarm budget from clean videos' window scores, checked on held-out videos.
+
+    Args:
+        clean_windows: clean video name -> its window scores (higher = less consistent).
+        target_fpr: the per-window false-alarm rate asked for, in (0, 1).
+        holdout_fraction: share of the videos kept out of calibration (:func:`split_videos`) to
+            measure the achieved rate.
+        seed: the split's seed.
+
+    Returns:
+        JSON-ready: ``threshold`` (:class:`FprThreshold` as a dict), the calibration and held-out
+        video names and window counts, ``heldout_window_fpr`` (share of held-out clean windows
+        that fire; None without held-out videos) and ``heldout_videos_flagged`` (held-out clean
+        videos flagged by the video rule).
+
+    Raises:
+        ValueError: too few clean windows in the calibration part (the message says how many).
+    """
+    cal, held = split_videos(list(clean_windows), holdout_fraction, seed=seed)
+    cal_scores = [float(v) for name in cal for v in clean_windows[name]]
+    try:
+        thr = fpr_threshold(cal_scores, target_fpr)
+    except ValueError as e:
+        raise ValueError(
+            f"{e} (calibration part: {len(cal_scores)} windows of {len(cal)} clean videos; {len(held)} more held out)"
+        ) from e
+    held_scores = [float(v) for name in held for v in clean_windows[name]]
+    flagged = [
+        name
+        for name in held
+        if video_flagged(
+            sum(float(v) >= thr.threshold for v in clean_windows[name]), len(clean_windows[name]), target_fpr
+        )
+    ]
+    return {
+        "method": "split-conformal quantile: gamma1 = next double above s_(k), k = ceil((n + 1)(1 - fpr))",
+        "target_fpr": float(target_fpr),
+        "threshold": thr.to_dict(),
+        "holdout_fraction": holdout_fraction,
+        "seed": seed,
+        "calibration_videos": cal,
+        "heldout_videos": held,
+        "calibration_windows": len(cal_scores),
+        "heldout_windows": len(held_scores),
+        "heldout_window_fpr": (sum(v >= thr.threshold for v in held_scores) / len(held_scores))
+        if held_scores
+        else None,
+        "heldout_videos_flagged": flagged,
+    }
+
+
+def calibrate_fpr_groups(
+    groups: Mapping[str, Mapping[str, Sequence[float]]],
+    target_fpr: float,
+    *,
+    holdout_fraction: float = 0.25,
+    seed: int = 0,
+) -> dict:
+    """:func:`calibrate_fpr` on the ``clean`` group, and every other group's detection rate under
+    the video rule (:func:`video_flagged`) at the threshold found.
+
+    Args:
+        groups: group name (``clean``, ``sparse``, ``dense``, hold-out attacks) -> video name ->
+            its window scores (each video at least one window).
+
+    Returns:
+        :func:`calibrate_fpr`'s dict plus ``gamma1`` (the threshold) and ``detected``: group ->
+        ``{"videos": count, "flagged": share of its videos flagged}`` for the other groups.
+
+    Raises:
+        ValueError: no clean video, a video without windows, or too few clean windows.
+    """
+    if not groups.get("clean"):
+        raise ValueError("a false-alarm budget needs at least one clean video")
+    for group, videos in groups.items():
+        for name, scores in videos.items():
+            if len(scores) == 0:
+                raise ValueError(f"{group} video {name} has no window scores")
+    fpr = calibrate_fpr(groups["clean"], target_fpr, holdout_fraction=holdout_fraction, seed=seed)
+    fpr["gamma1"] = fpr["threshold"]["threshold"]
+    for group in sorted(set(groups) - {"clean"}):
+        videos = groups[group]
+        if videos:
+            flagged = [
+                video_flagged(sum(float(v) >= fpr["gamma1"] for v in scores), len(scores), target_fpr)
+                for scores in videos.values()
+            ]
+            fpr.setdefault("detected", {})[group] = {"videos": len(videos), "flagged": sum(flagged) / len(videos)}
+    return fpr

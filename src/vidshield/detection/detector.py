@@ -25,26 +25,24 @@ from typing import Any
 
 import torch
 
+from vidshield.detection.calibration import video_flagged
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
 from vidshield.errors import InputFormatError, VidshieldError
-from vidshield.jsonio import contained_path, read_json
 from vidshield.jsonio import field as json_field
+from vidshield.jsonio import read_json
 from vidshield.text import printable
 from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
 __all__ = [
-    "VIDEO_EXTENSIONS",
     "DetectorConfig",
     "TemporalConsistencyDetector",
     "load_detector",
+    "model_vote_default",
     "collect_videos",
     "detect_file",
 ]
-
-#: File name endings treated as videos when a folder is given.
-VIDEO_EXTENSIONS = (".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 
 _CONFIG_FORMAT = "vidshield-detector"
 _CONFIG_MAX_BYTES = 1 << 20
@@ -60,6 +58,13 @@ class DetectorConfig:
         score: name in :data:`~vidshield.detection.scores.CONSISTENCY_SCORES` to route on.
         model: name or path of the model the thresholds were calibrated for (informative).
         calibration: how the thresholds were chosen (data, F1, AUC ...), free-form JSON.
+        vote: the pipeline's per-frame majority vote (beyond the paper, see
+            :class:`~vidshield.pipeline.DefensePipeline`): True / False, or None to use the detection
+            network's own default (:func:`model_vote_default`: its checkpoint's ``detector.vote``).
+        target_fpr: the per-window false-alarm rate gamma1 was calibrated for
+            (``calibrate --target-fpr``), or None. When set, a video of several windows is
+            flagged only when more windows fire than the budget allows over its length
+            (:func:`~vidshield.detection.calibration.windows_allowed`).
     """
 
     gamma1: float = 0.175
@@ -67,14 +72,24 @@ class DetectorConfig:
     score: str = "alpha"
     model: str | None = None
     calibration: Mapping[str, Any] = field(default_factory=dict)
+    vote: bool | None = None
+    target_fpr: float | None = None
 
     def __post_init__(self):
         check_thresholds(self.gamma1, self.gamma2)
+        if self.target_fpr is not None and not (
+            isinstance(self.target_fpr, (int, float))
+            and not isinstance(self.target_fpr, bool)
+            and 0 < self.target_fpr < 1
+        ):
+            raise ValueError(f"target_fpr must be None or a number in (0, 1); got {self.target_fpr!r}")
         if self.score not in CONSISTENCY_SCORES:
             raise ValueError(f"unknown consistency score {self.score!r}; known: {sorted(CONSISTENCY_SCORES)}")
         object.__setattr__(self, "gamma1", float(self.gamma1))
         object.__setattr__(self, "gamma2", float(self.gamma2))
         object.__setattr__(self, "calibration", dict(self.calibration))
+        if self.vote is not None and not isinstance(self.vote, bool):
+            raise ValueError(f"vote must be true, false or null, got {self.vote!r}")
 
     def to_dict(self) -> dict:
         return {
@@ -85,6 +100,8 @@ class DetectorConfig:
             "score": self.score,
             "model": self.model,
             "calibration": dict(self.calibration),
+            "vote": self.vote,
+            "target_fpr": self.target_fpr,
         }
 
     @classmethod
@@ -97,6 +114,8 @@ class DetectorConfig:
             score=d.get("score", "alpha"),
             model=d.get("model"),
             calibration=d.get("calibration") or {},
+            vote=d.get("vote"),
+            target_fpr=d.get("target_fpr"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -119,10 +138,25 @@ class DetectorConfig:
         json_field(d, "model", (str, type(None)), max_len=4096, **check)
         json_field(d, "calibration", dict, default=None, **check)
         json_field(d, "format", str, default=None, max_len=64, **check)
+        json_field(d, "vote", (bool, type(None)), **check)
+        json_field(d, "target_fpr", (float, type(None)), lo=0.0, hi=1.0, **check)
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
             raise InputFormatError(f"{what} is invalid: {printable(e)}") from e
+
+
+def model_vote_default(model: torch.nn.Module) -> bool:
+    """Whether the pipeline votes by default on this detection network: its checkpoint's
+    ``"detector": {"vote": ...}`` (checked by :func:`~vidshield.models.load_model`), else False.
+
+    The shipped ``synthetic-lrcn`` says true and ``ut-lrcn`` false: on the synthetic set the vote
+    turns the adaptive sparse attack's 0 % robust accuracy into 100 % at no clean cost, while on
+    UT-Interaction the weak per-frame network costs clean accuracy (48.3 % -> 38.3 %); see
+    ``results/security.md``.
+    """
+    section = (getattr(model, "metadata", None) or {}).get("detector") or {}
+    return section.get("vote") is True
 
 
 @contextlib.contextmanager
@@ -141,6 +175,7 @@ class TemporalConsistencyDetector:
         gamma1: ``score < gamma1`` -> clean (paper: 0.175).
         gamma2: ``gamma1 <= score < gamma2`` -> sparse, ``>= gamma2`` -> dense (paper: 0.3).
         score: the consistency score to route on (default the paper's ``"alpha"``).
+        vote: the pipeline's per-frame vote (see :attr:`vote`); None: the model's default.
         batch_size: videos per forward pass.
 
     Example:
@@ -156,6 +191,7 @@ class TemporalConsistencyDetector:
         gamma1: float = 0.175,
         gamma2: float = 0.3,
         score: str = "alpha",
+        vote: bool | None = None,
         batch_size: int = 8,
     ):
         if not getattr(model, "has_frame_logits", False) or not hasattr(model, "frame_logits"):
@@ -167,7 +203,9 @@ class TemporalConsistencyDetector:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.model = model
         self.batch_size = batch_size
-        self.config = DetectorConfig(gamma1=gamma1, gamma2=gamma2, score=score, model=getattr(model, "arch_name", None))
+        self.config = DetectorConfig(
+            gamma1=gamma1, gamma2=gamma2, score=score, model=getattr(model, "arch_name", None), vote=vote
+        )
 
     @classmethod
     def from_config(
@@ -191,6 +229,13 @@ class TemporalConsistencyDetector:
     @property
     def score(self) -> str:
         return self.config.score
+
+    @property
+    def vote(self) -> bool:
+        """Whether a :class:`~vidshield.pipeline.DefensePipeline` built on this detector votes by
+        default: the config's ``vote``, or when that is None the model's
+        (:func:`model_vote_default`)."""
+        return self.config.vote if self.config.vote is not None else model_vote_default(self.model)
 
     # -- per-frame logits ------------------------------------------------------------------
 
@@ -349,13 +394,22 @@ class TemporalConsistencyDetector:
                 parts.append(self.model.frame_logits(x)[0].float().cpu())
         return torch.cat(parts)
 
+    def video_flagged(self, windows: list[Detection]) -> bool:
+        """Whether a video with these windows is attacked: any window fires (no budget), or, with
+        ``config.target_fpr``, more windows fire than :func:`windows_allowed` allows."""
+        fired = sum(w.verdict != "clean" for w in windows)
+        if self.config.target_fpr is None:
+            return fired > 0
+        return video_flagged(fired, len(windows), self.config.target_fpr)
+
     def summarize(self, windows: list[Detection]) -> Detection:
         """One detection for a whole video from its windows: the most severe window decides.
 
         ``score`` and ``alpha`` are the maxima over windows (each score maximised on its own),
         ``verdict`` routes the maximum score, ``frame_labels`` covers the whole video and
         ``exception_frames`` are the union of the windows' exception frames, as indices in the
-        video.
+        video. With a false-alarm budget (``config.target_fpr``) the verdict is ``clean`` unless
+        :meth:`video_flagged`.
         """
         if not windows:
             raise ValueError("summarize needs at least one window")
@@ -371,7 +425,7 @@ class TemporalConsistencyDetector:
         names = set.intersection(*(set(w.scores) for w in windows))
         return Detection(
             alpha=max(w.alpha for w in windows),
-            verdict=route(score, self.gamma1, self.gamma2),
+            verdict=route(score, self.gamma1, self.gamma2) if self.video_flagged(windows) else "clean",
             frame_labels=labels,
             exception_frames=sorted(exceptions),
             start=0,
@@ -426,12 +480,14 @@ def load_detector(
     gamma1: float | None = None,
     gamma2: float | None = None,
     score: str | None = None,
+    vote: bool | None = None,
     device: str | torch.device = "cpu",
     batch_size: int = 8,
 ) -> TemporalConsistencyDetector:
     """A detector from a model reference (shipped name or checkpoint; default: the config's) and
-    an optional config (``detector.json`` from ``vidshield calibrate``), thresholds and score
-    overriding the config's when given.
+    an optional config (``detector.json`` from ``vidshield calibrate``), thresholds, score and
+    vote overriding the config's when given. A vote left None by both follows the model's
+    checkpoint (:func:`model_vote_default`).
 
     Raises:
         VidshieldError: no model named, or a model without a per-frame path (not a CNN+LSTM).
@@ -457,6 +513,8 @@ def load_detector(
         score=cfg.score if score is None else score,
         model=str(model_ref),
         calibration=cfg.calibration,
+        vote=cfg.vote if vote is None else vote,
+        target_fpr=cfg.target_fpr,
     )
     return TemporalConsistencyDetector.from_config(cfg, net, batch_size=batch_size)
 
@@ -464,12 +522,13 @@ def load_detector(
 def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:
     """The videos to detect on: a file, or a folder.
 
-    A folder with a ``manifest.json`` (an adversarial set written by the attacks) lists its
-    clips: the manifest is a list of clip entries, or an object whose ``"clips"`` holds them;
-    each entry has ``"file"`` (relative to the folder) and may have ``"success"``. With
+    A folder with a ``manifest.json`` (an adversarial set written by the attacks, or any manifest
+    :func:`vidshield.data.read_manifest` reads) lists its clips: each entry has ``"file"``
+    (relative to the folder, inside it) and may have ``"success"``. With
     ``successful_only`` the clips whose attack failed (``"success": false``) are left out, as in
     the paper's evaluation sets. A folder without a manifest gives every video file in it
-    (:data:`VIDEO_EXTENSIONS`), sorted by name, not recursively.
+    (:func:`vidshield.io.is_video_file`: not hidden, one of :data:`vidshield.io.VIDEO_EXTENSIONS`),
+    sorted by name, not recursively.
 
     Returns:
         ``(path, entry)`` pairs; ``entry`` is the manifest entry (``{}`` without manifest).
@@ -477,31 +536,22 @@ def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tu
     Raises:
         VidshieldError: the path does not exist, the manifest is invalid, or no video is found.
     """
+    from vidshield.data.manifest import MANIFEST_NAME, read_manifest
+    from vidshield.io import VIDEO_EXTENSIONS, is_video_file
+
     path = Path(path)
     if path.is_file():
         return [(path, {})]
     if not path.is_dir():
         raise VidshieldError(f"no such video file or folder: {path}")
-    manifest = path / "manifest.json"
-    if manifest.is_file():
-        data = read_json(manifest, expect=(dict, list))
-        clips = data.get("clips") if isinstance(data, dict) else data
-        if not isinstance(clips, list) or not all(
-            isinstance(c, dict) and isinstance(c.get("file"), str) for c in clips
-        ):
-            raise InputFormatError(
-                f"{printable(manifest)} must list clips as objects with a 'file' entry (a list, or under 'clips')"
-            )
-        out = [
-            (contained_path(path, c["file"], what=printable(manifest)), c)
-            for c in clips
-            if not (successful_only and c.get("success") is False)
-        ]
+    if (path / MANIFEST_NAME).is_file():
+        clips = read_manifest(path)["clips"]
+        out = [(path / c["file"], c) for c in clips if not (successful_only and c.get("success") is False)]
         missing = [str(p) for p, _ in out if not p.is_file()]
         if missing:
-            raise VidshieldError(f"{manifest} lists {len(missing)} missing file(s), e.g. {missing[0]}")
+            raise VidshieldError(f"{path / MANIFEST_NAME} lists {len(missing)} missing file(s), e.g. {missing[0]}")
     else:
-        out = [(p, {}) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+        out = [(p, {}) for p in sorted(path.iterdir()) if is_video_file(p)]
     if not out:
         raise VidshieldError(f"no videos found in {path} (looked for {', '.join(VIDEO_EXTENSIONS)} or a manifest.json)")
     return out

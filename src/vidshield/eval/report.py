@@ -6,7 +6,7 @@ from __future__ import annotations
 from vidshield import __version__
 from vidshield.eval.config import PAPER, ReproduceConfig
 
-__all__ = ["REPORT_FILE", "pct", "threshold_tables", "report_markdown"]
+__all__ = ["REPORT_FILE", "pct", "threshold_tables", "fpr_line", "fpr_lines", "report_markdown"]
 
 #: The report's file name in the output folder (reproduction and calibration).
 REPORT_FILE = "report.md"
@@ -151,3 +151,30 @@ def threshold_tables(calibration: dict, aucs: dict, *, score: str = "alpha", pap
         mark = " (routing)" if n == score and score != "alpha" else ""
         lines.append(f"| {n}{mark} | {a['clean_vs_adversarial']:.3f} | {a['sparse_vs_dense']:.3f} |")
     return lines
+
+
+def fpr_line(fpr: dict) -> str:
+    """One sentence on a false-alarm budget (:func:`~vidshield.detection.calibration.calibrate_fpr_groups`):
+    gamma1, the rank it came from, the held-out rate and the other groups' detection rates."""
+    held = fpr["heldout_window_fpr"]
+    line = (
+        f"false-alarm budget {fpr['target_fpr']:g}: gamma1 = {fpr['gamma1']:.6g} (k = {fpr['threshold']['rank']} of "
+        f"{fpr['calibration_windows']} clean windows); held out: "
+        + (f"{100 * held:.2f}% of {fpr['heldout_windows']} windows fire" if held is not None else "none")
+        + f", {len(fpr['heldout_videos_flagged'])} of {len(fpr['heldout_videos'])} clean videos flagged"
+    )
+    for group, d in fpr.get("detected", {}).items():
+        line += f"; {group}: {100 * d['flagged']:.1f}% of {d['videos']} videos flagged"
+    return line
+
+
+def fpr_lines(fpr: dict) -> list[str]:
+    """Markdown lines of the false-alarm budget section of ``vidshield calibrate --target-fpr``."""
+    return [
+        "## False-alarm budget (beyond the paper)",
+        "",
+        f"{fpr['method']}; a video of n windows is flagged when k windows fire with "
+        f"P(Binomial(n, {fpr['target_fpr']:g}) >= k) <= {fpr['target_fpr']:g}.",
+        "",
+        fpr_line(fpr) + ".",
+    ]

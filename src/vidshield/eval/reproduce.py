@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -74,7 +73,7 @@ def reproduce(
     res = compute_tables(labels.tolist(), reports, detections, preds, extra_defenses=cfg.extra_defenses)
     figures = reproduction_figures(out, sets, detections, res, reports, ctx.class_names)
     res.pop("_curves", None)
-    command = command or "vidshield " + " ".join(sys.argv[1:])
+    command = command or "vidshield.eval.reproduce()"
     results = {
         "config": asdict(cfg),
         "seed": cfg.seed,

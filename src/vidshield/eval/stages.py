@@ -129,16 +129,6 @@ def _data_source(cfg: ReproduceConfig) -> tuple[str, str | None]:
     return cfg.dataset, cfg.root
 
 
-def _resolve_perturbation(ref: str) -> Path:
-    from vidshield.models.checkpoints import zoo_dir
-
-    path = Path(ref)
-    for candidate in (path, path.with_name(path.name + ".safetensors"), zoo_dir() / f"{ref}.safetensors"):
-        if candidate.is_file():
-            return candidate
-    raise VidshieldError(f"universal perturbation not found: {ref} (a path, or a name in {zoo_dir()})")
-
-
 def stage_clean(ctx: StageContext):
     path = ctx.out / "sets" / "clean.safetensors"
     if path.is_file():
@@ -223,9 +213,7 @@ def stage_dense(ctx: StageContext, clean: torch.Tensor, labels: torch.Tensor):
     spec = ctx.c3d.input_spec
     pert_path = ctx.out / "sets" / "dense_perturbation.safetensors"
     if pert_path.is_file() or cfg.dense_perturbation:
-        perturbation = load_universal(
-            pert_path if pert_path.is_file() else _resolve_perturbation(cfg.dense_perturbation)
-        )[0]
+        perturbation = load_universal(pert_path if pert_path.is_file() else cfg.dense_perturbation)[0]
         if tuple(perturbation.shape[1:]) != (3, spec.height, spec.width):
             raise VidshieldError(
                 f"the universal perturbation is {tuple(perturbation.shape)}; C3D needs frames of "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,17 +23,41 @@ from vidshield.io._source import MAX_SIDE, VideoSource
 from vidshield.io.probe import probe
 from vidshield.video import frames_to_tensor
 
-__all__ = ["read_frames", "read_video", "iter_frames", "iter_chunks", "uniform_indices"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "is_video_file",
+    "read_frames",
+    "read_video",
+    "iter_frames",
+    "iter_chunks",
+    "uniform_indices",
+]
 
 Size = tuple[int, int]
 
 
-def uniform_indices(total: int, count: int) -> np.ndarray:
-    """``count`` frame indices spread uniformly over ``0..total-1``: ``round(linspace(0, total-1, count))``.
+#: File endings of the videos a folder is searched for (data sets, ``detect``): what PyAV reads here.
+VIDEO_EXTENSIONS = (".avi", ".mkv", ".mp4", ".m4v", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".y4m", ".nut")
 
-    Indices repeat when ``count > total``."""
-    if total < 1 or count < 1:
-        raise ValueError(f"need total >= 1 and count >= 1, got total={total}, count={count}")
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    """A regular, not hidden file ending in one of :data:`VIDEO_EXTENSIONS` (any case)."""
+    path = Path(path)
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def uniform_indices(total: int, count: int) -> np.ndarray:
+    """``count`` frame indices spread evenly over ``0..total-1``, first and last frame included (one
+    index: the first): ``round(linspace(0, total - 1, count))``, halves to even. The one uniform
+    sampling of the package: :func:`read_frames` and the data sets' evaluation clips use it.
+
+    Returns:
+        ``int64 (count,)``, non-decreasing, in ``[0, total)``; indices repeat when ``count > total``.
+    """
+    if total < 1:
+        raise ValueError(f"a video needs at least one frame to sample from, got total={total}")
+    if count < 1:
+        raise ValueError(f"the number of frames to sample must be >= 1, got {count}")
     return np.rint(np.linspace(0, total - 1, count)).astype(np.int64)
 
 

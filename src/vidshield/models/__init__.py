@@ -9,7 +9,7 @@ Example:
 
 from vidshield.models.base import InputSpec, VideoClassifier, normalize_video
 from vidshield.models.c3d import C3D
-from vidshield.models.checkpoints import list_shipped, load_model, model_metadata, resolve_checkpoint, save_model
+from vidshield.models.checkpoints import list_shipped, load_model, model_metadata, resolve_artifact, save_model
 from vidshield.models.lrcn import LRCN
 from vidshield.models.predict import predict_labels
 from vidshield.models.registry import MODEL_REGISTRY, create_model, list_models, register_model
@@ -28,6 +28,6 @@ __all__ = [
     "load_model",
     "list_shipped",
     "model_metadata",
-    "resolve_checkpoint",
+    "resolve_artifact",
     "predict_labels",
 ]

@@ -94,21 +94,34 @@ def list_shipped() -> list[dict]:
     return rows
 
 
-def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A shipped name (``synthetic-lrcn``) or a checkpoint path -> the ``.safetensors`` path.
+def resolve_artifact(ref: str | Path, *, kind: str, hint: str = "") -> Path:
+    """The one name-or-path resolver of checkpoints (models, ComDefend weights, universal
+    perturbations): ``ref`` -> its ``.safetensors`` path.
+
+    ``ref`` is a path (``x``, ``x.safetensors`` or ``x.json``; an existing file wins), else a bare
+    name of a checkpoint shipped in :func:`zoo_dir` (``synthetic-lrcn``, ``comdefend``).
+
+    Args:
+        kind: what is looked for, for the error message ("model", "ComDefend weights" ...).
+        hint: a sentence appended to the error (e.g. how to make the missing file).
 
     Raises:
-        CheckpointError: neither an existing checkpoint nor a shipped name.
+        CheckpointError: nothing found; the message lists every path tried and the zoo's names.
     """
-    weights, meta = checkpoint_paths(name_or_path)
+    weights, meta = checkpoint_paths(ref)
     if weights.is_file() or meta.is_file():
         return weights
-    shipped_weights, _ = checkpoint_paths(zoo_dir() / str(name_or_path))
-    if "/" not in str(name_or_path) and shipped_weights.is_file():
-        return shipped_weights
-    shipped = ", ".join(row["name"] for row in list_shipped()) or "none"
+    tried = [weights, meta]
+    if len(Path(ref).parts) == 1 and not Path(ref).is_absolute():  # a bare name: look in the zoo
+        shipped_weights, _ = checkpoint_paths(zoo_dir() / str(ref))
+        if shipped_weights.is_file():
+            return shipped_weights
+        tried.append(shipped_weights)
+    folder = zoo_dir()
+    names = sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
     raise CheckpointError(
-        f"no checkpoint at {weights} and no shipped model named {str(name_or_path)!r} (shipped: {shipped})"
+        f"{kind} {printable(str(ref))!r} not found: tried {', '.join(printable(p) for p in tried)} "
+        f"(shipped: {', '.join(names) or 'none'})" + (f". {hint}" if hint else "")
     )
 
 
@@ -148,7 +161,7 @@ def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") 
         CheckpointError: missing, corrupt, not a model checkpoint, or weights that do not fit the
             architecture named in the metadata (the message says which keys or shapes differ).
     """
-    weights = resolve_checkpoint(name_or_path)
+    weights = resolve_artifact(name_or_path, kind="model")
     state, meta = load_checkpoint(weights)
     if meta.get("format") != MODEL_FORMAT:
         raise CheckpointError(
@@ -165,6 +178,15 @@ def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") 
     arch_config = field(meta, "arch_config", dict, default={}, max_len=64, **check)
     names = field(meta, "class_names", (list, type(None)), max_len=MAX_CLASSES, items=str, **check)
     field(meta, "input_spec", dict, default={}, **check)
+    # defaults of a detector built on this model (vidshield.detection.model_vote_default)
+    field(
+        field(meta, "detector", dict, default={}, **check),
+        "vote",
+        bool,
+        default=None,
+        what=f"{what} (detector)",
+        error=CheckpointError,
+    )
     try:
         # the architecture is first built without memory ("meta" tensors) and checked against the
         # weights in the file, so metadata asking for a huge model costs nothing

@@ -5,12 +5,11 @@ accuracy that the detector relies on."""
 from __future__ import annotations
 
 import torch
-from rich.progress import Progress
 from torch.utils.data import Dataset
 
 from vidshield.data import make_loader
 from vidshield.models.base import VideoClassifier
-from vidshield.utils import eval_mode
+from vidshield.utils import eval_mode, progress_bar
 
 
 def classification_metrics(
@@ -91,7 +90,7 @@ def evaluate_classifier(
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     all_logits, all_labels = [], []
     frame_correct = frame_total = 0
-    with eval_mode(model), Progress(disable=not progress, transient=True) as bar:
+    with eval_mode(model), progress_bar(disable=not progress) as bar:
         task = bar.add_task("evaluating", total=len(loader))
         for videos, labels in loader:
             videos = videos.to(device, non_blocking=True)

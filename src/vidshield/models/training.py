@@ -6,8 +6,7 @@ Files written for ``out = runs/c3d``:
 - ``runs/c3d.safetensors`` + ``.json``: the best model so far (highest validation top-1, ties
   broken by the per-frame accuracy), loadable with :func:`vidshield.models.load_model`.
 - ``runs/c3d-last.safetensors`` + ``.json``: model, optimizer and scheduler state after the last
-  finished epoch. Optimizer tensors are stored flat in the safetensors file
-  (``optimizer.state.<param id>.<name>``), everything else as JSON: nothing is pickled.
+  finished epoch (:func:`vidshield.checkpoint.save_training_state`: nothing is pickled).
 
 Resuming reproduces an uninterrupted run: epoch ``e`` shuffles with ``seed + e`` and seeds torch
 (dropout) with ``seed + e``, so the data order and dropout masks do not depend on earlier epochs.
@@ -19,17 +18,14 @@ network (the recurrence-removed LSTM) is trained to label single frames as well.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import Dataset
 
-from vidshield.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from vidshield.checkpoint import checkpoint_paths, last_state_path, load_training_state, save_training_state
 from vidshield.data import make_loader
 from vidshield.errors import CheckpointError
 from vidshield.jsonio import field
@@ -37,57 +33,7 @@ from vidshield.models.base import VideoClassifier
 from vidshield.models.checkpoints import model_metadata, save_model
 from vidshield.models.evaluation import evaluate_classifier
 from vidshield.text import printable
-
-TRAINING_STATE_FORMAT = "vidshield-training-state/1"
-
-
-def last_checkpoint_path(out: str | Path) -> Path:
-    """``runs/c3d`` -> ``runs/c3d-last.safetensors`` (the resumable state next to the best model)."""
-    weights, _ = checkpoint_paths(out)
-    return weights.with_name(weights.name.removesuffix(".safetensors") + "-last.safetensors")
-
-
-def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer ``state_dict`` into flat tensors and a JSON-compatible rest.
-
-    Returns:
-        ``(tensors, meta)``: tensors named ``optimizer.state.<param id>.<name>``; ``meta`` holds
-        the non-tensor per-parameter values, the tensor names, and ``param_groups``.
-    """
-    tensors: dict[str, torch.Tensor] = {}
-    plain: dict[str, dict] = {}
-    tensor_names: dict[str, list[str]] = {}
-    for param_id, values in state_dict["state"].items():
-        key = str(param_id)
-        plain[key], tensor_names[key] = {}, []
-        for name, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.state.{key}.{name}"] = value
-                tensor_names[key].append(name)
-            else:
-                plain[key][name] = value
-    meta = {"state": plain, "tensor_names": tensor_names, "param_groups": state_dict["param_groups"]}
-    return tensors, json.loads(json.dumps(meta))
-
-
-def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict, *, like: dict) -> dict:
-    """Inverse of :func:`flatten_optimizer_state`. ``like`` is a fresh optimizer's ``state_dict``,
-    used to restore tuples (e.g. Adam's ``betas``) that JSON turned into lists."""
-    state = {}
-    for key, names in meta["tensor_names"].items():
-        values = dict(meta["state"].get(key, {}))
-        for name in names:
-            full = f"optimizer.state.{key}.{name}"
-            if full not in tensors:
-                raise CheckpointError(f"training state lacks optimizer tensor {full}")
-            values[name] = tensors[full]
-        state[int(key)] = values
-    groups = []
-    for saved, fresh in zip(meta["param_groups"], like["param_groups"]):
-        groups.append({k: tuple(v) if isinstance(fresh.get(k), tuple) else v for k, v in saved.items()})
-    if len(groups) != len(like["param_groups"]):
-        raise CheckpointError("training state has a different number of optimizer parameter groups")
-    return {"state": state, "param_groups": groups}
+from vidshield.utils import progress_bar
 
 
 def classification_loss(
@@ -198,7 +144,7 @@ def train_classifier(
         model.class_names = class_names
     model.to(device)
     best_path, _ = checkpoint_paths(out)
-    last_path = last_checkpoint_path(out)
+    last_path = last_state_path(out)
     steps_per_epoch = -(-len(train_set) // batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -219,19 +165,17 @@ def train_classifier(
     best: dict | None = None
     start_epoch = 0
     if resume and last_path.is_file():
-        start_epoch, history, best = _load_training_state(last_path, model, optimizer, scheduler, epochs=epochs)
+        meta = load_training_state(
+            last_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            check=_check_resumable(last_path, model, epochs),
+        )
+        start_epoch, history, best = meta["epoch"], list(meta["history"]), meta["best"]
 
-    console = Console(stderr=True, quiet=not progress)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     epochs_run = 0
-    with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
+    with progress_bar("loss {task.fields[loss]}", disable=not progress) as bar:
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
             torch.manual_seed(seed + epoch)
@@ -275,63 +219,51 @@ def train_classifier(
                     best_path,
                     metadata={**(extra_metadata or {}), "metrics": best, "training": settings, "history": history},
                 )
-            _save_training_state(
-                last_path, model, optimizer, scheduler, epoch=epoch + 1, history=history, best=best, settings=settings
+            save_training_state(
+                last_path,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                metadata={
+                    "model": model_metadata(model),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "best": best,
+                    "settings": settings,
+                },
             )
-            console.print(
-                f"epoch {epoch + 1}/{epochs}: "
-                + ", ".join(
-                    f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if k != "epoch"
+            if progress:
+                bar.console.print(
+                    f"epoch {epoch + 1}/{epochs}: "
+                    + ", ".join(
+                        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in metrics.items()
+                        if k != "epoch"
+                    )
                 )
-            )
     return {"best_path": best_path, "last_path": last_path, "best": best, "history": history, "epochs_run": epochs_run}
 
 
-def _save_training_state(path, model, optimizer, scheduler, *, epoch, history, best, settings) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    optim_tensors, optim_meta = flatten_optimizer_state(optimizer.state_dict())
-    tensors.update(optim_tensors)
-    meta = {
-        "format": TRAINING_STATE_FORMAT,
-        "model": model_metadata(model),
-        "epoch": epoch,
-        "history": history,
-        "best": best,
-        "settings": settings,
-        "optimizer": optim_meta,
-        "scheduler": json.loads(json.dumps(scheduler.state_dict())),
-    }
-    save_checkpoint(path, tensors, meta)
+def _check_resumable(path, model, epochs: int):
+    """A ``check`` for :func:`load_training_state`: the same architecture, classes and epochs."""
 
-
-def _load_training_state(path, model, optimizer, scheduler, *, epochs) -> tuple[int, list[dict], dict | None]:
-    tensors, meta = load_checkpoint(path)
-    if meta.get("format") != TRAINING_STATE_FORMAT:
-        raise CheckpointError(f"{path} is not a training state (format {printable(repr(meta.get('format')))[:60]})")
-    check = dict(what=f"training state {path}", error=CheckpointError)
-    saved, current = field(meta, "model", dict, **check), model_metadata(model)
-    for key in ("architecture", "arch_config", "num_classes"):
-        if saved.get(key) != current[key]:
+    def check(meta: dict) -> None:
+        what = dict(what=f"training state {path}", error=CheckpointError)
+        saved, current = field(meta, "model", dict, **what), model_metadata(model)
+        for key in ("architecture", "arch_config", "num_classes"):
+            if saved.get(key) != current[key]:
+                raise CheckpointError(
+                    f"cannot resume from {path}: it was made for {key} = {printable(repr(saved.get(key)))[:80]}, "
+                    f"this run has {current[key]!r}"
+                )
+        saved_epochs = field(field(meta, "settings", dict, **what), "epochs", int, lo=1, **what)
+        if saved_epochs != epochs:
             raise CheckpointError(
-                f"cannot resume from {path}: it was made for {key} = {printable(repr(saved.get(key)))[:80]}, "
-                f"this run has {current[key]!r}"
+                f"cannot resume from {path}: it was made for {saved_epochs} epochs "
+                f"(the cosine schedule depends on it); pass --epochs {saved_epochs}"
             )
-    saved_epochs = field(field(meta, "settings", dict, **check), "epochs", int, lo=1, **check)
-    if saved_epochs != epochs:
-        raise CheckpointError(
-            f"cannot resume from {path}: it was made for {saved_epochs} epochs "
-            f"(the cosine schedule depends on it); pass --epochs {saved_epochs}"
-        )
-    epoch = field(meta, "epoch", int, lo=0, hi=epochs, **check)
-    history = field(meta, "history", list, max_len=epochs, items=dict, **check)
-    best = field(meta, "best", (dict, type(None)), **check)
-    optimizer_meta = field(meta, "optimizer", dict, **check)
-    scheduler_state = field(meta, "scheduler", dict, **check)
-    model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(unflatten_optimizer_state(tensors, optimizer_meta, like=optimizer.state_dict()))
-        scheduler.load_state_dict(scheduler_state)
-    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"cannot resume from {path}: {printable(e)}") from e
-    return epoch, list(history), best
+        field(meta, "epoch", int, lo=0, hi=epochs, **what)
+        field(meta, "history", list, max_len=epochs, items=dict, **what)
+        field(meta, "best", (dict, type(None)), **what)
+
+    return check

@@ -181,8 +181,9 @@ def test_checkpoint_round_trip_and_wrong_architecture(model, tmp_path, rng):
 
 
 def test_missing_default_weights_say_how_to_train(monkeypatch, tmp_path):
-    import vidshield.defenses.spatial.comdefend as comdefend
+    import vidshield.models.checkpoints as checkpoints
 
-    monkeypatch.setattr(comdefend, "zoo_dir", lambda: tmp_path)
-    with pytest.raises(CheckpointError, match="train-comdefend"):
+    monkeypatch.setattr(checkpoints, "zoo_dir", lambda: tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match="ComDefend weights 'comdefend' not found.*train-comdefend"):
         SpatialDefense()

@@ -8,9 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidshield.checkpoint import load_checkpoint
+from vidshield.checkpoint import last_state_path, load_checkpoint
 from vidshield.defenses.spatial import ComDefend, FrameCropSampler, SpatialDefense, evaluate_psnr, psnr, train_comdefend
-from vidshield.defenses.spatial.training import flatten_optimizer, last_state_path, unflatten_optimizer
 from vidshield.errors import DataRootError
 
 
@@ -129,23 +128,24 @@ def test_resume_refuses_a_different_objective(tmp_path):
         train_comdefend(clips, steps=2, out=tmp_path / "c", resume=True, sigma=5.0, **kwargs)
 
 
-def test_optimizer_state_flattens_without_pickle():
-    model = torch.nn.Linear(3, 2)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01, betas=(0.8, 0.9))
-    model(torch.ones(1, 3)).sum().backward()
-    opt.step()
-    tensors, meta = flatten_optimizer(opt)
-    json.dumps(meta)  # JSON-able
-    assert all(isinstance(v, torch.Tensor) for v in tensors.values())
-    restored = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
-    restored.load_state_dict(unflatten_optimizer(tensors, json.loads(json.dumps(meta))))
-    assert restored.param_groups[0]["betas"] == (0.8, 0.9)
-    assert torch.equal(restored.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
-
-
 def test_train_argument_errors():
     clips = smooth_clips(1, size=8)
     with pytest.raises(ValueError, match="resume needs out"):
         train_comdefend(clips, steps=1, resume=True)
     with pytest.raises(ValueError, match="batch_size"):
         train_comdefend(clips, steps=1, batch_size=0)
+
+
+def test_from_dataset_spreads_the_clips_it_decodes_over_the_whole_set():
+    from vidshield.io import uniform_indices
+
+    class Numbered(torch.utils.data.Dataset):  # clip i is filled with the value i / 255
+        def __len__(self):
+            return 37
+
+        def __getitem__(self, i):
+            return torch.full((1, 3, 8, 8), i / 255), 0
+
+    sampler = FrameCropSampler.from_dataset(Numbered(), crop=4, max_clips=5)
+    (pool,) = sampler.pools
+    assert pool[:, 0, 0, 0].tolist() == uniform_indices(37, 5).tolist() == [0, 9, 18, 27, 36]

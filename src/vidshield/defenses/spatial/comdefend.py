@@ -35,7 +35,7 @@ from vidshield.checkpoint import load_checkpoint
 from vidshield.defenses.base import Defense, apply_to_marked
 from vidshield.defenses.registry import register_defense
 from vidshield.errors import CheckpointError
-from vidshield.models.checkpoints import zoo_dir
+from vidshield.models.checkpoints import resolve_artifact
 from vidshield.video import check_batch
 
 COMCNN_CHANNELS = (3, 16, 32, 64, 128, 256, 128, 64, 32, 12)
@@ -306,29 +306,17 @@ def purify_in_tiles(model: ComDefend, frames: torch.Tensor, *, max_pixels: int, 
     return out
 
 
-def resolve_weights(weights: str | Path | None) -> Path:
-    """``None`` -> the shipped default; a bare name -> ``zoo/NAME``; anything else -> a path stem."""
-    zoo = zoo_dir()
-    name = DEFAULT_WEIGHTS if weights is None else weights
-    if isinstance(name, str) and "/" not in name and "\\" not in name and not name.endswith((".safetensors", ".json")):
-        if (zoo / f"{name}.safetensors").is_file():
-            return zoo / name
-        if weights is None:
-            raise CheckpointError(
-                f"no trained ComDefend weights are shipped ({zoo / (name + '.safetensors')} is missing). "
-                "Train them with `vidshield train-comdefend --dataset ut-interaction --root DATA "
-                f"--out {zoo / name}`, or pass weights=PATH / model=ComDefend()"
-            )
-    return Path(name)
-
-
 def load_comdefend(weights: str | Path | None = None, *, device: str | torch.device = "cpu") -> tuple[ComDefend, dict]:
     """Load a ComDefend checkpoint (``None``: the shipped default) -> ``(model in eval mode, metadata)``.
 
     Raises:
         CheckpointError: missing files, or a checkpoint of another architecture or shape.
     """
-    path = resolve_weights(weights)
+    hint = (
+        "Train them with `vidshield train-comdefend --dataset ut-interaction --root DATA --out runs/comdefend` "
+        "and pass that path, or pass model=ComDefend()"
+    )
+    path = resolve_artifact(DEFAULT_WEIGHTS if weights is None else weights, kind="ComDefend weights", hint=hint)
     state, metadata = load_checkpoint(path, device=device)
     if metadata.get("architecture") != ARCHITECTURE:
         raise CheckpointError(

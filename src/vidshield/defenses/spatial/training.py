@@ -13,9 +13,9 @@ Checkpoints (safetensors + JSON, written atomically):
 
 - ``OUT.safetensors`` / ``OUT.json``: the weights with the best validation PSNR so far, loadable
   by :func:`~vidshield.defenses.spatial.comdefend.load_comdefend` / ``SpatialDefense(weights=OUT)``.
-- ``OUT-last.safetensors`` / ``OUT-last.json``: the resumable state: weights, Adam moments
-  (flattened into tensors; hyper-parameters in the JSON), the step and both random generators'
-  states. No pickle anywhere.
+- ``OUT-last.safetensors`` / ``OUT-last.json``: the resumable state
+  (:func:`vidshield.checkpoint.save_training_state`): weights, Adam moments, the step and both
+  random generators' states. No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vidshield import __version__
-from vidshield.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from vidshield.checkpoint import (
+    checkpoint_paths,
+    last_state_path,
+    load_training_state,
+    save_checkpoint,
+    save_training_state,
+)
 from vidshield.defenses.spatial.comdefend import (
     ARCHITECTURE,
     CODE_CHANNELS,
@@ -40,7 +46,10 @@ from vidshield.defenses.spatial.comdefend import (
     cpu_supports_bf16,
 )
 from vidshield.errors import CheckpointError, DataRootError
-from vidshield.utils import eval_mode
+from vidshield.io.read import uniform_indices
+from vidshield.jsonio import field as json_field
+from vidshield.text import printable
+from vidshield.utils import eval_mode, progress_bar
 from vidshield.video import to_uint8
 
 TRAINING_DATA_NOTE = (
@@ -111,12 +120,10 @@ class FrameCropSampler:
         """Decode items ``(video, label)`` of a data set once into a pool: all of them, or
         ``max_clips`` spread evenly over the data set (so every class is represented)."""
         count = len(dataset) if max_clips is None else min(len(dataset), max_clips)
-        indices = torch.linspace(0, len(dataset) - 1, count).round().long().tolist() if count else []
-        if progress:
-            from rich.progress import track
-
-            indices = track(indices, description=f"decoding {count} clips", transient=True)
-        return cls.from_clips((dataset[i][0] for i in indices), crop=crop)
+        indices = uniform_indices(len(dataset), count).tolist() if count else []
+        with progress_bar(disable=not progress) as bar:
+            items = bar.track(indices, description=f"decoding {count} clips")
+            return cls.from_clips((dataset[i][0] for i in items), crop=crop)
 
     @classmethod
     def load(cls, path: str | Path, *, crop: int = 32) -> FrameCropSampler:
@@ -261,45 +268,6 @@ def evaluate_psnr(
 
 
 # --------------------------------------------------------------------------------------------
-# Resumable state
-# --------------------------------------------------------------------------------------------
-
-
-def last_state_path(out: str | Path) -> Path:
-    """``runs/x`` -> ``runs/x-last`` (the resumable state next to the best weights)."""
-    weights, _ = checkpoint_paths(out)
-    stem = weights.with_suffix("")
-    return stem.with_name(stem.name + "-last")
-
-
-def flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """An optimizer's state dict -> ``(tensors, json-able dict)`` (no pickle needed)."""
-    sd = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for idx, state in sd["state"].items():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{idx}.{key}"] = value
-            else:
-                scalars[f"{idx}.{key}"] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    """Inverse of :func:`flatten_optimizer`: -> a state dict for ``optimizer.load_state_dict``."""
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = value
-    for name, value in meta["scalars"].items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in meta["param_groups"]]
-    return {"state": state, "param_groups": groups}
-
-
-# --------------------------------------------------------------------------------------------
 # The training loop
 # --------------------------------------------------------------------------------------------
 
@@ -430,20 +398,25 @@ def train_comdefend(
     }
     step, best, history = 0, -math.inf, []
     last_path = last_state_path(out) if out is not None else None
-    if resume and checkpoint_paths(last_path)[0].is_file():
-        tensors, meta = load_checkpoint(last_path)
-        for key in ("crop", "sigma", "code_weight", "batch_size"):
-            if meta["config"][key] != config[key]:
-                raise CheckpointError(
-                    f"cannot resume {last_path}: it was trained with {key}={meta['config'][key]}, not {config[key]}"
-                )
-        model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
-        optimizer.load_state_dict(unflatten_optimizer(tensors, meta["optimizer"]))
+    generators = {"crops": crop_rng, "noise": noise_rng}
+    if resume and last_path.is_file():
+
+        def check(meta: dict) -> None:
+            saved = json_field(meta, "config", dict, what=f"training state {last_path}", error=CheckpointError)
+            for key in ("crop", "sigma", "code_weight", "batch_size"):
+                if saved.get(key) != config[key]:
+                    raise CheckpointError(
+                        f"cannot resume {last_path}: it was trained with {key}={printable(repr(saved.get(key)))[:40]}, "
+                        f"not {config[key]}"
+                    )
+
+        meta = load_training_state(last_path, model=model, optimizer=optimizer, generators=generators, check=check)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        crop_rng.set_state(tensors["rng.crops"])
-        noise_rng.set_state(tensors["rng.noise"])
-        step, best, history = int(meta["step"]), float(meta["best_psnr_db"]), list(meta["history"])
+        what = dict(what=f"training state {last_path}", error=CheckpointError)
+        step = json_field(meta, "step", int, lo=0, **what)
+        best = json_field(meta, "best_psnr_db", float, **what)
+        history = list(json_field(meta, "history", list, items=dict, **what))
 
     def base_metadata() -> dict:
         return {
@@ -456,21 +429,8 @@ def train_comdefend(
         }
 
     def save_last() -> None:
-        opt_tensors, opt_meta = flatten_optimizer(optimizer)
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors.update(opt_tensors)
-        tensors["rng.crops"] = crop_rng.get_state()
-        tensors["rng.noise"] = noise_rng.get_state()
-        meta = {
-            **base_metadata(),
-            "kind": "resumable training state",
-            "step": step,
-            "best_psnr_db": best,
-            "history": history,
-            "config": config,
-            "optimizer": opt_meta,
-        }
-        save_checkpoint(last_path, tensors, meta)
+        metadata = {**base_metadata(), "step": step, "best_psnr_db": best, "history": history, "config": config}
+        save_training_state(last_path, model=model, optimizer=optimizer, generators=generators, metadata=metadata)
 
     result = TrainResult(model=model, step=step, history=history, best_psnr_db=best)
     if out is not None:
@@ -506,21 +466,9 @@ def train_comdefend(
         if out is not None:
             save_last()
 
-    progress_bar = None
-    if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        progress_bar = Progress(
-            TextColumn("train-comdefend"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-        )
-        task = progress_bar.add_task("train", total=steps, completed=step, status="")
-        progress_bar.start()
     start, window = time.perf_counter(), []
-    try:
+    with progress_bar("{task.fields[status]}", disable=not progress) as bar:
+        task = bar.add_task("train-comdefend", total=steps, completed=step, status="")
         while step < steps:
             x = train_sampler.sample(batch_size, generator=crop_rng).to(device)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -537,13 +485,9 @@ def train_comdefend(
             if step % val_every == 0 or step == steps:
                 validate(sum(window) / len(window), time.perf_counter() - start)
                 window = []
-            if progress_bar is not None:
-                last = history[-1] if history else None
-                status = f"loss {value:.5f}" + (f"  val {last['val_psnr_db']:.2f} dB @ {last['step']}" if last else "")
-                progress_bar.update(task, completed=step, status=status)
-    finally:
-        if progress_bar is not None:
-            progress_bar.stop()
+            last = history[-1] if history else None
+            status = f"loss {value:.5f}" + (f"  val {last['val_psnr_db']:.2f} dB @ {last['step']}" if last else "")
+            bar.update(task, completed=step, status=status)
     if not history or history[-1]["step"] != step:  # nothing run in this call: report the state
         validate(float("nan"), time.perf_counter() - start)
     result.step, result.best_psnr_db = step, best
