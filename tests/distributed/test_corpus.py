@@ -143,6 +143,20 @@ def test_decode_then_scan_gives_the_scan_one_row(corpus, name):
     assert head.skipped and windows is None and scan_decoded(head, windows, SETTINGS) is None
 
 
+def test_two_pass_scan_of_decoded_windows_gives_the_scan_one_row(corpus, tmp_path):
+    """With a false-alarm budget the scan's second pass defends the windows that fired: over the
+    decoded windows as over the file."""
+    from vidshield.detection import DetectorConfig
+
+    config = DetectorConfig(gamma1=0.05, target_fpr=0.01).save(tmp_path / "detector.json")
+    settings = dataclasses.replace(SETTINGS, config=str(config))
+    path = corpus / "spliced.mkv"
+    row = scan_one(path, settings)
+    assert row["error"] is None and row["verdict"] == "sparse" and row["defense"] == "temporal"  # both windows fired
+    head, windows = decode_video(str(path), settings, working_spec(pipeline_for(settings)))
+    assert without_timing([scan_decoded(head, windows, settings)]) == without_timing([row])
+
+
 def _row(path: str, settings: str = "s1", **fields) -> dict:
     row = dict.fromkeys(COLUMNS)
     row.update({"path": path, "settings_hash": settings, "exception_frames": [], **fields})

@@ -41,7 +41,7 @@ def default_output(video: Path, suffix: str) -> Path:
     "--defended",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also write the defended video (model view, lossless .mkv).",
+    help="Also write the defended video (model view, lossless .mkv), window by window as the scan goes.",
 )
 @json_option
 def command(
@@ -77,7 +77,7 @@ def command(
     """
 
     from vidshield.detection.plots import plot_label_strips
-    from vidshield.io import probe, write_video
+    from vidshield.io import VideoWriter, probe
     from vidshield.io.write import check_video_output
     from vidshield.pipeline import build_pipeline, scan_file, scan_report
     from vidshield.text import printable
@@ -87,10 +87,11 @@ def command(
     plot = plot or default_output(video, ".scan.png")
     check_writable(report)
     check_writable(plot)
-    fps = None
-    if defended is not None:
+    writer = None
+    if defended is not None:  # checked and opened first (before the work), written window by window
         fps = probe(video).fps or 25.0
         check_video_output(defended, fps=fps)
+        writer = VideoWriter(defended, fps=fps)
     dev = resolve_device(device)
     pipe = build_pipeline(
         model=model_ref,
@@ -106,17 +107,20 @@ def command(
         device=dev,
     )
     with progress_bar(disable=as_json) as progress:
-        result = scan_file(pipe, video, progress=progress)
+        try:
+            result = scan_file(pipe, video, progress=progress, on_defended=writer.write if writer else None)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+    if writer is not None:
+        writer.close()
     names = pipe.classifier.class_names
     summary = scan_report(pipe, result, video=str(video), model=model_ref, classifier=classifier_ref)
     summary["report"], summary["plot"] = str(report), str(plot)
     labels = result.frame_labels()
     plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
-    if defended is not None:
-        frames = list(result.defended_frames())
-        import torch
-
-        write_video(defended, torch.stack(frames), fps=fps)
+    if writer is not None:
         summary["defended"] = str(defended)
     atomic_write_json(report, summary)
     if as_json:

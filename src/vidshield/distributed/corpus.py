@@ -408,8 +408,11 @@ def scan_decoded(head: Decoded, windows: np.ndarray | None, settings: ScanSettin
     if head.row is not None:
         return head.row
     started = time.perf_counter() - head.seconds
-    clips = ((s, to_float(torch.tensor(w))) for s, w in zip(head.starts, windows if windows is not None else []))
-    try:  # (torch.tensor copies: Ray's arrays are read-only)
+
+    def clips():  # (torch.tensor copies: Ray's arrays are read-only)
+        return ((s, to_float(torch.tensor(w))) for s, w in zip(head.starts, windows if windows is not None else []))
+
+    try:
         result = scan_windows(
             pipeline_for(settings), clips, name=head.path, frames_declared=head.frames_declared, damage=head.damage
         )

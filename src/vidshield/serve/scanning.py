@@ -247,15 +247,22 @@ def run_scan(
     Raises:
         VidshieldError: the file does not decode, or the models do not fit together.
     """
-    import torch
-
     from vidshield.detection.plots import plot_label_strips
-    from vidshield.io import probe, write_video
-    from vidshield.pipeline import scan_file, scan_report, working_spec
+    from vidshield.io import VideoWriter, probe
+    from vidshield.pipeline import scan_file, scan_report
 
     out_dir = Path(out_dir)
     pipe = pipelines.get(options)
-    result = scan_file(pipe, path, progress=_Progress(total_frames, progress))
+    writer = VideoWriter(out_dir / "defended.mkv", fps=probe(path).fps or 25.0) if options.defend else None
+    try:  # the defended video is written window by window
+        result = scan_file(
+            pipe, path, progress=_Progress(total_frames, progress), on_defended=writer.write if writer else None
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    defended = writer.close() if writer is not None else None
     report = scan_report(pipe, result, video=name, model=options.model, classifier=_classifier_name(pipelines))
     labels = result.frame_labels()
     labels_png = None
@@ -263,11 +270,7 @@ def run_scan(
         labels_png = plot_label_strips(
             [(f"{name}: {result.verdict}", labels)], out_dir / "labels.png", class_names=pipe.classifier.class_names
         )
-    defended = None
-    if options.defend:
-        fps = probe(path).fps or 25.0
-        defended = write_video(out_dir / "defended.mkv", torch.stack(list(result.defended_frames())), fps=fps)
-    thumbnails = _thumbnails(path, result, working_spec(pipe), out_dir / "thumbs")
+    thumbnails = _thumbnails(pipe, path, result, out_dir / "thumbs")
     return ScanOutput(report=report, labels_png=labels_png, defended=defended, thumbnails=thumbnails)
 
 
@@ -283,29 +286,19 @@ def thumbnail_frames(exceptions: list[int]) -> list[int]:
     return [exceptions[i * len(exceptions) // MAX_THUMBNAILS] for i in range(MAX_THUMBNAILS)]
 
 
-def _thumbnails(path, result, spec, folder: Path) -> dict[int, dict[str, Path]]:
+def _thumbnails(pipe, path, result, folder: Path) -> dict[int, dict[str, Path]]:
     """PNG thumbnails of some exception frames, as decoded and as defended, at the view the scan
-    decoded (``spec``: :func:`vidshield.pipeline.working_spec`)."""
-    from vidshield.data.transforms import model_view_chunks
+    decoded (:func:`vidshield.pipeline.defended_frames_at`)."""
+    from vidshield.pipeline import defended_frames_at
 
-    wanted = thumbnail_frames(result.exception_frames())
-    if not wanted:
-        return {}
-    before = {}
-    for start, chunk in model_view_chunks(path, spec, chunk_frames=64):
-        for t in wanted:
-            if start <= t < start + chunk.shape[0]:
-                before[t] = chunk[t - start]
-        if len(before) == len(wanted):
-            break
-    after = {t: f for t, f in enumerate(result.defended_frames()) if t in before}
-    out = {}
-    for t in wanted:
-        out[t] = {
-            "before": _write_png(before[t], folder / f"{t}-before.png"),
-            "after": _write_png(after[t], folder / f"{t}-after.png"),
+    frames = defended_frames_at(pipe, path, result, thumbnail_frames(result.exception_frames()))
+    return {
+        t: {
+            "before": _write_png(before, folder / f"{t}-before.png"),
+            "after": _write_png(after, folder / f"{t}-after.png"),
         }
-    return out
+        for t, (before, after) in sorted(frames.items())
+    }
 
 
 def _write_png(frame, path: Path) -> Path:
