@@ -459,7 +459,7 @@ def defend_frames_full_resolution(
 
 def build_pipeline(
     *,
-    model: str = "synthetic-lrcn",
+    model: str | None = None,
     classifier: str | None = None,
     config=None,
     comdefend: str = "comdefend",
@@ -474,12 +474,15 @@ def build_pipeline(
     ``defend`` build from their options).
 
     Args:
-        model: the detection network (a CNN+LSTM): shipped name or checkpoint.
+        model: the detection network (a CNN+LSTM): shipped name or checkpoint; None: the default
+            (:data:`~vidshield.detection.detector.DEFAULT_MODEL`, ``ut-lrcn``).
         classifier: the classifier to protect: a shipped name, a checkpoint or a TorchScript file
             (:func:`~vidshield.models.adapter.load_classifier`); it gets its own view of every
             window. None: the classifier a distilled detection network serves (its ``"serves"``
             entry), else the detection network itself.
-        config: a detector config (``detector.json``) or its path; None: the paper's thresholds.
+        config: a detector config (``detector.json``) or its path; None: the shipped model's
+            shipped config when there is one, else the paper's thresholds
+            (:func:`~vidshield.detection.load_detector`).
         comdefend: ComDefend weights of the spatial defense.
         temporal: settings of the temporal defense (registry defaults overridden).
         polluted, squeeze_check: as :class:`DefensePipeline`.

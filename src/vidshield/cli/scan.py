@@ -40,6 +40,22 @@ pipeline_options = options(
 )
 
 
+def _domain_check(pipe, video):
+    """The in-domain check of VIDEO (:func:`vidshield.detection.domain.check_file`) when the
+    detector config has a profile, else None."""
+    from vidshield.detection.domain import check_file
+    from vidshield.errors import VidshieldError
+    from vidshield.text import printable
+
+    profile = pipe.detector.config.domain_profile()
+    if profile is None:
+        return None
+    try:
+        return check_file(profile, pipe.detector.model, video)
+    except ValueError as e:
+        raise VidshieldError(f"in-domain check: {printable(e)}") from e
+
+
 def default_output(video: Path, suffix: str) -> Path:
     """``VIDEO's name + suffix`` in the current folder; a name too long for the file system keeps
     its first 180 bytes plus a hash of the whole name."""
@@ -96,13 +112,21 @@ def command(
     spatial defense) and classified. Prints the verdict and the label before and after defense,
     writes a JSON report and a PNG of the per-frame labels with exception frames circled.
 
+    The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config, calibrated
+    on clean real footage for a 1 % window false-alarm budget. When the config holds an in-domain
+    profile and VIDEO is far from the footage it was calibrated on (median per-frame confidence or
+    embedding distance outside the calibrated range), the report says "in_domain": false, one
+    warning line replaces the verdict, and nothing is defended.
+
     \b
     Examples:
       vidshield scan clip.mkv
       vidshield scan clip.mkv --json --defended clip.defended.mkv
+      vidshield scan shapes.mkv --model synthetic-lrcn
       vidshield scan clip.mp4 --model ut-lrcn --classifier ut-c3d --config runs/calib/detector.json
     """
 
+    from vidshield.detection.detector import shipped_config
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import probe, write_video
     from vidshield.io.write import check_video_output
@@ -119,6 +143,7 @@ def command(
         fps = probe(video).fps or 25.0
         check_video_output(defended, fps=fps)
     dev = resolve_device(device)
+    shipped = shipped_config(model_ref) if config is None else None
     pipe = build_pipeline(
         model=model_ref,
         classifier=classifier_ref,
@@ -131,6 +156,9 @@ def command(
         allow_mismatch=allow_mismatch,
         device=dev,
     )
+    domain = _domain_check(pipe, video)
+    if domain is not None and not domain["in_domain"]:
+        pipe.strategy = "none"  # a verdict outside the calibrated domain is not acted on
     with progress_bar(disable=as_json) as progress:
         result = scan_file(pipe, video, progress=progress)
     names = pipe.classifier.class_names
@@ -143,6 +171,9 @@ def command(
         "gamma1": pipe.detector.gamma1,
         "gamma2": pipe.detector.gamma2,
         "target_fpr": pipe.detector.config.target_fpr,
+        "config": str(config) if config is not None else (str(shipped) if shipped else None),
+        "in_domain": None if domain is None else domain["in_domain"],
+        "domain": domain,
         **result.to_dict(names),
     }
     summary["report"], summary["plot"] = str(report), str(plot)
@@ -159,10 +190,19 @@ def command(
         echo_json(summary)
         return 0
     alpha = max(r.alpha for _, r in result.windows)
-    click.echo(
-        f"{printable(video)}: {result.verdict.upper()} (max alpha {alpha:.3f} over {len(result.windows)} window(s); "
-        f"gamma1 {pipe.detector.gamma1}, gamma2 {pipe.detector.gamma2})"
+    detail = (
+        f"max alpha {alpha:.3f} over {len(result.windows)} window(s); "
+        f"gamma1 {pipe.detector.gamma1:.4g}, gamma2 {pipe.detector.gamma2:.4g}"
     )
+    if domain is not None and not domain["in_domain"]:
+        click.echo(
+            printable(
+                f"{video}: warning: out of domain for {model_ref} ({'; '.join(domain['reasons'])}): no verdict, "
+                f"nothing defended (the detector alone would say {result.verdict}; {detail})"
+            )
+        )
+    else:
+        click.echo(f"{printable(video)}: {result.verdict.upper()} ({detail})")
     declared = f" of {result.frames_declared} declared" if result.frames_declared is not None else ""
     click.echo(f"  frames decoded: {result.num_frames}{declared}")
     for warning in summary["warnings"]:
@@ -179,6 +219,7 @@ def command(
     after = printable(summary["class"])
     click.echo(f"  label before defense: {before}   after: {after}")
     space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
-    click.echo(printable(f"  classifier: {classifier_name} ({space})"))
+    click.echo(printable(f"  classifier: {classifier_name} ({space}); the verdict is about this label space"))
+    click.echo(printable(f"  detector: {model_ref}, thresholds from {summary['config'] or 'the paper (0.175 / 0.3)'}"))
     click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
     return 0

@@ -36,12 +36,19 @@ from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
 __all__ = [
+    "DEFAULT_MODEL",
     "DetectorConfig",
     "TemporalConsistencyDetector",
     "load_detector",
+    "shipped_config",
     "collect_videos",
     "detect_file",
 ]
+
+#: The default detection network: the UT-Interaction CNN+LSTM (6 action classes), used with the
+#: config shipped beside it (``zoo/ut-lrcn.detector.json``: thresholds for a 1 % window
+#: false-alarm budget on clean real footage, and its in-domain profile).
+DEFAULT_MODEL = "ut-lrcn"
 
 _CONFIG_FORMAT = "vidshield-detector"
 _CONFIG_MAX_BYTES = 1 << 20
@@ -61,6 +68,8 @@ class DetectorConfig:
             (``calibrate --target-fpr``), or None. When set, a video of several windows is
             flagged only when more windows fire than the budget allows over its length
             (:func:`~vidshield.detection.calibration.windows_allowed`).
+        domain: the calibration footage's profile for the in-domain check
+            (:class:`~vidshield.detection.domain.DomainProfile` as a dict), or None.
     """
 
     gamma1: float = 0.175
@@ -69,6 +78,7 @@ class DetectorConfig:
     model: str | None = None
     calibration: Mapping[str, Any] = field(default_factory=dict)
     target_fpr: float | None = None
+    domain: Mapping[str, Any] | None = None
 
     def __post_init__(self):
         check_thresholds(self.gamma1, self.gamma2)
@@ -83,6 +93,19 @@ class DetectorConfig:
         object.__setattr__(self, "gamma1", float(self.gamma1))
         object.__setattr__(self, "gamma2", float(self.gamma2))
         object.__setattr__(self, "calibration", dict(self.calibration))
+        if self.domain is not None:
+            self.domain_profile()  # validates
+
+    def domain_profile(self):
+        """The :class:`~vidshield.detection.domain.DomainProfile`, or None without one."""
+        from vidshield.detection.domain import DomainProfile
+
+        if self.domain is None:
+            return None
+        try:
+            return DomainProfile.from_dict(self.domain)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"domain profile is malformed: {e!r}") from e
 
     def to_dict(self) -> dict:
         return {
@@ -94,6 +117,7 @@ class DetectorConfig:
             "model": self.model,
             "calibration": dict(self.calibration),
             "target_fpr": self.target_fpr,
+            **({"domain": dict(self.domain)} if self.domain is not None else {}),
         }
 
     @classmethod
@@ -107,6 +131,7 @@ class DetectorConfig:
             model=d.get("model"),
             calibration=d.get("calibration") or {},
             target_fpr=d.get("target_fpr"),
+            domain=d.get("domain"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -130,6 +155,7 @@ class DetectorConfig:
         json_field(d, "calibration", dict, default=None, **check)
         json_field(d, "format", str, default=None, max_len=64, **check)
         json_field(d, "target_fpr", (float, type(None)), lo=0.0, hi=1.0, **check)
+        json_field(d, "domain", (dict, type(None)), **check)
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
@@ -451,13 +477,19 @@ def load_detector(
 ) -> TemporalConsistencyDetector:
     """A detector from a model reference (shipped name or checkpoint; default: the config's) and
     an optional config (``detector.json`` from ``vidshield calibrate``), thresholds and score
-    overriding the config's when given.
+    overriding the config's when given. Without a config, a shipped model's shipped config
+    (:func:`shipped_config`, e.g. ``zoo/ut-lrcn.detector.json``) is used, else the paper's
+    thresholds. Without either, the model is :data:`DEFAULT_MODEL`.
 
     Raises:
         VidshieldError: no model named, or a model without a per-frame path (not a CNN+LSTM).
     """
     from vidshield.models import load_model
 
+    if model is None and config is None:
+        model = DEFAULT_MODEL
+    if config is None:
+        config = shipped_config(model)
     if config is None:
         cfg = DetectorConfig()
     else:
@@ -478,8 +510,25 @@ def load_detector(
         model=str(model_ref),
         calibration=cfg.calibration,
         target_fpr=cfg.target_fpr,
+        domain=cfg.domain,
     )
     return TemporalConsistencyDetector.from_config(cfg, net, batch_size=batch_size)
+
+
+def shipped_config(model: str | Path | None) -> Path | None:
+    """The detector config shipped beside a shipped model (``zoo/NAME.detector.json``) when
+    ``model`` is the bare name of one and no file of that name exists here (an existing path
+    wins, as for the weights); else None."""
+    from vidshield.checkpoint import checkpoint_paths
+    from vidshield.models.checkpoints import zoo_dir
+
+    if model is None or len(Path(model).parts) != 1 or Path(model).is_absolute():
+        return None
+    weights, meta = checkpoint_paths(model)
+    if weights.is_file() or meta.is_file():
+        return None
+    path = zoo_dir() / f"{model}.detector.json"
+    return path if path.is_file() else None
 
 
 def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:
