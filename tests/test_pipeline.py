@@ -165,3 +165,85 @@ def test_squeeze_check_catches_a_consistent_attack(model):
     assert [r.defense for r in checked] == ["spatial", "none"]  # the red video's label did not change
     assert [r.squeezed for r in checked] == [True, False]
     assert checked[0].label == 0 and torch.equal(checked[1].defended, videos[1])
+
+
+def test_vote_answers_the_frame_majority_and_flags_disagreement():
+    from vidshield.detection.vote import frame_vote
+
+    model = ColourClassifier()
+    # 6 red frames (label 0) but 4 very bright blue frames: the video mean says blue, the vote red
+    video = painted([0] * 6 + [2] * 4).unsqueeze(0)
+    video[0, 6:, 2] = 1.0
+    video[0, :6, 0] = 0.5
+    plain = DefensePipeline(model, TemporalConsistencyDetector(model), temporal=Recorder(), spatial=Recorder())
+    voted = DefensePipeline(
+        model, TemporalConsistencyDetector(model), temporal=Recorder(), spatial=Recorder(), vote=True
+    )
+    (a,), (b,) = plain.run(video), voted.run(video)
+    assert a.label == 2 and not a.vote_flag
+    assert b.label == 0 and b.vote_flag and b.label_before == 2
+    assert frame_vote(torch.tensor([[1, 1, 2, 2]]), 3, torch.tensor([[0.0, 0.2, 0.8]])).tolist() == [2]
+    assert frame_vote(torch.tensor([[1, 1, 1, 2]]), 3, torch.tensor([[0.0, 0.0, 1.0]])).tolist() == [1]
+
+
+def test_vote_default_comes_from_the_detector_config_then_the_model(model, tmp_path):
+    from vidshield.detection import DetectorConfig
+
+    def pipe(detector, **kw):
+        return DefensePipeline(model, detector, temporal=Recorder(), spatial=Recorder(), **kw)
+
+    assert pipe(TemporalConsistencyDetector(model)).vote is False  # no word anywhere: the paper's answer
+    model.metadata = {"detector": {"vote": True}}  # the checkpoint's default (shipped synthetic-lrcn)
+    assert pipe(TemporalConsistencyDetector(model)).vote is True
+    assert pipe(TemporalConsistencyDetector(model, vote=False)).vote is False  # the config wins
+    assert pipe(TemporalConsistencyDetector(model), vote=False).vote is False  # the argument wins
+    config = DetectorConfig(vote=False)
+    config.save(tmp_path / "detector.json")
+    loaded = DetectorConfig.load(tmp_path / "detector.json")
+    assert loaded.vote is False and DetectorConfig.from_dict({"gamma1": 0.1}).vote is None
+    assert pipe(TemporalConsistencyDetector.from_config(loaded, model)).vote is False
+
+
+def test_scan_file_answers_the_windows_vote(model, tmp_path):
+    """With the vote, a file's label is the majority of its windows' answers (not the mean of the
+    classifier's probabilities)."""
+    from vidshield.io import write_video
+    from vidshield.pipeline import scan_file
+
+    # 20 frames: windows 0-9, 10-19; each window: 6 red frames and 4 very bright blue ones
+    frames = torch.full((20, 3, SIZE, SIZE), 0.1)
+    for start in (0, 10):
+        frames[start : start + 6, 0] = 0.5
+        frames[start + 6 : start + 10, 2] = 1.0
+    path = write_video(tmp_path / "clip.mkv", frames, fps=25.0, lossless=True)
+    plain = DefensePipeline(model, TemporalConsistencyDetector(model), temporal=Recorder(), spatial=Recorder())
+    voted = DefensePipeline(
+        model, TemporalConsistencyDetector(model, vote=True), temporal=Recorder(), spatial=Recorder()
+    )
+    a, b = scan_file(plain, path), scan_file(voted, path)
+    assert a.label == 2 and [r.label for _, r in a.windows] == [2, 2]
+    assert b.label == 0 and [r.label for _, r in b.windows] == [0, 0] and b.label_before == 2
+
+
+def test_shipped_detection_models_carry_their_vote_default():
+    from vidshield.pipeline import build_pipeline
+
+    assert build_pipeline(model="synthetic-lrcn").vote is True
+    assert build_pipeline(model="ut-lrcn").vote is False
+    assert build_pipeline(model="synthetic-lrcn", vote=False).vote is False
+    assert build_pipeline(model="ut-lrcn", vote=True).vote is True
+
+
+def test_a_malformed_detector_section_is_a_checkpoint_error(tmp_path):
+    import json
+
+    from vidshield.errors import CheckpointError
+    from vidshield.models import create_model, load_model, save_model
+
+    path = save_model(create_model("test-lrcn", num_classes=3), tmp_path / "m", metadata={"detector": {"vote": True}})
+    assert load_model(path).metadata["detector"] == {"vote": True}
+    meta = tmp_path / "m.json"
+    for bad, message in (({"vote": "yes"}, "'vote' must be true/false"), ([1], "'detector' must be an object")):
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "detector": bad}))
+        with pytest.raises(CheckpointError, match=message):
+            load_model(path)

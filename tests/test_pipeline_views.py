@@ -23,6 +23,14 @@ class Spy(nn.Module):
         return x.flatten(2).mean(-1) * 10
 
 
+class AtItsView(ColourClassifier):
+    """The colour detection network (3 classes, 16 x 16) refusing any other frame size."""
+
+    def frame_logits(self, video):
+        assert tuple(video.shape[-2:]) == (16, 16), f"detector called at {tuple(video.shape)}"
+        return super().frame_logits(video)
+
+
 def test_classifier_gets_its_own_clip_length_and_frame_size():
     detector_model = ColourClassifier()  # 10 x 16 x 16
     spy = Spy()
@@ -73,3 +81,59 @@ def test_scan_with_a_budget_defends_only_when_the_video_is_flagged(tmp_path):
     result = scan_file(pipe, two)
     assert result.verdict == "sparse" and result.windows_fired == 2 and len(pipe.temporal.calls) == 2
     assert [r.defense for _, r in result.windows] == ["none", "temporal", "none", "temporal"]
+
+
+def test_the_vote_runs_at_the_detectors_view_and_needs_one_label_space():
+    """The defended video of a larger view is voted at the detector's frame size; a classifier of
+    another label space cannot vote (an error when asked, off by default)."""
+    import pytest
+
+    detector_model = AtItsView()
+    classifier = wrap_classifier(Spy(), layout="NCTHW", frames=10, height=32, width=32, class_names=["r", "g", "b"])
+    # 6 red frames, 4 bright blue ones: the clip mean says blue, the per-frame majority red
+    video = torch.nn.functional.interpolate(painted([0] * 6 + [2] * 4), size=(32, 32))
+    video[6:, 2] = 1.0
+    video[:6, 0] = 0.5
+    det = TemporalConsistencyDetector(detector_model, gamma1=0.05, vote=True)
+    spatial = nn.Identity()  # the squeeze check purifies at the classifier's view and votes on the result
+    pipe = DefensePipeline(classifier, det, temporal=Recorder(), spatial=spatial, squeeze_check=True)
+    (r,) = pipe.run(video)
+    assert pipe.vote and r.label == 0 and r.label_before == 2 and r.vote_flag and not r.squeezed
+    detector_model.metadata = {"detector": {"vote": True}}
+
+    class FourClasses(Spy):
+        def forward(self, x):
+            return torch.cat([super().forward(x), torch.zeros(x.shape[0], 1)], dim=1)
+
+    other = wrap_classifier(FourClasses(), layout="NCTHW", frames=10, height=32, width=32)
+    for asked, kw in ((det, {}), (TemporalConsistencyDetector(detector_model), {"vote": True})):
+        with pytest.raises(ValueError, match="label space"):  # asked for by the config or the argument
+            DefensePipeline(other, asked, temporal=Recorder(), spatial=Recorder(), **kw)
+    default = TemporalConsistencyDetector(detector_model, gamma1=0.05)
+    assert default.vote and not DefensePipeline(other, default, temporal=Recorder(), spatial=Recorder()).vote
+
+
+def test_the_pipeline_attack_sees_each_model_at_its_view():
+    """The adaptive attack routes, defends and decides like the pipeline when the classifier's view
+    (10 x 32 x 32) is not the detector's (16 x 16): same routes, and its differentiable decision
+    gives the pipeline's labels."""
+    from vidshield.attacks import PipelineAttack
+
+    detector_model = AtItsView()
+    classifier = wrap_classifier(Spy(), layout="NCTHW", frames=10, height=32, width=32, class_names=["r", "g", "b"])
+    pipe = DefensePipeline(
+        classifier, TemporalConsistencyDetector(detector_model, gamma1=0.05), temporal=Recorder(), spatial=Recorder()
+    )
+    clips = [[1] * 10, [1, 1, 1, 0, 1, 1, 1, 1, 1, 1], [1, 0, 1, 0, 1, 0, 1, 0, 1, 1]]  # clean, sparse, dense
+    videos = torch.nn.functional.interpolate(torch.cat([painted(c) for c in clips]), size=(32, 32)).view(
+        3, 10, 3, 32, 32
+    )
+    attack = PipelineAttack(classifier, pipeline=pipe)
+    routes, polluted = attack.routes(videos)
+    results = pipe.run(videos)
+    assert routes == [r.defense for r in results] == ["none", "temporal", "spatial"]
+    assert polluted[1].nonzero().flatten().tolist() == results[1].rebuilt_frames == [3]
+    defended = torch.stack([r.defended for r in results])
+    assert attack.hard_decision(defended).tolist() == [r.label for r in results]
+    pipe.vote = True  # the differentiable vote, too, asks the detection network at its view
+    assert attack.decision_logits(defended).argmax(1).tolist() == attack.hard_decision(defended).tolist()

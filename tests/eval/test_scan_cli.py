@@ -152,3 +152,22 @@ def test_scan_and_detect_see_a_non_square_file_alike(tmp_path):
         )
     assert scanned.verdict == summary.verdict == "sparse"
     assert scanned.frame_labels() == list(summary.frame_labels) == [1, 1, 1, 2] + [1] * 16
+
+
+def test_scan_votes_by_the_models_default_and_no_vote_turns_it_off(tmp_path, capsys):
+    """The shipped synthetic-lrcn votes by default; --no-vote gives the classifier's answer."""
+    video, _ = SyntheticActions(1, frames=16, height=64, width=64, seed=3)[0]
+    clip = write_video(tmp_path / "clip.mkv", video, fps=25.0)
+    reports = {}
+    for flag in ([], ["--no-vote"]):
+        report = tmp_path / f"r{len(flag)}.json"
+        args = ["scan", str(clip), "--model", "synthetic-lrcn", "--report", str(report)]
+        assert main([*args, "--plot", str(tmp_path / "r.png"), *flag, "--json"]) == 0
+        capsys.readouterr()
+        reports[tuple(flag)] = json.loads(report.read_text())
+    assert reports[()]["vote"] is True and reports[("--no-vote",)]["vote"] is False
+    (voted,), (plain,) = reports[()]["windows"], reports[("--no-vote",)]["windows"]
+    assert plain["label"] == max(range(len(plain["probs"])), key=plain["probs"].__getitem__)
+    counts = torch.bincount(torch.tensor(voted["frame_labels"]), minlength=len(voted["probs"]))
+    assert counts[voted["label"]] == counts.max()  # clean clip, no defense: the vote of the input's frames
+    assert voted["defense"] == "none"

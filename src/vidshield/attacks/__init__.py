@@ -1,6 +1,8 @@
 """Attacks on video classifiers: the sparse l2,1 attack (Wei et al. 2019), the dense universal
-C-DUP / 2D-DUP attack (Li et al. 2019), l_inf PGD and adversarial framing baselines, their
-per-video reports, and adversarial data sets on disk.
+C-DUP / 2D-DUP attack (Li et al. 2019), l_inf PGD and adversarial framing baselines, the adaptive
+attacks that know the detector and the whole pipeline (:mod:`vidshield.attacks.adaptive`), their
+per-video reports, and adversarial data sets on disk. Every attack is registered by name
+(:mod:`vidshield.attacks.registry`).
 
 Example:
     >>> from vidshield.attacks import SparseAttack
@@ -8,6 +10,14 @@ Example:
     >>> reports[0].success, reports[0].perturbed_frames
 """
 
+from vidshield.attacks.adaptive import (
+    ADAPTIVE_ATTACKS,
+    PIPELINE_ATTACKS,
+    DetectorAwarePGD,
+    EvasiveDenseAttack,
+    PipelineAttack,
+    SPSAAttack,
+)
 from vidshield.attacks.base import Attack, attack_mode, predict, probability_loss
 from vidshield.attacks.framing import AdversarialFraming, apply_framing, load_framing, save_framing, train_framing
 from vidshield.attacks.metrics import AttackReport, perturbation_metrics
@@ -52,4 +62,10 @@ __all__ = [
     "train_framing",
     "save_framing",
     "load_framing",
+    "ADAPTIVE_ATTACKS",
+    "PIPELINE_ATTACKS",
+    "DetectorAwarePGD",
+    "EvasiveDenseAttack",
+    "PipelineAttack",
+    "SPSAAttack",
 ]

@@ -14,7 +14,21 @@ name          attack (keyword arguments are the class's)
               ``framing=TENSOR, width=W`` or ``checkpoint=PATH``
 ============  ==========================================================================
 
-Adding one (e.g. an adaptive attack): decorate a factory ``(model, **kwargs) -> Attack`` (an
+The adaptive attacks (:mod:`vidshield.attacks.adaptive`, issue 13) register themselves too:
+
+=====================  ================================================================
+name                   attack
+=====================  ================================================================
+``consistent-sparse``  :class:`~vidshield.attacks.DetectorAwarePGD`: fool the classifier,
+                       keep the detector's consistency scores low (``detector_model=``)
+``evasive-dense``      :class:`~vidshield.attacks.EvasiveDenseAttack`: the same on every frame
+``pipeline``           :class:`~vidshield.attacks.PipelineAttack`: PGD through the whole
+                       pipeline (``pipeline=`` a DefensePipeline around the victim)
+``spsa``               :class:`~vidshield.attacks.SPSAAttack`: gradient-free, on the real
+                       pipeline (``pipeline=``)
+=====================  ================================================================
+
+Adding one: decorate a factory ``(model, **kwargs) -> Attack`` (an
 :class:`~vidshield.attacks.Attack` subclass is one) with ``@register_attack("name")`` in a module
 that is imported before :func:`create_attack` is called (the built-in ones are registered where
 they are defined, when :mod:`vidshield.attacks` is imported). :data:`ATTACKS` is a plain dict ``name -> factory``.

@@ -140,8 +140,14 @@ def command(
     dev = resolve_device(device)
     pipeline = None
     if method == "auto":
-        pipeline = build_pipeline(
-            model=model_ref, config=config, comdefend=comdefend, temporal=temporal, polluted=polluted, device=dev
+        pipeline = build_pipeline(  # no vote: it changes only the answer, which defend does not report
+            model=model_ref,
+            config=config,
+            comdefend=comdefend,
+            temporal=temporal,
+            polluted=polluted,
+            vote=False,
+            device=dev,
         )
     start = time.perf_counter()
     with progress_bar(disable=as_json) as progress:

@@ -128,6 +128,27 @@ squeeze_check_option = click.option(
     help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
     "defense marks them as attacked (catches universal perturbations that alpha misses).",
 )
+vote_option = click.option(
+    "--vote/--no-vote",
+    default=None,
+    help="Beyond the paper: answer the majority of the detection network's per-frame labels (k attacked "
+    "frames move at most k votes) [default: the detector config's vote, else the model's: on for "
+    "synthetic-lrcn, off for ut-lrcn, whose weak per-frame network costs clean accuracy].",
+)
+#: Everything :func:`vidshield.pipeline.build_pipeline` takes (``scan``).
+pipeline_options = options(
+    model_option,
+    classifier_option,
+    input_spec_option,
+    allow_mismatch_option,
+    config_option,
+    comdefend_option,
+    qp_option,
+    polluted_option,
+    squeeze_check_option,
+    vote_option,
+    device_option,
+)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -8,36 +8,8 @@ from pathlib import Path
 
 import click
 
-from vidshield.cli.options import (
-    allow_mismatch_option,
-    classifier_option,
-    comdefend_option,
-    config_option,
-    device_option,
-    echo_json,
-    input_spec_option,
-    json_option,
-    model_option,
-    options,
-    polluted_option,
-    qp_option,
-    resolve_device,
-    squeeze_check_option,
-)
+from vidshield.cli.options import echo_json, json_option, pipeline_options, resolve_device
 from vidshield.utils import progress_bar
-
-pipeline_options = options(
-    model_option,
-    classifier_option,
-    input_spec_option,
-    allow_mismatch_option,
-    config_option,
-    comdefend_option,
-    qp_option,
-    polluted_option,
-    squeeze_check_option,
-    device_option,
-)
 
 
 def _domain_check(pipe, video):
@@ -99,6 +71,7 @@ def command(
     qp,
     polluted,
     squeeze_check,
+    vote,
     device,
     report,
     plot,
@@ -152,6 +125,7 @@ def command(
         temporal={"qp": qp},
         polluted=polluted,
         squeeze_check=squeeze_check,
+        vote=vote,
         input_spec=input_spec,
         allow_mismatch=allow_mismatch,
         device=dev,
@@ -170,6 +144,7 @@ def command(
         "label_space": names,
         "gamma1": pipe.detector.gamma1,
         "gamma2": pipe.detector.gamma2,
+        "vote": pipe.vote,
         "target_fpr": pipe.detector.config.target_fpr,
         "config": str(config) if config is not None else (str(shipped) if shipped else None),
         "in_domain": None if domain is None else domain["in_domain"],
@@ -217,7 +192,8 @@ def command(
     click.echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
     before = printable(summary["class_before"])
     after = printable(summary["class"])
-    click.echo(f"  label before defense: {before}   after: {after}")
+    voted = " (per-frame vote)" if pipe.vote else ""
+    click.echo(f"  label before defense: {before}   after: {after}{voted}")
     space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
     click.echo(printable(f"  classifier: {classifier_name} ({space}); the verdict is about this label space"))
     click.echo(printable(f"  detector: {model_ref}, thresholds from {summary['config'] or 'the paper (0.175 / 0.3)'}"))

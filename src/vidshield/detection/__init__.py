@@ -24,6 +24,7 @@ from vidshield.detection.detector import (
     collect_videos,
     detect_file,
     load_detector,
+    model_vote_default,
 )
 from vidshield.detection.exception import VERDICTS, Detection, exception_index, exception_mask, route
 from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores, register_score
@@ -40,6 +41,7 @@ __all__ = [
     "SweepRow",
     "TemporalConsistencyDetector",
     "load_detector",
+    "model_vote_default",
     "calibrate",
     "collect_videos",
     "compare_scores",

@@ -41,6 +41,7 @@ __all__ = [
     "TemporalConsistencyDetector",
     "load_detector",
     "shipped_config",
+    "model_vote_default",
     "collect_videos",
     "detect_file",
 ]
@@ -64,6 +65,9 @@ class DetectorConfig:
         score: name in :data:`~vidshield.detection.scores.CONSISTENCY_SCORES` to route on.
         model: name or path of the model the thresholds were calibrated for (informative).
         calibration: how the thresholds were chosen (data, F1, AUC ...), free-form JSON.
+        vote: the pipeline's per-frame majority vote (beyond the paper, see
+            :class:`~vidshield.pipeline.DefensePipeline`): True / False, or None to use the detection
+            network's own default (:func:`model_vote_default`: its checkpoint's ``detector.vote``).
         target_fpr: the per-window false-alarm rate gamma1 was calibrated for
             (``calibrate --target-fpr``), or None. When set, a video of several windows is
             flagged only when more windows fire than the budget allows over its length
@@ -77,6 +81,7 @@ class DetectorConfig:
     score: str = "alpha"
     model: str | None = None
     calibration: Mapping[str, Any] = field(default_factory=dict)
+    vote: bool | None = None
     target_fpr: float | None = None
     domain: Mapping[str, Any] | None = None
 
@@ -93,6 +98,8 @@ class DetectorConfig:
         object.__setattr__(self, "gamma1", float(self.gamma1))
         object.__setattr__(self, "gamma2", float(self.gamma2))
         object.__setattr__(self, "calibration", dict(self.calibration))
+        if self.vote is not None and not isinstance(self.vote, bool):
+            raise ValueError(f"vote must be true, false or null, got {self.vote!r}")
         if self.domain is not None:
             self.domain_profile()  # validates
 
@@ -116,6 +123,7 @@ class DetectorConfig:
             "score": self.score,
             "model": self.model,
             "calibration": dict(self.calibration),
+            "vote": self.vote,
             "target_fpr": self.target_fpr,
             **({"domain": dict(self.domain)} if self.domain is not None else {}),
         }
@@ -130,6 +138,7 @@ class DetectorConfig:
             score=d.get("score", "alpha"),
             model=d.get("model"),
             calibration=d.get("calibration") or {},
+            vote=d.get("vote"),
             target_fpr=d.get("target_fpr"),
             domain=d.get("domain"),
         )
@@ -154,12 +163,26 @@ class DetectorConfig:
         json_field(d, "model", (str, type(None)), max_len=4096, **check)
         json_field(d, "calibration", dict, default=None, **check)
         json_field(d, "format", str, default=None, max_len=64, **check)
+        json_field(d, "vote", (bool, type(None)), **check)
         json_field(d, "target_fpr", (float, type(None)), lo=0.0, hi=1.0, **check)
         json_field(d, "domain", (dict, type(None)), **check)
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
             raise InputFormatError(f"{what} is invalid: {printable(e)}") from e
+
+
+def model_vote_default(model: torch.nn.Module) -> bool:
+    """Whether the pipeline votes by default on this detection network: its checkpoint's
+    ``"detector": {"vote": ...}`` (checked by :func:`~vidshield.models.load_model`), else False.
+
+    The shipped ``synthetic-lrcn`` says true and ``ut-lrcn`` false: on the synthetic set the vote
+    turns the adaptive sparse attack's 0 % robust accuracy into 100 % at no clean cost, while on
+    UT-Interaction the weak per-frame network costs clean accuracy (48.3 % -> 38.3 %); see
+    ``results/security.md``.
+    """
+    section = (getattr(model, "metadata", None) or {}).get("detector") or {}
+    return section.get("vote") is True
 
 
 @contextlib.contextmanager
@@ -178,6 +201,7 @@ class TemporalConsistencyDetector:
         gamma1: ``score < gamma1`` -> clean (paper: 0.175).
         gamma2: ``gamma1 <= score < gamma2`` -> sparse, ``>= gamma2`` -> dense (paper: 0.3).
         score: the consistency score to route on (default the paper's ``"alpha"``).
+        vote: the pipeline's per-frame vote (see :attr:`vote`); None: the model's default.
         batch_size: videos per forward pass.
 
     Example:
@@ -193,6 +217,7 @@ class TemporalConsistencyDetector:
         gamma1: float = 0.175,
         gamma2: float = 0.3,
         score: str = "alpha",
+        vote: bool | None = None,
         batch_size: int = 8,
     ):
         if not getattr(model, "has_frame_logits", False) or not hasattr(model, "frame_logits"):
@@ -204,7 +229,9 @@ class TemporalConsistencyDetector:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.model = model
         self.batch_size = batch_size
-        self.config = DetectorConfig(gamma1=gamma1, gamma2=gamma2, score=score, model=getattr(model, "arch_name", None))
+        self.config = DetectorConfig(
+            gamma1=gamma1, gamma2=gamma2, score=score, model=getattr(model, "arch_name", None), vote=vote
+        )
 
     @classmethod
     def from_config(
@@ -228,6 +255,13 @@ class TemporalConsistencyDetector:
     @property
     def score(self) -> str:
         return self.config.score
+
+    @property
+    def vote(self) -> bool:
+        """Whether a :class:`~vidshield.pipeline.DefensePipeline` built on this detector votes by
+        default: the config's ``vote``, or when that is None the model's
+        (:func:`model_vote_default`)."""
+        return self.config.vote if self.config.vote is not None else model_vote_default(self.model)
 
     # -- per-frame logits ------------------------------------------------------------------
 
@@ -472,12 +506,14 @@ def load_detector(
     gamma1: float | None = None,
     gamma2: float | None = None,
     score: str | None = None,
+    vote: bool | None = None,
     device: str | torch.device = "cpu",
     batch_size: int = 8,
 ) -> TemporalConsistencyDetector:
     """A detector from a model reference (shipped name or checkpoint; default: the config's) and
-    an optional config (``detector.json`` from ``vidshield calibrate``), thresholds and score
-    overriding the config's when given. Without a config, a shipped model's shipped config
+    an optional config (``detector.json`` from ``vidshield calibrate``), thresholds, score and
+    vote overriding the config's when given. A vote left None by both follows the model's
+    checkpoint (:func:`model_vote_default`). Without a config, a shipped model's shipped config
     (:func:`shipped_config`, e.g. ``zoo/ut-lrcn.detector.json``) is used, else the paper's
     thresholds. Without either, the model is :data:`DEFAULT_MODEL`.
 
@@ -509,6 +545,7 @@ def load_detector(
         score=cfg.score if score is None else score,
         model=str(model_ref),
         calibration=cfg.calibration,
+        vote=cfg.vote if vote is None else vote,
         target_fpr=cfg.target_fpr,
         domain=cfg.domain,
     )

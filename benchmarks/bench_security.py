@@ -1,0 +1,130 @@
+"""Security evaluation of the whole pipeline against adaptive attacks (issue 13).
+
+Every attack knows the detector, the routing and the defenses (see
+``vidshield.attacks.adaptive``); success is judged by the real pipeline on the 8-bit result.
+Writes ``--out`` (JSON, one entry per case, resumable: done cases are skipped), a loss-curve PNG
+next to it and prints the markdown table (per-clip worst case over the attacks).
+
+    # reduced (CPU, minutes per case): few clips, few steps, the cheap pipelines
+    python benchmarks/bench_security.py --mode reduced --out results/security-synthetic.json
+    # full (GPU): 48 clips, 100 steps, 2 restarts, every pipeline, the budget sweep
+    python benchmarks/bench_security.py --mode full --device cuda --out results/security-synthetic.json
+    # UT-Interaction (decoded test clips; see README "Data")
+    python benchmarks/bench_security.py --dataset ut-interaction --model ut-lrcn --root packs/ut ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+#: (pipeline, threat, attack) per mode. "reduced" keeps ComDefend (4 s per clip and step on one
+#: CPU thread) out of the attack loop except for a few SPSA/transfer checks.
+_MAIN_SPARSE = ["pgd", "pgd-run", "adaptive", "adaptive-run", "consistent", "transfer"]
+_MAIN_DENSE = ["pgd", "adaptive", "consistent", "transfer"]
+_SWEEP = [f"eps{e}-all" for e in (2, 4, 16)] + [f"eps16-f{k}" for k in (1, 2, 8)]
+
+
+def plan(mode: str) -> list[tuple[str, str, str]]:
+    cases = [("none", t, "pgd") for t in ["sparse", "dense", *_SWEEP]]
+    if mode == "reduced":
+        cases = [("none", t, "pgd") for t in ("sparse", "dense", "eps16-all")]
+        cases += [("paper", "sparse", a) for a in ("pgd", "adaptive-run", "consistent", "transfer")]
+        cases += [("paper", "dense", a) for a in ("pgd", "consistent", "transfer")]
+        cases += [("vote", "sparse", a) for a in ("pgd", "adaptive-run", "transfer")]
+        cases += [("vote", "dense", "pgd"), ("paper", "sparse", "spsa")]
+        return cases
+    cases += [("none", "sparse", "pgd-run")]
+    for p in ("paper", "squeeze", "vote", "vote+squeeze"):
+        cases += [(p, "sparse", a) for a in _MAIN_SPARSE] + [(p, "dense", a) for a in _MAIN_DENSE]
+        cases += [(p, "sparse", "spsa"), (p, "dense", "spsa")]
+    cases += [("temporal", "sparse", a) for a in ("pgd", "pgd-run", "adaptive-run", "transfer")]
+    cases += [("spatial", t, a) for t in ("sparse", "dense") for a in ("pgd", "transfer")]
+    cases += [("vote+squeeze", t, "adaptive") for t in _SWEEP]
+    return cases
+
+
+PIPELINE_NAMES = ("none", "temporal", "spatial", "paper", "squeeze", "vote", "vote+squeeze")
+
+MODES = {
+    "reduced": {"clips": 12, "steps": 40, "restarts": 2, "spsa_clips": 4, "spsa_steps": 10},
+    "full": {"clips": 48, "steps": 100, "restarts": 2, "spsa_clips": 8, "spsa_steps": 50},
+}
+
+
+def load_clips(dataset: str, model, n: int, root: str | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` test clips on the 8-bit grid and their labels (synthetic: a fixed seed; others: ``n``
+    clips evenly spaced over the test split, so every class is represented)."""
+    from vidshield.models.datasets import dataset_for_spec
+
+    kw = {"num_videos": n} if dataset == "synthetic" else {"root": root}
+    data = dataset_for_spec(dataset, model.input_spec, split="test", seed=seed, **kw)
+    n = min(n, len(data))
+    items = [data[int(i)] for i in torch.linspace(0, len(data) - 1, n).round().long()]
+    x = torch.stack([v for v, _ in items])
+    return torch.round(x * 255) / 255, torch.tensor([int(y) for _, y in items])
+
+
+def main(argv=None) -> dict:
+    from vidshield.eval.security import plot_curves, run_cases, summary_table
+    from vidshield.models import load_model
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=sorted(MODES), default="reduced")
+    p.add_argument("--dataset", default="synthetic")
+    p.add_argument("--model", default="synthetic-lrcn")
+    p.add_argument("--root", default=None)
+    p.add_argument("--clips", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--restarts", type=int, default=None)
+    p.add_argument("--only", default=None, help="comma-separated pipelines to run (default: the mode's plan)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = dict(MODES[args.mode])
+    for k in ("clips", "steps", "restarts"):
+        if getattr(args, k) is not None:
+            cfg[k] = getattr(args, k)
+    model = load_model(args.model, device=args.device).eval()
+    x, y = load_clips(args.dataset, model, cfg["clips"], args.root, args.seed)
+    cases = plan(args.mode)
+    if args.only:
+        keep = set(args.only.split(","))
+        cases = [c for c in cases if c[0] in keep]
+    meta = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "mode": args.mode,
+        **cfg,
+        "seed": args.seed,
+        "device": args.device,
+        "command": "python benchmarks/bench_security.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    results = run_cases(
+        model,
+        x,
+        y,
+        cases,
+        args.out,
+        steps=cfg["steps"],
+        restarts=cfg["restarts"],
+        spsa_steps=cfg["spsa_steps"],
+        spsa_clips=cfg["spsa_clips"],
+        seed=args.seed,
+        clean_pipelines=tuple(PIPELINE_NAMES),
+        meta=meta,
+    )
+    plot_curves(results, args.out.with_suffix(".curves.png"))
+    pipes = [q for q in PIPELINE_NAMES if any(k.startswith(q + "/") for k in results["cases"])]
+    print(summary_table(results, pipes, ["sparse", "dense", *_SWEEP]))
+    return results
+
+
+if __name__ == "__main__":
+    main()

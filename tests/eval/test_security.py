@@ -1,0 +1,76 @@
+"""The security harness judges every attack by the real pipeline and resumes from its JSON."""
+
+import json
+
+import pytest
+import torch
+
+from vidshield.attacks.adaptive import is_detected
+from vidshield.data.synthetic import SyntheticActions
+from vidshield.defenses.spatial import MedianDefense
+from vidshield.eval.security import (
+    PIPELINES,
+    THREATS,
+    configured_pipeline,
+    judge,
+    run_cases,
+    summary_table,
+    worst_case,
+)
+from vidshield.models import create_model
+
+
+def _setup():
+    torch.manual_seed(0)
+    model = create_model("test-lrcn", num_classes=3, input_size=(8, 32, 32)).eval()
+    ds = SyntheticActions(4, num_classes=3, frames=8, height=32, width=32, seed=3)
+    x = torch.round(torch.stack([ds[i][0] for i in range(4)]) * 255) / 255
+    return model, x, torch.tensor(ds.labels, dtype=torch.int64)
+
+
+def test_judge_is_the_pipeline_run():
+    model, x, y = _setup()
+    pipe = configured_pipeline(model, "paper", spatial=MedianDefense())
+    got = judge(pipe, x, y)
+    results = pipe.run(x)
+    assert got["correct"] == [r.label == int(t) for r, t in zip(results, y)]
+    assert got["detected"] == [is_detected(r) for r in results]
+    assert got["accuracy"] == sum(got["correct"]) / 4
+
+
+def test_run_cases_records_budget_and_resumes(tmp_path, monkeypatch):
+    import vidshield.eval.security as sec
+
+    model, x, y = _setup()
+    monkeypatch.setattr(
+        sec, "configured_pipeline", lambda m, name, spatial=None: configured_pipeline(m, name, spatial=MedianDefense())
+    )
+    out = tmp_path / "sec.json"
+    cases = [("none", "sparse", "pgd"), ("paper", "sparse", "transfer")]
+    res = run_cases(model, x, y, cases, out, steps=3, restarts=1, log=lambda s: None)
+    case = res["cases"]["none/sparse/pgd"]
+    assert case["linf_255"] <= THREATS["sparse"].eps_255 + 1e-3
+    assert case["max_frames_changed"] <= 4
+    assert set(res["cases"]) == {"clean/none", "clean/paper", "none/sparse/pgd", "paper/sparse/transfer"}
+    before = json.loads(out.read_text())
+    calls = []
+    monkeypatch.setattr(sec, "judge", lambda *a: calls.append(a))
+    again = run_cases(model, x, y, cases, out, steps=3, restarts=1, log=lambda s: None)
+    assert calls == [] and again["cases"] == before["cases"]
+    w = worst_case(again, "paper", "sparse")
+    assert w["accuracy"] == again["cases"]["paper/sparse/transfer"]["accuracy"]
+    assert "4 frames, 16/255" in summary_table(again, ["none", "paper"], ["sparse"])
+
+
+def test_every_configuration_sets_the_vote_explicitly_and_resume_refuses_bad_json(tmp_path):
+    from vidshield.errors import InputFormatError
+
+    model, x, y = _setup()
+    model.metadata = {"detector": {"vote": True}}  # as the shipped synthetic-lrcn says
+    for name, settings in PIPELINES.items():
+        assert "vote" in settings
+        assert configured_pipeline(model, name, spatial=MedianDefense()).vote is settings["vote"]
+    out = tmp_path / "sec.json"
+    out.write_text('{"cases": [1, 2]}')
+    with pytest.raises(InputFormatError, match="'cases' must be an object"):
+        run_cases(model, x, y, [], out, steps=1, restarts=1, log=lambda s: None)
