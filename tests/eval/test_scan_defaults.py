@@ -105,7 +105,7 @@ def test_a_clean_panning_clip_is_not_called_attacked_by_the_default(tmp_path):
     assert saved["label_space"][0] == "handshake" and isinstance(saved["in_domain"], bool)
 
 
-def test_a_held_out_real_clip_is_not_called_attacked(media_dir, tmp_path):
+def test_a_held_out_street_clip_is_not_called_attacked(media_dir, tmp_path, capsys):
     """bikes.mp4 (a street, 640 x 272) was held out of the calibration."""
     bikes = media_dir / "bikes.mp4"
     if not bikes.is_file():
@@ -116,4 +116,7 @@ def test_a_held_out_real_clip_is_not_called_attacked(media_dir, tmp_path):
         main(["scan", str(bikes), "--device", "cpu", "--report", str(report), "--plot", str(tmp_path / "p.png")]) == 0
     )
     saved = json.loads(report.read_text())
-    assert saved["verdict"] == "clean" and {w["defense"] for w in saved["windows"]} == {"none"}
+    # the detector alone flags it (js_divergence rises with the camera's motion), but the street is
+    # out of the calibrated domain: a warning instead of a verdict, nothing defended
+    assert saved["in_domain"] is False and {w["defense"] for w in saved["windows"]} == {"none"}
+    assert "out of domain" in capsys.readouterr().out.splitlines()[0]

@@ -146,6 +146,14 @@ def _median_example(records, group):
     help="With --target-fpr: share of the clean videos held out of calibration to measure the achieved rate.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --fpr-holdout split.")
+@click.option(
+    "--gamma2",
+    "fpr_gamma2",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="With --target-fpr and no --sparse/--dense: the sparse/dense threshold [default: 0.3 on alpha; "
+    "required for other scores; 1 routes every flagged window to the temporal defense].",
+)
 @detector_options
 @click.option(
     "--out",
@@ -165,6 +173,7 @@ def command(
     target_fpr,
     fpr_holdout,
     seed,
+    fpr_gamma2,
     model_ref,
     window,
     stride,
@@ -257,7 +266,7 @@ def command(
         if reuse is None:
             domain = _domain_profile(det.model, records)
         if not any(r["group"] in ("sparse", "dense") for r in records):
-            return _write_fpr_only(records, fpr, domain, score, model_name, window, stride, out, as_json)
+            return _write_fpr_only(records, fpr, domain, score, fpr_gamma2, model_name, window, stride, out, as_json)
     try:
         result, aucs, curves = calibrate_all(_scores_by_group(records, GROUPS), score=score)
     except ValueError as e:
@@ -403,8 +412,9 @@ def _fpr_summary(fpr):
     return {k: fpr.get(k) for k in keys} | {"heldout_videos_flagged": len(fpr["heldout_videos_flagged"])}
 
 
-def _write_fpr_only(records, fpr, domain, score, model_name, window, stride, out, as_json):
-    """--target-fpr with clean videos only: gamma1 from the budget, gamma2 the paper's 0.3 (alpha).
+def _write_fpr_only(records, fpr, domain, score, gamma2, model_name, window, stride, out, as_json):
+    """--target-fpr with clean videos only: gamma1 from the budget, gamma2 as given (--gamma2) or the
+    paper's 0.3 (alpha); at least gamma1.
     Writes detector.json, results.json, report.md and Figures 2 and 3 of the clean videos."""
     from vidshield import __version__
     from vidshield.detection import DetectorConfig
@@ -412,15 +422,19 @@ def _write_fpr_only(records, fpr, domain, score, model_name, window, stride, out
     from vidshield.eval.report import REPORT_FILE, fpr_line, fpr_lines
     from vidshield.utils import atomic_write_bytes, atomic_write_json
 
-    if score != "alpha":
-        raise click.UsageError(f"--score {score} has no default gamma2: give --sparse and --dense too")
-    gamma2 = max(DetectorConfig().gamma2, fpr["gamma1"])
+    if score != "alpha" and gamma2 is None:
+        raise click.UsageError(f"--score {score} has no default gamma2: give --gamma2, or --sparse and --dense")
+    given = gamma2 is not None
+    gamma2 = max(DetectorConfig().gamma2 if gamma2 is None else gamma2, fpr["gamma1"])
     config = DetectorConfig(
         gamma1=fpr["gamma1"],
         gamma2=gamma2,
         score=score,
         model=model_name,
-        calibration={"fpr": fpr, "gamma2": "the paper's 0.3 (no sparse / dense videos given)"},
+        calibration={
+            "fpr": fpr,
+            "gamma2": "given (--gamma2)" if given else "the paper's 0.3 (no sparse / dense videos given)",
+        },
         target_fpr=fpr["target_fpr"],
         domain=domain,
     )

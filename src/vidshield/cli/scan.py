@@ -85,8 +85,8 @@ def command(
     spatial defense) and classified. Prints the verdict and the label before and after defense,
     writes a JSON report and a PNG of the per-frame labels with exception frames circled.
 
-    The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config, calibrated
-    on clean real footage for a 1 % window false-alarm budget. When the config holds an in-domain
+    The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config: js_divergence
+    calibrated on clean real footage for a 1 % window false-alarm budget. When the config holds an in-domain
     profile and VIDEO is far from the footage it was calibrated on (median per-frame confidence or
     embedding distance outside the calibrated range), the report says "in_domain": false, one
     warning line replaces the verdict, and nothing is defended.
@@ -167,7 +167,7 @@ def command(
     alpha = max(r.alpha for _, r in result.windows)
     detail = (
         f"max alpha {alpha:.3f} over {len(result.windows)} window(s); "
-        f"gamma1 {pipe.detector.gamma1:.4g}, gamma2 {pipe.detector.gamma2:.4g}"
+        f"on {pipe.detector.score}: gamma1 {pipe.detector.gamma1:.4g}, gamma2 {pipe.detector.gamma2:.4g}"
     )
     if domain is not None and not domain["in_domain"]:
         click.echo(

@@ -47,8 +47,8 @@ __all__ = [
 ]
 
 #: The default detection network: the UT-Interaction CNN+LSTM (6 action classes), used with the
-#: config shipped beside it (``zoo/ut-lrcn.detector.json``: thresholds for a 1 % window
-#: false-alarm budget on clean real footage, and its in-domain profile).
+#: config shipped beside it (``zoo/ut-lrcn.detector.json``: a js_divergence threshold for a 1 %
+#: window false-alarm budget on clean real footage, and its in-domain profile).
 DEFAULT_MODEL = "ut-lrcn"
 
 _CONFIG_FORMAT = "vidshield-detector"
