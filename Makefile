@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU wheel of torch; a bare `torch` would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,art]"
+	# every optional extra the tests need
+	$(PY) -m pip install -q -e ".[dev,art,serve]"
 	touch $(STAMP)
 
 install: $(STAMP)

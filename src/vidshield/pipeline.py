@@ -41,7 +41,8 @@ class PipelineResult:
         label: final predicted class index; ``probs``: final class probabilities (K,).
         label_before, probs_before: the classifier's label and probabilities on the undefended input.
         defended: the defended video ``float32 (T, 3, H, W)`` in [0, 1] (the input when no
-            defense ran), on CPU.
+            defense ran), on CPU; None in :class:`ScanResult` windows (:func:`scan_file` streams
+            the defended frames instead of keeping them).
         squeezed: routed clean but caught by the squeeze check (so spatially defended).
         vote_flag: with ``vote``: the classifier's label of the input differs from the majority of
             its per-frame labels (reported as a detection; the answer is the vote either way).
@@ -59,7 +60,7 @@ class PipelineResult:
     probs: list[float]
     label_before: int
     probs_before: list[float]
-    defended: torch.Tensor = field(repr=False)
+    defended: torch.Tensor | None = field(repr=False)
     squeezed: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     vote_flag: bool = False
@@ -309,7 +310,9 @@ class ScanResult:
     """The pipeline over a whole video file, window by window.
 
     Attributes:
-        windows: ``(start frame, PipelineResult)`` per window of the model's clip length.
+        windows: ``(start frame, PipelineResult)`` per window of the model's clip length: summaries
+            (verdict, alpha, labels, probabilities), without the defended video (``defended`` is
+            None), so a scan's memory grows by a few hundred bytes per window.
         verdict: the most severe window verdict.
         label_before, label: the video's class before and after defense (mean of the window
             probabilities; with the pipeline's ``vote``, ``label`` is the majority of the windows'
@@ -345,14 +348,6 @@ class ScanResult:
     def exception_frames(self) -> list[int]:
         return sorted({start + f for start, r in self.windows for f in r.exception_frames})
 
-    def defended_frames(self):
-        """Yield the defended video frame by frame, float32 ``(3, H, W)`` (model view)."""
-        done = 0
-        for start, r in self.windows:
-            for t in range(done - start, r.defended.shape[0]):
-                yield r.defended[t]
-            done = start + r.defended.shape[0]
-
     def to_dict(self, class_names: list[str] | None = None) -> dict:
         name = (lambda i: class_names[i]) if class_names else str
         return {
@@ -381,42 +376,100 @@ def working_spec(pipeline: DefensePipeline) -> InputSpec:
     return InputSpec(frames=d.frames, height=big.height, width=big.width)
 
 
-def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int | None = None) -> ScanResult:
+def _same_length_batches(windows, size: int):
+    """Group consecutive ``(start, clip)`` windows into lists of up to ``size`` of equal length."""
+    batch: list = []
+    for item in windows:
+        if batch and (len(batch) == size or item[1].shape[0] != batch[0][1].shape[0]):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+class _FrameEmitter:
+    """Pass each window's frames to ``callback`` once, in order: the overlap of a window with the
+    one before (the last window, aligned to the end) is skipped."""
+
+    def __init__(self, callback):
+        self.callback, self.done = callback, 0
+
+    def __call__(self, start: int, frames: torch.Tensor) -> None:
+        for t in range(self.done - start, frames.shape[0]):
+            self.callback(frames[t])
+        self.done = start + frames.shape[0]
+
+
+def scan_file(
+    pipeline: DefensePipeline,
+    path,
+    *,
+    progress=None,
+    max_frames: int | None = None,
+    on_defended=None,
+    batch_windows: int = 4,
+    prefetch: int = 4,
+) -> ScanResult:
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
-    length, at :func:`working_spec`'s view (see :func:`model_view_windows`). Memory: the windows
-    of the video at that view.
+    length, at :func:`working_spec`'s view (see :func:`model_view_windows`).
+
+    Decoding (FFmpeg scales to that view in the same call) runs in a background thread up to
+    ``prefetch`` windows ahead of the models, and ``batch_windows`` windows go through the models
+    in one batch. Memory: ``prefetch + batch_windows`` windows at that view, plus a small summary
+    per window (no video tensors are kept).
 
     With a false-alarm budget (the detector's ``config.target_fpr``, routed strategy, no squeeze
-    check) the scan runs in two passes: every window is detected and classified undefended;
-    only when more windows fire than the budget allows over the video's length
-    (:meth:`TemporalConsistencyDetector.video_flagged`) are the windows that fired defended.
-    Otherwise the verdict is ``clean`` and nothing is defended.
+    check) the scan runs in two passes: the first detects and classifies every window undefended
+    and keeps its summary; only when more windows fire than the budget allows over the video's
+    length (:meth:`TemporalConsistencyDetector.video_flagged`) does a second pass decode the
+    video again and defend the windows that fired (their summaries replaced). Otherwise the
+    verdict is ``clean`` and nothing is defended. Without a budget, windows are defended as they
+    are detected (one pass).
+
+    Args:
+        on_defended: called with each defended frame, ``float32 (3, H, W)`` at that view, in
+            order, as soon as it is known (e.g. a :class:`~vidshield.io.VideoWriter`'s
+            ``write``); the overlap of the last window is passed once. With a budget the frames
+            come from the second pass (which then always runs: the frames of windows left
+            undefended are passed as decoded).
     """
     from vidshield.detection.calibration import windows_allowed
     from vidshield.detection.exception import VERDICTS
     from vidshield.errors import VideoDecodeError
     from vidshield.io import CorruptVideoWarning
     from vidshield.io._source import VideoSource
+    from vidshield.utils import prefetched
 
     budget = pipeline.detector.config.target_fpr
     two_pass = budget is not None and pipeline.strategy == "routed" and not pipeline.squeeze_check
     first = copy.copy(pipeline)
     if two_pass:
         first.strategy = "none"
-    windows, clips = [], []
+    spec = working_spec(pipeline)
+
+    def batches():
+        source = prefetched(model_view_windows(path, spec, max_frames=max_frames), depth=prefetch)
+        yield from _same_length_batches(source, batch_windows)
+
+    windows: list[tuple[int, PipelineResult]] = []
+    emit = _FrameEmitter(on_defended) if on_defended is not None and not two_pass else None
     task = progress.add_task("scanning", total=None) if progress is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CorruptVideoWarning)
-        for start, clip in model_view_windows(path, working_spec(pipeline), max_frames=max_frames):
-            if clip.shape[0] < 3:
-                raise VideoDecodeError(path, f"only {clip.shape[0]} decodable frame(s); detection needs at least 3")
-            (result,) = first.run(clip)
-            result.defended = result.defended.clone()
-            windows.append((start, result))
-            if two_pass:
-                clips.append(clip)
+        for batch in batches():
+            if batch[0][1].shape[0] < 3:
+                raise VideoDecodeError(
+                    path, f"only {batch[0][1].shape[0]} decodable frame(s); detection needs at least 3"
+                )
+            results = first.run(torch.stack([clip for _, clip in batch]))
+            for (start, _), result in zip(batch, results):
+                if emit is not None:
+                    emit(start, result.defended)
+                result.defended = None
+                windows.append((start, result))
             if task is not None:
-                progress.advance(task, clip.shape[0])
+                progress.advance(task, sum(clip.shape[0] for _, clip in batch))
     for w in caught:
         if not issubclass(w.category, CorruptVideoWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -426,12 +479,9 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
     results = [r for _, r in windows]
     fired = sum(r.verdict != "clean" for r in results)
     flagged = pipeline.detector.video_flagged(results)
-    if two_pass and flagged:
-        for i, (start, r) in enumerate(windows):
-            if r.verdict != "clean":
-                (again,) = pipeline.run(clips[i])
-                again.defended = again.defended.clone()
-                windows[i] = (start, again)
+    if two_pass and (flagged or on_defended is not None):
+        todo = {i for i, r in enumerate(results) if r.verdict != "clean"} if flagged else set()
+        _defend_fired(pipeline, path, batches(), windows, todo, on_defended, progress)
     probs = torch.tensor([r.probs for _, r in windows]).mean(0)
     before = torch.tensor([r.probs_before for _, r in windows]).mean(0)
     label = int(probs.argmax())
@@ -454,6 +504,119 @@ def scan_file(pipeline: DefensePipeline, path, *, progress=None, max_frames: int
     )
 
 
+def _defend_fired(pipeline: DefensePipeline, path, batches, windows: list, todo: set[int], on_defended, progress):
+    """:func:`scan_file`'s second pass: decode the windows again (``batches``, as the first pass
+    did), run ``pipeline`` on the windows numbered in ``todo`` and replace their summaries in
+    ``windows``; pass every defended frame to ``on_defended`` (frames of the other windows as
+    decoded). Without ``on_defended`` decoding stops after the last window in ``todo``."""
+    from contextlib import closing
+
+    from vidshield.errors import VideoDecodeError
+    from vidshield.io import CorruptVideoWarning
+
+    if not todo and on_defended is None:
+        return
+    emit = _FrameEmitter(on_defended) if on_defended is not None else None
+    last = max(todo, default=-1)
+    task = progress.add_task("defending the windows that fired", total=None) if progress is not None and todo else None
+    i = 0
+    with warnings.catch_warnings(), closing(batches):  # the first pass reported the damage
+        warnings.simplefilter("ignore", CorruptVideoWarning)
+        for batch in batches:
+            if i + len(batch) > len(windows) or any(start != windows[i + k][0] for k, (start, _) in enumerate(batch)):
+                raise VideoDecodeError(path, "the video decoded differently on the second pass")
+            rows = [k for k in range(len(batch)) if i + k in todo]
+            defended = {}
+            if rows:
+                again = pipeline.run(torch.stack([batch[k][1] for k in rows]))
+                for k, result in zip(rows, again):
+                    defended[k], result.defended = result.defended, None
+                    windows[i + k] = (windows[i + k][0], result)
+                if task is not None:
+                    progress.advance(task, sum(batch[k][1].shape[0] for k in rows))
+            if emit is not None:
+                for k, (start, clip) in enumerate(batch):
+                    emit(start, defended.get(k, clip))
+            i += len(batch)
+            if emit is None and i > last:
+                break
+
+
+def scan_report(
+    pipeline: DefensePipeline,
+    result: ScanResult,
+    *,
+    video: str,
+    model: str,
+    classifier: str | None,
+    config: str | None = None,
+    domain: dict | None = None,
+) -> dict:
+    """The JSON report of one scanned file (what ``vidshield scan --json`` prints, less the paths of
+    the files it writes): the video's name, the models and the classifier's label space, the
+    thresholds, whether the answer is the per-frame vote, the false-alarm budget, and
+    :meth:`ScanResult.to_dict`. The classifier is named
+    ``classifier`` (the reference it was built from); when None, by the ``source`` it records (the
+    classifier a distilled detection network serves), else it is the detection network ``model``.
+    ``config`` names the detector config used and ``domain`` is the in-domain check
+    (:func:`vidshield.detection.domain.check_file`; None: not checked), reported as ``config``,
+    ``in_domain`` and ``domain``."""
+    names = pipeline.classifier.class_names
+    return {
+        "video": video,
+        "model": model,
+        "classifier": classifier or getattr(pipeline.classifier, "source", None) or model,
+        "label_space": names,
+        "gamma1": pipeline.detector.gamma1,
+        "gamma2": pipeline.detector.gamma2,
+        "vote": pipeline.vote,
+        "target_fpr": pipeline.detector.config.target_fpr,
+        "config": config,
+        "in_domain": None if domain is None else domain["in_domain"],
+        "domain": domain,
+        **result.to_dict(names),
+    }
+
+
+def defended_frames_at(pipeline: DefensePipeline, path, scan: ScanResult, frames) -> dict[int, tuple]:
+    """Some frames of a scanned file as decoded and as :func:`scan_file` defended them, without
+    keeping the video: decodes again (at :func:`working_spec`'s view) up to the last frame asked
+    for and runs ``pipeline`` again on the windows holding them that the scan defended (a window
+    whose summary says ``none`` was passed on as decoded).
+
+    Args:
+        scan: what :func:`scan_file` returned for ``path`` with ``pipeline``.
+        frames: global frame indices (< ``scan.num_frames``); a handful (thumbnails).
+
+    Returns:
+        ``{frame: (decoded, defended)}``, each ``float32 (3, H, W)`` in [0, 1].
+    """
+    from contextlib import closing
+
+    from vidshield.io import CorruptVideoWarning
+
+    owner: dict[int, list[int]] = {}  # window -> its frames asked for (a frame's first window, as emitted)
+    for t in sorted(set(frames)):
+        i = next((i for i, (s, r) in enumerate(scan.windows) if s <= t < s + len(r.frame_labels)), None)
+        if i is None:
+            raise ValueError(f"frame {t} is not in the scan ({scan.num_frames} frames)")
+        owner.setdefault(i, []).append(t)
+    out: dict[int, tuple] = {}
+    if not owner:
+        return out
+    windows = model_view_windows(path, working_spec(pipeline))
+    with warnings.catch_warnings(), closing(windows):  # the scan reported the damage
+        warnings.simplefilter("ignore", CorruptVideoWarning)
+        for i, (start, clip) in enumerate(windows):
+            if i in owner:
+                defended = clip if scan.windows[i][1].defense == "none" else pipeline.run(clip)[0].defended
+                for t in owner[i]:
+                    out[t] = (clip[t - start], defended[t - start])
+            if i >= max(owner):
+                break
+    return out
+
+
 def full_resolution_plan(scan: ScanResult) -> tuple[set[int], set[int]]:
     """From a model-view scan, the frames to defend at full resolution: ``(temporal frames,
     spatial frames)`` as global frame indices. A frame in a dense window is purified spatially;
@@ -470,40 +633,68 @@ def full_resolution_plan(scan: ScanResult) -> tuple[set[int], set[int]]:
 def defend_frames_full_resolution(
     path,
     temporal_frames: set[int],
-    spatial_frames: set[int],
+    spatial_frames,
     *,
     temporal,
     spatial,
     device="cpu",
-    chunk_frames: int = 32,
     progress=None,
 ):
-    """Stream a video at its own resolution and defend the given frames.
+    """Stream a video at its own resolution and defend the given frames, without a float copy of
+    the frames no defense touches.
+
+    Spatial frames go through ``spatial`` in runs of at most
+    ``spatial.frames_per_pass(H, W)`` frames (its memory budget; 8 for a defense without one);
+    temporal frames are rebuilt by ``temporal`` on the decoded frames
+    (:func:`~vidshield.defenses.temporal.defend_stream`'s uint8 path). Memory: one run of spatial
+    frames or of consecutive temporal frames, plus a clean frame.
 
     Yields:
-        float32 frames ``(3, H, W)`` in [0, 1], in order: spatial frames purified by ``spatial``,
-        temporal frames rebuilt by ``temporal`` from their nearest clean neighbours, the others
-        unchanged.
+        uint8 RGB frames ``(H, W, 3)``, in order: spatial frames purified (rounded to 8 bits),
+        temporal frames rebuilt from their nearest clean neighbours, the others as decoded.
     """
+    import numpy as np
+
     from vidshield.defenses.temporal import defend_stream
-    from vidshield.io import iter_chunks
+    from vidshield.io import iter_frames
+    from vidshield.video import frames_to_tensor, tensor_to_frames
 
     task = progress.add_task("defending", total=None) if progress is not None else None
 
+    def purify(run: list) -> list:
+        if not run:
+            return []
+        out = spatial(frames_to_tensor(np.stack(run)).unsqueeze(0).to(device))[0]
+        return list(tensor_to_frames(out.cpu()))
+
     def purified():
-        for start, chunk in iter_chunks(path, chunk_frames=chunk_frames):
-            rows = [i for i in range(chunk.shape[0]) if start + i in spatial_frames]
-            if rows:
-                chunk = chunk.clone()
-                chunk[rows] = spatial(chunk[rows].unsqueeze(0).to(device))[0].cpu()
-            yield from chunk.unbind(0)
+        run: list = []
+        per_pass = None
+        for i, frame in enumerate(iter_frames(path)):
+            if i not in spatial_frames:
+                yield from purify(run)
+                run = []
+                yield frame
+                continue
+            if per_pass is None:
+                sizer = getattr(spatial, "frames_per_pass", None)
+                per_pass = sizer(*frame.shape[:2]) if sizer is not None else 8
+            run.append(frame)
+            if len(run) == per_pass:
+                yield from purify(run)
+                run = []
+        yield from purify(run)
+
+    def counted(frames):
+        for frame in frames:
+            yield frame
             if task is not None:
-                progress.advance(task, chunk.shape[0])
+                progress.advance(task)
 
     if not temporal_frames:
-        yield from purified()
+        yield from counted(purified())
     else:
-        yield from defend_stream(purified(), lambda i: i in temporal_frames, temporal)
+        yield from counted(defend_stream(purified(), lambda i: i in temporal_frames, temporal))
 
 
 def build_pipeline(
@@ -553,7 +744,7 @@ def build_pipeline(
     from vidshield.detection.train_detector import check_pairing, served_classifier
     from vidshield.models.adapter import load_classifier
 
-    detector = load_detector(model, config, vote=vote, device=device, batch_size=1)
+    detector = load_detector(model, config, vote=vote, device=device)
     served = served_classifier(detector.model)
     if classifier is None and served is not None and served.get("ref"):
         classifier = served["ref"]
@@ -577,40 +768,72 @@ class DefendResult:
     """What :func:`defend_file` did to a video file.
 
     Attributes:
-        frames: the defended video, ``uint8 (T, H, W, 3)`` at the file's resolution.
-        fps: the file's frame rate (None when unknown).
+        output: the file written.
+        num_frames: frames written; ``size``: their ``(height, width)``.
+        fps: the input's frame rate (None when unknown; the output is written at 25).
         temporal_frames: frames rebuilt by the temporal defense.
         spatial_frames: how many frames another defense purified.
         verdict: the detector's verdict (``auto`` only; None otherwise).
+        model_view: the output is at the model's view (``auto`` with ``model_view=True``).
     """
 
-    frames: object
+    output: object
+    num_frames: int
+    size: tuple[int, int]
     fps: float | None
     temporal_frames: list[int]
     spatial_frames: int
     verdict: str | None = None
+    model_view: bool = False
 
 
-def _to_uint8(frames) -> object:
-    import numpy as np
+#: Above this estimate (seconds), :func:`defend_file` asks before a spatial defense (the CLI's ``--yes``).
+SLOW_SPATIAL_SECONDS = 180.0
 
-    return np.stack([f.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy() for f in frames])
+
+def _check_spatial_time(spatial, frames: int, size: tuple[int, int], device, limit: float | None) -> float | None:
+    """Estimate the spatial defense's time; raise a VidshieldError with the options when over ``limit``."""
+    from vidshield.errors import VidshieldError
+
+    estimate = getattr(spatial, "estimate_seconds", None)
+    if not frames or estimate is None:
+        return None
+    seconds = estimate(frames, *size)
+    if limit is not None and seconds > limit:
+        where = torch.device(device).type
+        minutes = f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+        raise VidshieldError(
+            f"the spatial defense (ComDefend) of {frames} frame(s) at {size[1]}x{size[0]} on the {where} would take "
+            f"about {minutes}; rerun with --yes to go ahead, --model-view (auto) to defend at the model's view, "
+            "or --device cuda"
+        )
+    return seconds
 
 
 def defend_file(
     path,
     method: str = "auto",
     *,
+    output,
     settings: dict | None = None,
     pipeline: DefensePipeline | None = None,
     frames: list[int] | None = None,
     every: int | None = None,
     device="cpu",
     progress=None,
+    model_view: bool = False,
+    max_spatial_seconds: float | None = None,
+    on_estimate=None,
 ) -> DefendResult:
-    """Defend a video file at its own resolution.
+    """Defend a video file at its own resolution, writing ``output`` as the frames are defended.
+
+    Frames stream from the decoder through the defense into the encoder (a
+    :class:`~vidshield.io.VideoWriter`): memory holds a run of frames being defended, not the
+    video (except ``h264``, a defense over the whole clip). The file appears complete or not
+    at all.
 
     Args:
+        output: the video file to write (format from its suffix, as :func:`~vidshield.io.write_video`).
         method: ``auto`` (detect at the model's view with ``pipeline``, e.g. from
             :func:`build_pipeline`, then defend each window as routed) or the name of a defense of
             the registry (:mod:`vidshield.defenses.registry`) applied to the whole video, built
@@ -618,16 +841,25 @@ def defend_file(
         frames, every: the temporal defense's frames: these indices, or every frame but the key
             frames 0, k, 2k, ... (``method="temporal"``).
         device: where the spatial defenses run.
+        model_view: ``auto`` only: write the video the scan defended, at the model's view.
+        max_spatial_seconds: refuse (before any frame is defended) when the spatial defense is
+            estimated to take longer (``SpatialDefense.estimate_seconds``); None: no limit.
+        on_estimate: called with that estimate in seconds, when there is one.
 
     Raises:
-        VidshieldError: a frame index beyond the video's last frame.
+        VidshieldError: a frame index beyond the video's last frame, or a spatial defense over
+            ``max_spatial_seconds`` (the message gives the estimate and the options).
     """
     from vidshield.defenses import create_defense
     from vidshield.defenses.temporal import defend_stream
     from vidshield.errors import VidshieldError
-    from vidshield.io import iter_chunks, probe, read_video
+    from vidshield.io import VideoWriter, iter_frames, probe, read_video
+    from vidshield.video import tensor_to_frames
 
-    fps = probe(path).fps
+    info = probe(path)
+    fps = info.fps
+    size = (info.height, info.width)
+    writer = VideoWriter(output, fps=float(fps or 25.0))
     if method != "auto":
         settings = dict(settings or {})
         if method == "h264":
@@ -635,51 +867,69 @@ def defend_file(
         defense = create_defense(method, **settings)
         if defense.frame_wise:
             defense = defense.to(device)
-    if method == "auto":
-        scan = scan_file(pipeline, path, progress=progress)
-        temporal_frames, spatial_frames = full_resolution_plan(scan)
-        out = defend_frames_full_resolution(
-            path,
-            temporal_frames,
-            spatial_frames,
-            temporal=pipeline.temporal,
-            spatial=pipeline.spatial,
-            device=device,
-            progress=progress,
-        )
-        return DefendResult(_to_uint8(out), fps, sorted(temporal_frames), len(spatial_frames), scan.verdict)
-    if method == "temporal":
-        wanted = set(frames or [])
+    temporal_frames: list[int] = []
+    spatial_count, verdict = 0, None
 
-        def is_polluted(i: int) -> bool:
-            return i in wanted if wanted else i % every != 0
+    def estimate(spatial, count: int) -> None:
+        seconds = _check_spatial_time(spatial, count, size, device, max_spatial_seconds)
+        if seconds is not None and on_estimate is not None:
+            on_estimate(seconds)
 
-        def stream():
-            for _, chunk in iter_chunks(path, chunk_frames=32):
-                yield from chunk.to(device).unbind(0)
+    with writer:
+        if method == "auto" and model_view:
+            scan = scan_file(pipeline, path, progress=progress, on_defended=writer.write)
+            planned_t, planned_s = full_resolution_plan(scan)
+            return DefendResult(
+                writer.close(),
+                writer.frames_written,
+                writer.size,
+                fps,
+                sorted(planned_t),
+                len(planned_s),
+                scan.verdict,
+                model_view=True,
+            )
+        if method == "auto":
+            scan = scan_file(pipeline, path, progress=progress)
+            planned_t, planned_s = full_resolution_plan(scan)
+            estimate(pipeline.spatial, len(planned_s))
+            temporal_frames, spatial_count, verdict = sorted(planned_t), len(planned_s), scan.verdict
+            stream = defend_frames_full_resolution(
+                path,
+                planned_t,
+                planned_s,
+                temporal=pipeline.temporal,
+                spatial=pipeline.spatial,
+                device=device,
+                progress=progress,
+            )
+        elif method == "temporal":
+            wanted = set(frames or [])
 
-        task = progress.add_task("defending", total=None) if progress is not None else None
-        out = []
-        for frame in defend_stream(stream(), is_polluted, defense):
-            out.append(frame)
-            if task is not None:
-                progress.advance(task)
-        if wanted and max(wanted) >= len(out):
-            raise VidshieldError(f"--frames: frame {max(wanted)} is beyond the last frame ({len(out) - 1})")
-        return DefendResult(_to_uint8(out), fps, [i for i in range(len(out)) if is_polluted(i)], 0)
-    if defense.frame_wise:  # purified chunk by chunk
-        out = _to_uint8(
-            defend_frames_full_resolution(
+            def is_polluted(i: int) -> bool:
+                return i in wanted if wanted else i % every != 0
+
+            stream = defend_stream(iter_frames(path), is_polluted, defense)
+        elif defense.frame_wise:  # purified run by run
+            estimate(defense, info.num_frames)
+            stream = defend_frames_full_resolution(
                 path, set(), _AllFrames(), temporal=None, spatial=defense, device=device, progress=progress
             )
-        )
-        return DefendResult(out, fps, [], out.shape[0])
-    # a defense over the whole video (H.264): the clip in memory
-    task = progress.add_task("defending", total=1) if progress is not None else None
-    out = defense(read_video(path).unsqueeze(0))[0]
-    if task is not None:
-        progress.advance(task)
-    return DefendResult(_to_uint8(out.cpu().unbind(0)), fps, [], out.shape[0])
+        else:  # a defense over the whole video (H.264): the clip in memory
+            stream = tensor_to_frames(defense(read_video(path).unsqueeze(0))[0].cpu())
+        task = progress.add_task("defending", total=None) if progress is not None and method == "temporal" else None
+        for frame in stream:
+            writer.write(frame)
+            if task is not None:
+                progress.advance(task)
+        n = writer.frames_written
+        if method == "temporal":
+            if wanted and max(wanted) >= n:
+                raise VidshieldError(f"--frames: frame {max(wanted)} is beyond the last frame ({n - 1})")
+            temporal_frames = [i for i in range(n) if is_polluted(i)]
+        elif method != "auto":
+            spatial_count = n
+    return DefendResult(writer.path, n, writer.size, fps, temporal_frames, spatial_count, verdict)
 
 
 class _AllFrames:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import random
+import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +119,57 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def progress_bar(*fields: str, disable: bool = False, transient: bool = True):
+def prefetched(iterable: Iterable, depth: int = 2) -> Iterator:
+    """Iterate ``iterable`` in a background thread, at most ``depth`` items ahead (a bounded
+    producer / consumer queue): decoding overlaps the work on the items. Items come in order; an
+    exception of the producer is raised here; leaving the loop early stops the producer and
+    closes ``iterable``. Worth it where the producer releases the GIL (PyAV decodes and scales
+    without it)."""
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in iterable:
+                if not put((item, None)):
+                    break
+            else:
+                put((end, None))
+        except BaseException as e:  # handed to the consumer
+            put((end, e))
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="vidshield-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = items.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def progress_bar(*fields: str, disable: bool = False, transient: bool = True, lines: bool = False):
     """The one progress display of the commands and training loops: description, bar, done/total,
     the ``fields`` given (e.g. ``"loss {task.fields[loss]}"``), elapsed and remaining time.
 
@@ -123,7 +177,8 @@ def progress_bar(*fields: str, disable: bool = False, transient: bool = True):
     never mixes into the results printed there. ``disable`` (``--json``, ``progress=False``) turns
     it off; ``transient`` clears it when done (and, when stderr is not a terminal, keeps it from
     writing anything there); a bar that is not transient leaves its final state on stderr. A
-    :class:`rich.progress.Progress` (a context manager).
+    :class:`rich.progress.Progress` (a context manager); with ``lines``, when stderr is not a
+    terminal (a log, e.g. CI), a :class:`LineProgress` writing plain lines there instead.
     """
     from rich.console import Console
     from rich.progress import (
@@ -144,6 +199,74 @@ def progress_bar(*fields: str, disable: bool = False, transient: bool = True):
         TimeRemainingColumn(),
     )
     console = Console(stderr=True)
+    if lines and not disable and not console.is_terminal:
+        return LineProgress(lambda line: print(line, file=sys.stderr, flush=True))
     # a transient bar on a file or pipe would leave only a blank line: it is left out there
     off = disable or (transient and not console.is_terminal)
     return Progress(*columns, console=console, disable=off, transient=transient)
+
+
+class LineProgress:
+    """The progress display for logs (:func:`progress_bar` with ``lines`` where stderr is not a
+    terminal, e.g. CI): ``echo`` gets one plain line per task at its start, then at most one
+    every ``every`` seconds and one when it completes; inside the ``with`` block, the running task's line is repeated every ``every`` seconds even without progress (a
+    batch that takes a while still shows the run is alive). The subset of
+    ``rich.progress.Progress`` the stages use (``add_task``, ``advance``, ``update``)."""
+
+    def __init__(self, echo=print, *, every: float = 5.0):
+        self.echo, self.every = echo, every
+        self.tasks: dict[int, dict] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def __enter__(self) -> LineProgress:
+        self._beat = threading.Thread(target=self._heartbeat, name="vidshield-progress", daemon=True)
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._lock:
+                if self.tasks:
+                    task = max(self.tasks)
+                    t = self.tasks[task]
+                    running = t["total"] is None or t["done"] < t["total"]
+                    if running and time.monotonic() - t["shown"] >= self.every:
+                        t["shown"] = time.monotonic()
+                        self._show(task)
+
+    def add_task(self, description: str, total=None, **_) -> int:
+        with self._lock:
+            task = len(self.tasks)
+            self.tasks[task] = {"description": description, "total": total, "done": 0, "start": time.monotonic()}
+            self.tasks[task]["shown"] = self.tasks[task]["start"]
+            self._show(task)
+        return task
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, advance=advance)
+
+    def update(self, task: int, *, advance: float = 0, completed=None, total=None, **_) -> None:
+        with self._lock:
+            self._update(task, advance, completed, total)
+
+    def _update(self, task: int, advance, completed, total) -> None:
+        t = self.tasks[task]
+        t["total"] = t["total"] if total is None else total
+        t["done"] = completed if completed is not None else t["done"] + advance
+        now = time.monotonic()
+        finished = t["total"] is not None and t["done"] >= t["total"]
+        if finished or now - t["shown"] >= self.every:
+            t["shown"] = now
+            self._show(task)
+
+    def _show(self, task: int) -> None:
+        t = self.tasks[task]
+        count = f"{t['done']:g}/{t['total']:g}" if t["total"] else f"{t['done']:g}"
+        self.echo(f"  {t['description']}: {count} ({time.monotonic() - t['start']:.0f} s)")

@@ -55,6 +55,20 @@ def test_scan_writes_report_plot_and_defended_video(tiny_models, tmp_path, capsy
         rebuilt = w["defense"] == "temporal"
         assert w["defense"] == (VERDICT_DEFENSES[w["verdict"]] if rebuilt or w["verdict"] != "sparse" else "none")
     assert (saved["label_before"], saved["label"]) == (expected.label_before, expected.label)
+    # the printed report is the library's scan_report (shared with `vidshield serve`) plus the paths written
+    from vidshield.pipeline import scan_report
+
+    pipe = build_pipeline(model=tiny_models["lrcn"], comdefend=tiny_models["comdefend"])
+    library = scan_report(pipe, scan_file(pipe, clip), video=str(clip), model=tiny_models["lrcn"], classifier=None)
+    assert list(printed) == [*library, "report", "plot", "defended"]
+    assert (printed["report"], printed["plot"], printed["defended"]) == (str(report), str(plot), str(defended))
+    head = ["video", "model", "classifier", "label_space", "gamma1", "gamma2", "vote", "target_fpr"]
+    assert list(library)[: len(head)] == head
+    assert library["classifier"] == tiny_models["lrcn"] and library["label_space"] == pipe.classifier.class_names
+    for d in (printed, library):
+        for w in d["windows"]:
+            del w["seconds"]
+    assert {k: printed[k] for k in library} == json.loads(json.dumps(library))
     assert plot.stat().st_size > 1000
     assert probe(defended).num_frames == 20 and read_video(defended).shape == (20, 3, 32, 32)
 

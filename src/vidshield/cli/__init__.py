@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attack": ("attack", "Build an adversarial (or clean) data set: sparse, dense, pgd, framing."),
     "train-comdefend": ("train_comdefend", "Train the ComDefend spatial defense on video frames."),
     "train-detector": ("train_detector", "Train a per-frame detection network for any classifier (distillation)."),
+    "serve": ("serve", "Run the scanning service: HTTP API, page, workers (needs the serve extra)."),
 }
 
 

@@ -89,6 +89,19 @@ def _methods() -> list[str]:
     "--transform", type=click.Choice(["4", "8"]), default="4", show_default=True, help="Temporal: integer-DCT size."
 )
 @click.option("--crf", type=click.IntRange(0, 51), default=28, show_default=True, help="H.264: constant rate factor.")
+@click.option(
+    "--model-view",
+    is_flag=True,
+    help="auto: write the video defended at the detection network's view (fast; what `scan --defended` writes) "
+    "instead of the file's own resolution.",
+)
+@click.option(
+    "--yes",
+    "assume_yes",
+    is_flag=True,
+    help="Go ahead when the spatial defense is estimated to take more than 3 minutes (without it, defend stops "
+    "before the work, prints the estimate and the faster options: --model-view, --device cuda).",
+)
 @device_option
 @json_option
 def command(
@@ -107,6 +120,8 @@ def command(
     search_method,
     transform,
     crf,
+    model_view,
+    assume_yes,
     device,
     as_json,
 ):
@@ -124,14 +139,21 @@ def command(
       vidshield defend clip.mp4 -o clean.mkv --method temporal --every 8 --search-method diamond
       vidshield defend clip.mp4 -o clean.mkv --method spatial
       vidshield defend clip.mp4 -o clean.mkv --method h264 --crf 28 --json
+      vidshield defend big.mp4 -o clean.mkv --model-view           # at the model's view, in seconds
+
+    Frames are written as they are defended (memory: a run of frames, not the video). When the
+    spatial defense (ComDefend) at full resolution is estimated to take more than 3 minutes, defend
+    stops before the work and says how long it would take; --yes goes ahead (the estimate is printed).
     """
     from vidshield.defenses import defense_defaults
-    from vidshield.io import probe, write_video
+    from vidshield.io import probe
     from vidshield.io.write import check_video_output
-    from vidshield.pipeline import build_pipeline, defend_file
+    from vidshield.pipeline import SLOW_SPATIAL_SECONDS, build_pipeline, defend_file
 
     if method == "temporal" and (frames_text is None) == (every is None):
         raise click.UsageError("--method temporal needs exactly one of --frames, --every (or use --method auto)")
+    if model_view and method != "auto":
+        raise click.UsageError("--model-view goes with --method auto (the detection network's view)")
     # what can fail at the end is checked before the work: the output's format, folder and frame rate
     check_video_output(output, fps=float(probe(video).fps or 25.0))
     frames = _parse_frames(frames_text) if frames_text else None
@@ -149,17 +171,32 @@ def command(
             vote=False,
             device=dev,
         )
+
+    def announce(seconds: float) -> None:
+        if seconds > 60:
+            click.echo(f"spatial defense: about {seconds / 60:.0f} min on the {dev.type}", err=True)
+
     start = time.perf_counter()
     with progress_bar(disable=as_json) as progress:
         result = defend_file(
-            video, method, settings=given, pipeline=pipeline, frames=frames, every=every, device=dev, progress=progress
+            video,
+            method,
+            output=output,
+            settings=given,
+            pipeline=pipeline,
+            frames=frames,
+            every=every,
+            device=dev,
+            progress=progress,
+            model_view=model_view,
+            max_spatial_seconds=None if assume_yes else SLOW_SPATIAL_SECONDS,
+            on_estimate=announce,
         )
     elapsed = time.perf_counter() - start
-    write_video(output, result.frames, fps=float(result.fps or 25.0))
     shown = {k: v for k, v in temporal.items() if k != "method"} | {"search_method": search_method}
     if method == "auto":
         settings = {**shown, "model": model_ref, "config": config, "comdefend": comdefend, "polluted": polluted}
-        settings |= {"verdict": result.verdict, "spatial_frames": result.spatial_frames}
+        settings |= {"verdict": result.verdict, "spatial_frames": result.spatial_frames, "model_view": model_view}
     elif method == "temporal":
         settings = {"frames": frames, "every": every, **shown}
     elif method == "spatial":
@@ -170,8 +207,8 @@ def command(
         "input": str(video),
         "output": str(output),
         "method": method,
-        "frames": int(result.frames.shape[0]),
-        "size": [int(result.frames.shape[1]), int(result.frames.shape[2])],
+        "frames": result.num_frames,
+        "size": list(result.size),
         "polluted_frames": result.temporal_frames,
         "seconds": round(elapsed, 3),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items() if v is not None},

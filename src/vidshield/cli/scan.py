@@ -57,7 +57,7 @@ def default_output(video: Path, suffix: str) -> Path:
     "--defended",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also write the defended video (model view, lossless .mkv).",
+    help="Also write the defended video (model view, lossless .mkv), window by window as the scan goes.",
 )
 @json_option
 def command(
@@ -101,9 +101,9 @@ def command(
 
     from vidshield.detection.detector import shipped_config
     from vidshield.detection.plots import plot_label_strips
-    from vidshield.io import probe, write_video
+    from vidshield.io import VideoWriter, probe
     from vidshield.io.write import check_video_output
-    from vidshield.pipeline import build_pipeline, scan_file
+    from vidshield.pipeline import build_pipeline, scan_file, scan_report
     from vidshield.text import printable
     from vidshield.utils import atomic_write_json, check_writable
 
@@ -111,10 +111,11 @@ def command(
     plot = plot or default_output(video, ".scan.png")
     check_writable(report)
     check_writable(plot)
-    fps = None
-    if defended is not None:
+    writer = None
+    if defended is not None:  # checked and opened first (before the work), written window by window
         fps = probe(video).fps or 25.0
         check_video_output(defended, fps=fps)
+        writer = VideoWriter(defended, fps=fps)
     dev = resolve_device(device)
     shipped = shipped_config(model_ref) if config is None else None
     pipe = build_pipeline(
@@ -134,31 +135,29 @@ def command(
     if domain is not None and not domain["in_domain"]:
         pipe.strategy = "none"  # a verdict outside the calibrated domain is not acted on
     with progress_bar(disable=as_json) as progress:
-        result = scan_file(pipe, video, progress=progress)
+        try:
+            result = scan_file(pipe, video, progress=progress, on_defended=writer.write if writer else None)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+    if writer is not None:
+        writer.close()
     names = pipe.classifier.class_names
-    classifier_name = getattr(pipe.classifier, "source", None) or classifier_ref or model_ref
-    summary = {
-        "video": str(video),
-        "model": model_ref,
-        "classifier": classifier_name,
-        "label_space": names,
-        "gamma1": pipe.detector.gamma1,
-        "gamma2": pipe.detector.gamma2,
-        "vote": pipe.vote,
-        "target_fpr": pipe.detector.config.target_fpr,
-        "config": str(config) if config is not None else (str(shipped) if shipped else None),
-        "in_domain": None if domain is None else domain["in_domain"],
-        "domain": domain,
-        **result.to_dict(names),
-    }
+    used = config if config is not None else shipped
+    summary = scan_report(
+        pipe,
+        result,
+        video=str(video),
+        model=model_ref,
+        classifier=classifier_ref,
+        config=None if used is None else str(used),
+        domain=domain,
+    )
     summary["report"], summary["plot"] = str(report), str(plot)
     labels = result.frame_labels()
     plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
-    if defended is not None:
-        frames = list(result.defended_frames())
-        import torch
-
-        write_video(defended, torch.stack(frames), fps=fps)
+    if writer is not None:
         summary["defended"] = str(defended)
     atomic_write_json(report, summary)
     if as_json:
@@ -195,7 +194,7 @@ def command(
     voted = " (per-frame vote)" if pipe.vote else ""
     click.echo(f"  label before defense: {before}   after: {after}{voted}")
     space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
-    click.echo(printable(f"  classifier: {classifier_name} ({space}); the verdict is about this label space"))
+    click.echo(printable(f"  classifier: {summary['classifier']} ({space}); the verdict is about this label space"))
     click.echo(printable(f"  detector: {model_ref}, thresholds from {summary['config'] or 'the paper (0.175 / 0.3)'}"))
     click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
     return 0

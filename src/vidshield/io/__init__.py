@@ -8,8 +8,16 @@ frames skipped because of corrupt data are reported with a :class:`CorruptVideoW
 from vidshield.io._source import MAX_SIDE, CorruptVideoWarning
 from vidshield.io.clips import load_clips, save_clips
 from vidshield.io.probe import VideoInfo, probe
-from vidshield.io.read import VIDEO_EXTENSIONS, is_video_file, iter_chunks, read_frames, read_video, uniform_indices
-from vidshield.io.write import write_video
+from vidshield.io.read import (
+    VIDEO_EXTENSIONS,
+    is_video_file,
+    iter_chunks,
+    iter_frames,
+    read_frames,
+    read_video,
+    uniform_indices,
+)
+from vidshield.io.write import VideoWriter, write_video
 
 __all__ = [
     "MAX_SIDE",
@@ -21,8 +29,10 @@ __all__ = [
     "read_frames",
     "read_video",
     "iter_chunks",
+    "iter_frames",
     "uniform_indices",
     "write_video",
+    "VideoWriter",
     "save_clips",
     "load_clips",
 ]

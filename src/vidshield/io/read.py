@@ -23,7 +23,15 @@ from vidshield.io._source import MAX_SIDE, VideoSource
 from vidshield.io.probe import probe
 from vidshield.video import frames_to_tensor
 
-__all__ = ["VIDEO_EXTENSIONS", "is_video_file", "read_frames", "read_video", "iter_chunks", "uniform_indices"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "is_video_file",
+    "read_frames",
+    "read_video",
+    "iter_frames",
+    "iter_chunks",
+    "uniform_indices",
+]
 
 Size = tuple[int, int]
 
@@ -229,6 +237,22 @@ def read_video(path: str | os.PathLike, **options) -> torch.Tensor:
         ``torch.float32 (T, 3, H, W)``, RGB, values in [0, 1].
     """
     return frames_to_tensor(read_frames(path, **options))
+
+
+def iter_frames(
+    path: str | os.PathLike,
+    *,
+    size: Size | None = None,
+    short_side: int | None = None,
+    crop: Size | None = None,
+) -> Iterator[np.ndarray]:
+    """Stream a video's frames one by one as decoded, uint8 RGB ``(H, W, 3)`` (geometry as
+    :func:`read_frames`), without a float copy: the file paths' source (``defend``). Memory: one
+    frame plus the decoder's. Damage is reported as by :func:`iter_chunks`, when the stream ends."""
+    with VideoSource(path) as src:
+        conv = _FrameConverter(src.width, src.height, size=size, short_side=short_side, crop=crop, path=src.path)
+        for frame in src.frames():
+            yield conv(frame)
 
 
 def iter_chunks(

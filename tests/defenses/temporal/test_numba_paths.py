@@ -179,3 +179,25 @@ def test_defense_forward_numba_equals_torch(dtype, moving_video):
     slow = TemporalDefense(backend="torch")(video, polluted=mask)
     assert fast.dtype == dtype and torch.equal(fast, slow)
     assert torch.equal(fast[:, 0], video[:, 0]) and torch.equal(fast[:, 4], video[:, 4])
+
+
+@pytest.mark.parametrize("options", [{}, {"transform": 8}, {"residual": False}, {"bidirectional": False}])
+def test_defense_on_a_strided_clip_matches_torch(options, torch_only):
+    """The numba path reads its output copy in place of a contiguous copy of a strided input
+    (rebuilt frames never serve as references): same frames as the torch path, input untouched."""
+    from tests.conftest import make_moving_video
+
+    from vidshield.defenses.temporal import TemporalDefense
+
+    g = torch.Generator().manual_seed(3)
+    clip = make_moving_video(10, 24, 40)
+    clip = (clip + 0.04 * torch.randn(clip.shape, generator=g)).clamp(0, 1)
+    strided = clip.transpose(-1, -2).contiguous().transpose(-1, -2).unsqueeze(0)  # same values, other strides
+    assert not strided.is_contiguous()
+    before = strided.clone()
+    mask = torch.tensor([[False, True, True, False, True, False, True, True, True, False]])
+    defense = TemporalDefense(**options)
+    fast = defense(strided, polluted=mask)
+    assert torch.equal(strided, before)
+    torch_only()
+    assert torch.equal(fast, TemporalDefense(backend="torch", **options)(clip.unsqueeze(0), polluted=mask))

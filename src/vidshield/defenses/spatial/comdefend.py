@@ -24,6 +24,7 @@ random; :func:`binarize_code` offers it as ``noise_sigma``.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -264,6 +265,47 @@ def purify_frames(
     return tiles_to_frames(out, grid, frames.shape[-2:])
 
 
+#: Pixels of context one output pixel depends on, each side: one per 3x3 convolution.
+RECEPTIVE_RADIUS = len(COMCNN_CHANNELS) - 1 + len(RECCNN_CHANNELS) - 1
+#: Peak bytes of float32 activations per pixel of one ComDefend pass (measured: ~2.6 KB; the widest
+#: convolution's input, output and the ELU's copy), used to size passes by a memory budget.
+ACTIVATION_BYTES_PER_PIXEL = 3 * 1024
+
+
+def purify_in_tiles(model: ComDefend, frames: torch.Tensor, *, max_pixels: int, **options) -> torch.Tensor:
+    """:func:`purify_frames` (whole frames) of frames too large for one pass, in overlapping tiles.
+
+    Each tile is purified with :data:`RECEPTIVE_RADIUS` pixels of context on every side (the frame
+    edge where there is none) and only its core is kept, so every output pixel sees what it sees in
+    a whole-frame pass: the same result up to float rounding (different convolution sizes may sum
+    in another order; a code bit at exactly 0 could flip). Unlike ``tile=`` (the official code's
+    independent tiles), nothing changes near tile edges.
+
+    Args:
+        frames: ``(N, 3, H, W)`` in [0, 1].
+        max_pixels: largest tile, context included, in pixels (>= ``(2 * RECEPTIVE_RADIUS + 16)^2``).
+        options: as :func:`purify_frames` (``noise_sigma`` > 0 draws different noise per tile).
+
+    Returns:
+        ``(N, 3, H, W)``.
+    """
+    halo = RECEPTIVE_RADIUS
+    side = int(max_pixels**0.5) - 2 * halo
+    if side < 16:
+        raise ValueError(f"max_pixels={max_pixels} leaves tiles under 16x16 besides their context")
+    h, w = frames.shape[-2:]
+    out = None
+    for y0 in range(0, h, side):
+        for x0 in range(0, w, side):
+            ys, xs = max(0, y0 - halo), max(0, x0 - halo)
+            ye, xe = min(h, y0 + side + halo), min(w, x0 + side + halo)
+            part = purify_frames(model, frames[..., ys:ye, xs:xe].contiguous(), **options)
+            if out is None:
+                out = torch.empty(frames.shape, dtype=part.dtype, device=part.device)
+            out[..., y0 : y0 + side, x0 : x0 + side] = part[..., y0 - ys : y0 - ys + side, x0 - xs : x0 - xs + side]
+    return out
+
+
 def load_comdefend(weights: str | Path | None = None, *, device: str | torch.device = "cpu") -> tuple[ComDefend, dict]:
     """Load a ComDefend checkpoint (``None``: the shipped default) -> ``(model in eval mode, metadata)``.
 
@@ -325,7 +367,11 @@ class SpatialDefense(Defense):
         tile: None (whole frames) or the side of the square tiles (the official code: 32).
         test_noise: sigma of the noise added to the code before thresholding (the official
             inference adds sigma 1); 0 (default) makes the defense deterministic.
-        batch_frames: frames per forward pass (memory vs speed).
+        batch_frames: at most this many frames per forward pass (memory vs speed).
+        memory_mb: activation memory of one pass: fewer frames per pass when ``batch_frames`` of
+            them would need more (:meth:`frames_per_pass`), and a frame that alone needs more is
+            purified in overlapping tiles with full context (:func:`purify_in_tiles`: the
+            whole-frame result up to float rounding). None: no limit.
         dtype: "auto", "float32" or "bfloat16": the precision the convolutions run in.
 
     Shape:
@@ -346,6 +392,7 @@ class SpatialDefense(Defense):
         tile: int | None = None,
         test_noise: float = 0.0,
         batch_frames: int = 64,
+        memory_mb: int | None = 1024,
         dtype: str = "auto",
     ):
         super().__init__()
@@ -357,6 +404,8 @@ class SpatialDefense(Defense):
             raise ValueError(f"test_noise must be >= 0, got {test_noise}")
         if batch_frames < 1:
             raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
+        if memory_mb is not None and (isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or memory_mb < 64):
+            raise ValueError(f"memory_mb must be None or an int >= 64, got {memory_mb!r}")
         if dtype != "auto" and dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}")
         if model is None:
@@ -369,10 +418,39 @@ class SpatialDefense(Defense):
         self.tile = tile
         self.test_noise = float(test_noise)
         self.batch_frames = int(batch_frames)
+        self.memory_mb = memory_mb
         self.dtype = dtype
 
     def extra_repr(self) -> str:
-        return f"tile={self.tile}, test_noise={self.test_noise}, batch_frames={self.batch_frames}, dtype={self.dtype!r}"
+        return (
+            f"tile={self.tile}, test_noise={self.test_noise}, batch_frames={self.batch_frames}, "
+            f"memory_mb={self.memory_mb}, dtype={self.dtype!r}"
+        )
+
+    def _max_pixels(self) -> int | None:
+        """Pixels of one pass within ``memory_mb`` (None: no limit)."""
+        return None if self.memory_mb is None else (self.memory_mb << 20) // ACTIVATION_BYTES_PER_PIXEL
+
+    def frames_per_pass(self, height: int, width: int) -> int:
+        """Frames of ``height x width`` purified per forward pass: ``batch_frames``, fewer when the
+        memory budget says so, 1 (in tiles) when one frame exceeds it."""
+        limit = self._max_pixels()
+        if limit is None or self.tile is not None:
+            return self.batch_frames
+        return max(1, min(self.batch_frames, limit // (height * width)))
+
+    def estimate_seconds(self, frames: int, height: int, width: int) -> float:
+        """Seconds to purify ``frames`` frames of ``height x width`` on the model's device, from a
+        short timed pass on a 96x96 patch (about 0.1 s on a CPU) scaled by the pixel count."""
+        patch = torch.rand(1, 1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+        best = float("inf")
+        for _ in range(2):  # the first call includes one-off set-up
+            start = time.perf_counter()
+            self._purify(patch, generator=None, straight_through=False)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            best = min(best, time.perf_counter() - start)
+        return best * frames * height * width / (96 * 96)
 
     @property
     def device(self) -> torch.device:
@@ -390,17 +468,16 @@ class SpatialDefense(Defense):
         n, t, c, h, w = video.shape
         device, dtype = self.device, self.compute_dtype()
         chunks = []
-        for chunk in video.reshape(n * t, c, h, w).split(self.batch_frames):
+        limit = self._max_pixels()
+        tiled = self.tile is None and limit is not None and h * w > limit
+        for chunk in video.reshape(n * t, c, h, w).split(self.frames_per_pass(h, w)):
             x = chunk.to(device).contiguous(memory_format=torch.channels_last)
+            options = dict(noise_sigma=self.test_noise, generator=generator, straight_through=straight_through)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                out = purify_frames(
-                    self.model,
-                    x,
-                    tile=self.tile,
-                    noise_sigma=self.test_noise,
-                    generator=generator,
-                    straight_through=straight_through,
-                )
+                if tiled:
+                    out = purify_in_tiles(self.model, x, max_pixels=limit, **options)
+                else:
+                    out = purify_frames(self.model, x, tile=self.tile, **options)
             chunks.append(out.to(video.device, torch.float32))
         return torch.cat(chunks).reshape(n, t, c, h, w).contiguous()
 

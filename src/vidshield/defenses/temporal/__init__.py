@@ -6,6 +6,7 @@ from vidshield.defenses.temporal.defense import (
     defend_stream,
     key_frame_mask,
     rebuild_frames,
+    rebuild_frames_uint8,
 )
 from vidshield.defenses.temporal.intdct import forward_int_dct, inverse_int_dct
 from vidshield.defenses.temporal.motion import (
@@ -34,4 +35,5 @@ __all__ = [
     "quant_step",
     "quantize",
     "rebuild_frames",
+    "rebuild_frames_uint8",
 ]

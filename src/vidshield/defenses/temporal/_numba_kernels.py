@@ -520,3 +520,110 @@ def compensate(ref_a, ref_b, vec_a, vec_b, pick_b, block, out):
                     dy, dx = vec_a[b, by, bx, 0], vec_a[b, by, bx, 1]
                     _copy_block(out, ref_a, b, y0, x0, y0 + dy, x0 + dx, rows, cols)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The uint8 path: decoded frames as they come, (B, H, W, 3) RGB uint8, never converted to float.
+# Each kernel equals its float32 counterpart followed by the writer's rounding (``round(255 v)``):
+# the float path's values are ``v / 255`` of these integers, so its residual ``round(255 (cur -
+# pred))`` is the integer difference and its output ``clip(pred + r / 255, 0, 1)`` rounds back to
+# ``clip(pred + r, 0, 255)`` (float32 errors of about 1e-4 levels, far from a rounding boundary).
+# --------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, boundscheck=False)
+def to_planes_u8(frames, luma, block, extra, lut):
+    """:func:`to_planes` of uint8 RGB frames (B, H, W, 3): the same planes, bit for bit. ``lut``:
+    float32 (256,), the float value of each level (``vidshield.video.to_float``), so the luma is
+    computed from the very float32 values the float path sees."""
+    nb, h, w, _ = frames.shape
+    nc = 1 if luma else 3
+    hp = (h + block - 1) // block * block
+    wp = (w + block - 1) // block * block
+    out = np.empty((nb, nc, hp + 2 * extra, wp + 2 * extra), np.uint8)
+    kr, kg, kb = np.float32(0.299), np.float32(0.587), np.float32(0.114)
+    scale, lo, hi = np.float32(255.0), np.float32(0.0), np.float32(255.0)
+    for b in range(nb):
+        for y in range(h):
+            src = frames[b, y]
+            if luma:
+                orow = out[b, 0, extra + y, extra:]
+                for x in range(w):
+                    v = (kr * lut[src[x, 0]] + kg * lut[src[x, 1]] + kb * lut[src[x, 2]]) * scale
+                    orow[x] = np.uint8(min(max(_round_half_even(v), lo), hi))
+            else:
+                for c in range(3):
+                    orow = out[b, c, extra + y, extra:]
+                    for x in range(w):
+                        orow[x] = np.uint8(min(max(_round_half_even(lut[src[x, c]] * scale), lo), hi))
+    _replicate_border(out, extra, extra, h, w)
+    return out
+
+
+@numba.njit(inline="always", boundscheck=False)
+def _copy_block_u8(out, ref, b, y0, x0, sy, sx, rows, cols):
+    """:func:`_copy_block` on (B, H, W, 3) frames: a block row is ``3 * cols`` contiguous bytes."""
+    h, w = ref.shape[1], ref.shape[2]
+    if sy >= 0 and sx >= 0 and sy + rows <= h and sx + cols <= w:
+        for i in range(rows):
+            orow, rrow = out[b, y0 + i], ref[b, sy + i]
+            for j in range(cols):
+                for c in range(3):
+                    orow[x0 + j, c] = rrow[sx + j, c]
+    else:
+        for i in range(rows):
+            rrow = ref[b, min(max(sy + i, 0), h - 1)]
+            orow = out[b, y0 + i]
+            for j in range(cols):
+                xx = min(max(sx + j, 0), w - 1)
+                for c in range(3):
+                    orow[x0 + j, c] = rrow[xx, c]
+
+
+@numba.njit(cache=True, boundscheck=False)
+def compensate_u8(ref_a, ref_b, vec_a, vec_b, pick_b, block, out):
+    """:func:`compensate` on uint8 (B, H, W, 3) frames. Writes and returns ``out``."""
+    nb, h, w, _ = ref_a.shape
+    hb, wb = vec_a.shape[1], vec_a.shape[2]
+    for b in range(nb):
+        for by in range(hb):
+            for bx in range(wb):
+                y0, x0 = by * block, bx * block
+                rows, cols = min(block, h - y0), min(block, w - x0)
+                if pick_b[b, by, bx]:
+                    dy, dx = vec_b[b, by, bx, 0], vec_b[b, by, bx, 1]
+                    _copy_block_u8(out, ref_b, b, y0, x0, y0 + dy, x0 + dx, rows, cols)
+                else:
+                    dy, dx = vec_a[b, by, bx, 0], vec_a[b, by, bx, 1]
+                    _copy_block_u8(out, ref_a, b, y0, x0, y0 + dy, x0 + dx, rows, cols)
+    return out
+
+
+@numba.njit(cache=True, boundscheck=False)
+def rebuild_4x4_u8(cur, pred, mf, v, qbits, offset, shift, out):
+    """:func:`rebuild_4x4` on uint8 (B, H, W, 3) frames: ``out = clip(pred + code(cur - pred), 0, 255)``,
+    equal to the float kernel's output rounded to 8 bits. The channels of a strip of four rows
+    are gathered into planar int32 strips, coded, and written back interleaved."""
+    nb, h, w, _ = cur.shape
+    wp = (w + 3) // 4 * 4
+    strips = np.empty((3, 4, wp), np.int32)
+    mft, vt = _tiled_tables(mf, v, wp)
+    for b in range(nb):
+        for y0 in range(0, h, 4):
+            for i in range(4):
+                yy = min(y0 + i, h - 1)
+                crow, prow = cur[b, yy], pred[b, yy]
+                for x in range(w):
+                    for c in range(3):
+                        strips[c, i, x] = np.int32(crow[x, c]) - np.int32(prow[x, c])
+                for c in range(3):
+                    for x in range(w, wp):
+                        strips[c, i, x] = strips[c, i, w - 1]
+            for c in range(3):
+                _code_strip(strips[c], mft, vt, np.int32(offset), np.int32(qbits), np.int32(shift))
+            for i in range(min(4, h - y0)):
+                prow, orow = pred[b, y0 + i], out[b, y0 + i]
+                for x in range(w):
+                    for c in range(3):
+                        orow[x, c] = np.uint8(min(max(np.int32(prow[x, c]) + strips[c, i, x], 0), 255))
+    return out

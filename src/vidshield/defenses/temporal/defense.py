@@ -43,9 +43,9 @@ from vidshield.defenses.temporal.motion import (
     motion_compensate,
 )
 from vidshield.defenses.temporal.quant import MAX_QP, code_residual, quant_tables_4x4
-from vidshield.video import check_batch, check_frame_mask, check_video
+from vidshield.video import check_batch, check_frame_mask, check_video, frames_to_tensor, tensor_to_frames, to_float
 
-__all__ = ["TemporalDefense", "rebuild_frames", "defend_stream", "key_frame_mask", "DEFAULT_QP"]
+__all__ = ["TemporalDefense", "rebuild_frames", "rebuild_frames_uint8", "defend_stream", "key_frame_mask", "DEFAULT_QP"]
 
 DEFAULT_QP = 36
 _SURROGATES = ("identity", "prediction")
@@ -187,7 +187,7 @@ class _NumbaRebuilder:
     """The numba path of :func:`rebuild_frames`, one frame at a time: the frame's planes,
     prediction and output stay in the cache, the workspace is reused, and the planes of the last
     few reference frames are kept (a run of polluted frames shares its two references).
-    Bit-identical to the torch path."""
+    Bit-identical to the torch path. Frames are float32 ``(1, 3, H, W)`` in [0, 1]."""
 
     def __init__(self, kernels, *, block, search, method, qp, transform, channels, residual) -> None:
         self.kernels, self.block, self.search = kernels, block, search
@@ -197,9 +197,21 @@ class _NumbaRebuilder:
         self.pred: np.ndarray | None = None
         self.ref_planes: dict = {}
 
+    def _to_planes(self, frame: np.ndarray, extra: int) -> np.ndarray:
+        return self.kernels.to_planes(frame, self.luma, self.block, extra)
+
+    def _compensate(self, ref_a, ref_b, vec_a, vec_b, pick_b, out) -> None:
+        self.kernels.compensate(ref_a, ref_b, vec_a, vec_b, pick_b, self.block, out)
+
+    def _residual(self, cur: np.ndarray, out: np.ndarray) -> None:
+        if self.transform == 4:
+            self.kernels.rebuild_4x4(cur, self.pred, *self.tables, self.qp // 6, out)
+        else:
+            out[:] = _add_residual(torch.from_numpy(cur), torch.from_numpy(self.pred), self.qp, self.transform).numpy()
+
     def _planes_of(self, frame: np.ndarray, key) -> np.ndarray:
         if key is None or key not in self.ref_planes:
-            planes = self.kernels.to_planes(frame, self.luma, self.block, self.search)
+            planes = self._to_planes(frame, self.search)
             if key is None:
                 return planes
             if len(self.ref_planes) >= 4:
@@ -208,26 +220,95 @@ class _NumbaRebuilder:
         return self.ref_planes[key]
 
     def rebuild(self, cur: np.ndarray, refs: list, out: np.ndarray) -> None:
-        """cur float32 (1, 3, H, W); refs: one or two ``(frame (1, 3, H, W), cache key or None)``
-        (earlier side first); writes the rebuilt frame into ``out`` (1, 3, H, W)."""
-        k = self.kernels
-        cur_planes = k.to_planes(cur, self.luma, self.block, 0)  # once for both sides
+        """cur: one frame (batch of 1); refs: one or two ``(frame, cache key or None)`` (earlier
+        side first); writes the rebuilt frame into ``out`` (cur's shape)."""
+        cur_planes = self._to_planes(cur, 0)  # once for both sides
         found = []
         for frame, key in refs:
-            vec, sad = _match_numba(k, cur_planes, self._planes_of(frame, key), self.block, self.search, self.method)
+            vec, sad = _match_numba(
+                self.kernels, cur_planes, self._planes_of(frame, key), self.block, self.search, self.method
+            )
             found.append((frame, vec, sad))
         (ref_a, vec_a, sad_a), (ref_b, vec_b, sad_b) = found if len(found) == 2 else found * 2
         pick_b = sad_b < sad_a  # per block the lower cost; ties (and a single side) take the earlier frame
         if not self.residual:
-            k.compensate(ref_a, ref_b, vec_a, vec_b, pick_b, self.block, out)
+            self._compensate(ref_a, ref_b, vec_a, vec_b, pick_b, out)
             return
         if self.pred is None or self.pred.shape != cur.shape:
             self.pred = np.empty_like(cur)
-        k.compensate(ref_a, ref_b, vec_a, vec_b, pick_b, self.block, self.pred)
+        self._compensate(ref_a, ref_b, vec_a, vec_b, pick_b, self.pred)
+        self._residual(cur, out)
+
+
+class _NumbaRebuilderU8(_NumbaRebuilder):
+    """:class:`_NumbaRebuilder` on decoded frames, uint8 ``(1, H, W, 3)`` RGB, never converted to
+    float: equal to the float path's output rounded to 8 bits (see ``_numba_kernels``)."""
+
+    def __init__(self, kernels, **options) -> None:
+        super().__init__(kernels, **options)
+        self.lut = to_float(torch.arange(256, dtype=torch.uint8)).numpy()
+
+    def _to_planes(self, frame: np.ndarray, extra: int) -> np.ndarray:
+        return self.kernels.to_planes_u8(frame, self.luma, self.block, extra, self.lut)
+
+    def _compensate(self, ref_a, ref_b, vec_a, vec_b, pick_b, out) -> None:
+        self.kernels.compensate_u8(ref_a, ref_b, vec_a, vec_b, pick_b, self.block, out)
+
+    def _residual(self, cur: np.ndarray, out: np.ndarray) -> None:
         if self.transform == 4:
-            k.rebuild_4x4(cur, self.pred, *self.tables, self.qp // 6, out)
+            self.kernels.rebuild_4x4_u8(cur, self.pred, *self.tables, self.qp // 6, out)
         else:
-            out[:] = _add_residual(torch.from_numpy(cur), torch.from_numpy(self.pred), self.qp, self.transform).numpy()
+            cur_f, pred_f = frames_to_tensor(cur), frames_to_tensor(self.pred)
+            out[:] = tensor_to_frames(_add_residual(cur_f, pred_f, self.qp, self.transform))
+
+
+def rebuild_frames_uint8(cur: np.ndarray, prev: np.ndarray | None, nxt: np.ndarray | None, **options) -> np.ndarray:
+    """:func:`rebuild_frames` on decoded frames, without a float copy: the same frames as the float
+    path rounded to 8 bits (``vidshield.video.to_uint8``), bit for bit.
+
+    Args:
+        cur: polluted frames uint8 ``(P, H, W, 3)`` RGB.
+        prev, nxt: one reference frame each, uint8 ``(H, W, 3)``, shared by every row of ``cur``
+            (a run of polluted frames between two clean ones), or None for none on that side.
+        options: as :func:`rebuild_frames` (``block``, ``search``, ``method``, ``qp``, ...).
+
+    Returns:
+        uint8 ``(P, H, W, 3)``.
+    """
+    refs = [r for r in (prev, nxt) if r is not None]
+    for name, x in (("cur", cur), *(("reference", r) for r in refs)):
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.shape[-1] != 3:
+            raise ValueError(f"{name} must be uint8 RGB frames (..., H, W, 3), got {getattr(x, 'dtype', type(x))}")
+    if cur.ndim != 4 or any(r.shape != cur.shape[1:] for r in refs):
+        raise ValueError(f"cur must be (P, H, W, 3) and each reference (H, W, 3) of its size, got {cur.shape}")
+    if not refs:
+        raise ValueError("every frame to rebuild needs a reference before or after it")
+    options = dict(options)
+    backend = options.pop("backend", "auto")
+    _check_params(
+        options.get("block", 8),
+        options.get("search", 7),
+        options.get("method", "full"),
+        options.get("qp", DEFAULT_QP),
+        options.get("transform", 4),
+        options.get("channels", "luma"),
+    )
+    kernels = _numba_kernels() if backend != "torch" else None
+    if kernels is None:  # the float path, one frame at a time
+        out = np.empty_like(cur)
+        ref_f = [None if r is None else frames_to_tensor(r[None]) for r in (prev, nxt)]
+        for i in range(cur.shape[0]):
+            out[i] = tensor_to_frames(
+                rebuild_frames(frames_to_tensor(cur[i : i + 1]), *ref_f, backend=backend, **options)
+            )[0]
+        return out
+    defaults = dict(block=8, search=7, method="full", qp=DEFAULT_QP, transform=4, channels="luma", residual=True)
+    worker = _NumbaRebuilderU8(kernels, **(defaults | options))
+    refs = [(np.ascontiguousarray(r)[None], side) for r, side in ((prev, "prev"), (nxt, "next")) if r is not None]
+    out = np.empty_like(cur)
+    for i in range(cur.shape[0]):
+        worker.rebuild(np.ascontiguousarray(cur[i : i + 1]), refs, out[i : i + 1])
+    return out
 
 
 def _rebuild_numba(kernels, cur, prev, nxt, has_prev, has_next, **options) -> torch.Tensor:
@@ -402,9 +483,11 @@ class TemporalDefense(Defense):
 
     def _forward_numba(self, kernels, video: torch.Tensor, out: torch.Tensor, jobs: list) -> None:
         """Rebuild frame by frame straight into ``out`` (contiguous; no gathered copies), the
-        reference planes reused along a run of polluted frames."""
-        frames = video.detach().to(torch.float32).contiguous().numpy()
+        reference planes reused along a run of polluted frames. A float32 ``out`` (a copy of the
+        input) is also read from, instead of a second contiguous copy of a strided input: a
+        reference is never a rebuilt frame, and a rebuilt frame's rows are read before written."""
         direct = out.dtype == torch.float32
+        frames = out.numpy() if direct else video.detach().to(torch.float32).contiguous().numpy()
         target = out.numpy() if direct else np.empty_like(frames[0, :1])
         worker = _NumbaRebuilder(kernels, **{k: v for k, v in self._options().items() if k != "backend"})
         for n, t, b, a in jobs:
@@ -458,10 +541,10 @@ class TemporalDefense(Defense):
 
 
 def defend_stream(
-    frames: Iterable[torch.Tensor],
+    frames: Iterable[torch.Tensor] | Iterable[np.ndarray],
     polluted: Iterable[bool] | Callable[[int], bool],
     defense: TemporalDefense,
-) -> Iterator[torch.Tensor]:
+) -> Iterator[torch.Tensor] | Iterator[np.ndarray]:
     """Defend a stream of frames (e.g. decoded one by one) without holding the whole video.
 
     Each polluted frame waits until the next clean frame arrives (its forward reference); a run
@@ -469,30 +552,37 @@ def defend_stream(
     longest run of consecutive polluted frames, plus one clean frame.
 
     Args:
-        frames: float frames ``(3, H, W)`` in [0, 1], all the same size.
+        frames: float frames ``(3, H, W)`` in [0, 1], or decoded frames, uint8 numpy ``(H, W, 3)``
+            RGB (the file paths: rebuilt by :func:`rebuild_frames_uint8`, never converted to
+            float; the float path's frames rounded to 8 bits). All the same size and kind.
         polluted: one flag per frame (zipped with ``frames``; a count mismatch is an error), or a
             function ``index -> bool`` (for streams of unknown length).
         defense: the settings to use (its ``bidirectional`` is honoured).
 
     Yields:
-        float32 ``(3, H, W)``: clean frames unchanged (the same tensor objects), polluted frames
+        frames of the input's kind: clean frames unchanged (the same objects), polluted frames
         rebuilt, in input order.
 
     Raises:
-        ValueError: a flag count that differs from the frame count, or no clean frame at all.
+        ValueError: a flag count that differs from the frame count, frames of mixed kinds or
+            sizes, or no clean frame at all.
     """
     sentinel = object()
     flags = map(polluted, itertools.count()) if callable(polluted) else iter(polluted)
-    last_clean: torch.Tensor | None = None
-    pending: list[torch.Tensor] = []
+    last_clean = None
+    pending: list = []
+    kind = None  # (uint8?, shape) of the first frame
 
-    def flush(next_clean: torch.Tensor | None) -> list[torch.Tensor]:
+    def flush(next_clean) -> list:
         out = []
+        nxt_ok = next_clean is not None and (defense.bidirectional or last_clean is None)
         for start in range(0, len(pending), defense.chunk):
+            if kind[0]:
+                cur = np.stack(pending[start : start + defense.chunk])
+                out.extend(rebuild_frames_uint8(cur, last_clean, next_clean if nxt_ok else None, **defense._options()))
+                continue
             cur = torch.stack(pending[start : start + defense.chunk])
-            nxt = None
-            if next_clean is not None and (defense.bidirectional or last_clean is None):
-                nxt = next_clean.unsqueeze(0).expand_as(cur)
+            nxt = next_clean.unsqueeze(0).expand_as(cur) if nxt_ok else None
             prev = None if last_clean is None else last_clean.unsqueeze(0).expand_as(cur)
             out.extend(rebuild_frames(cur, prev, nxt, **defense._options()).unbind(0))
         pending.clear()
@@ -502,7 +592,16 @@ def defend_stream(
         flag = next(flags, sentinel)
         if flag is sentinel:
             raise ValueError("polluted has fewer flags than there are frames")
-        check_video(frame.unsqueeze(0), name="frame")
+        decoded = isinstance(frame, np.ndarray)
+        if decoded:
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+                raise ValueError(f"frame must be uint8 (H, W, 3) RGB, got {frame.dtype} {frame.shape}")
+        else:
+            check_video(frame.unsqueeze(0), name="frame")
+        if kind is None:
+            kind = (decoded, tuple(frame.shape))
+        elif kind != (decoded, tuple(frame.shape)):
+            raise ValueError(f"frames differ in kind or size: {kind} then {(decoded, tuple(frame.shape))}")
         if bool(flag):
             pending.append(frame)
             continue
