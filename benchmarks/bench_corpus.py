@@ -150,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     counts = [int(w) for w in args.workers.split(",")]
-    settings = ScanSettings(device=args.device)
+    settings = ScanSettings(model="synthetic-lrcn", device=args.device)
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = args.corpus or Path(tmp) / "corpus"

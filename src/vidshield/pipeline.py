@@ -597,15 +597,49 @@ def _defend_fired(pipeline: DefensePipeline, path, batches, windows: list, todo:
                 break
 
 
+def domain_check(pipeline: DefensePipeline, path) -> dict | None:
+    """The in-domain check of a video file (:func:`vidshield.detection.domain.check_file`:
+    ``{"in_domain", "statistics", "reasons"}``) when the detector config holds a profile, else
+    None. A video out of domain gets no verdict acted on: ``scan`` and ``scan-corpus`` then scan it
+    with ``strategy="none"``. Decoding damage is left to the scan to report.
+
+    Raises:
+        VidshieldError: a profile fitted on another embedding, or no frame decoded.
+    """
+    from vidshield.detection.domain import check_file
+    from vidshield.errors import VidshieldError
+    from vidshield.io import CorruptVideoWarning
+
+    profile = pipeline.detector.config.domain_profile()
+    if profile is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CorruptVideoWarning)
+            return check_file(profile, pipeline.detector.model, path)
+    except ValueError as e:
+        raise VidshieldError(f"in-domain check: {printable(e)}") from e
+
+
 def scan_report(
-    pipeline: DefensePipeline, result: ScanResult, *, video: str, model: str, classifier: str | None
+    pipeline: DefensePipeline,
+    result: ScanResult,
+    *,
+    video: str,
+    model: str,
+    classifier: str | None,
+    config: str | None = None,
+    domain: dict | None = None,
 ) -> dict:
     """The JSON report of one scanned file (what ``vidshield scan --json`` prints, less the paths of
     the files it writes): the video's name, the models and the classifier's label space, the
     thresholds, whether the answer is the per-frame vote, the false-alarm budget, and
     :meth:`ScanResult.to_dict`. The classifier is named
     ``classifier`` (the reference it was built from); when None, by the ``source`` it records (the
-    classifier a distilled detection network serves), else it is the detection network ``model``."""
+    classifier a distilled detection network serves), else it is the detection network ``model``.
+    ``config`` names the detector config used and ``domain`` is the in-domain check
+    (:func:`vidshield.detection.domain.check_file`; None: not checked), reported as ``config``,
+    ``in_domain`` and ``domain``."""
     names = pipeline.classifier.class_names
     return {
         "video": video,
@@ -616,6 +650,9 @@ def scan_report(
         "gamma2": pipeline.detector.gamma2,
         "vote": pipeline.vote,
         "target_fpr": pipeline.detector.config.target_fpr,
+        "config": config,
+        "in_domain": None if domain is None else domain["in_domain"],
+        "domain": domain,
         **result.to_dict(names),
     }
 
@@ -741,7 +778,7 @@ def defend_frames_full_resolution(
 
 def build_pipeline(
     *,
-    model: str = "synthetic-lrcn",
+    model: str | None = None,
     classifier: str | None = None,
     config=None,
     comdefend: str = "comdefend",
@@ -757,12 +794,15 @@ def build_pipeline(
     ``defend`` build from their options).
 
     Args:
-        model: the detection network (a CNN+LSTM): shipped name or checkpoint.
+        model: the detection network (a CNN+LSTM): shipped name or checkpoint; None: the default
+            (:data:`~vidshield.detection.detector.DEFAULT_MODEL`, ``ut-lrcn``).
         classifier: the classifier to protect: a shipped name, a checkpoint or a TorchScript file
             (:func:`~vidshield.models.adapter.load_classifier`); it gets its own view of every
             window. None: the classifier a distilled detection network serves (its ``"serves"``
             entry), else the detection network itself.
-        config: a detector config (``detector.json``) or its path; None: the paper's thresholds.
+        config: a detector config (``detector.json``) or its path; None: the shipped model's
+            shipped config when there is one, else the paper's thresholds
+            (:func:`~vidshield.detection.load_detector`).
         comdefend: ComDefend weights of the spatial defense.
         temporal: settings of the temporal defense (registry defaults overridden).
         polluted, squeeze_check: as :class:`DefensePipeline`.

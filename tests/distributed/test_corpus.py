@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+import torch
 from tests.distributed.conftest import SETTINGS, without_timing
 
 from vidshield.distributed.corpus import (
@@ -155,6 +156,29 @@ def test_two_pass_scan_of_decoded_windows_gives_the_scan_one_row(corpus, tmp_pat
     assert row["error"] is None and row["verdict"] == "sparse" and row["defense"] == "temporal"  # both windows fired
     head, windows = decode_video(str(path), settings, working_spec(pipeline_for(settings)))
     assert without_timing([scan_decoded(head, windows, settings)]) == without_timing([row])
+
+
+def test_a_video_out_of_domain_is_scanned_with_nothing_defended(corpus, monkeypatch):
+    """As `scan`: out of the detector config's domain, the verdict is not acted on."""
+    import vidshield.pipeline
+
+    path = corpus / "spliced.mkv"
+    assert scan_one(path, SETTINGS)["in_domain"] is None  # synthetic-lrcn's paper thresholds: no profile
+    monkeypatch.setattr(vidshield.pipeline, "domain_check", lambda pipeline, p: {"in_domain": False})
+    row = scan_one(path, SETTINGS)
+    assert (row["in_domain"], row["verdict"], row["defense"], row["error"]) == (False, "sparse", "none", None)
+    head, windows = decode_video(str(path), SETTINGS, working_spec(pipeline_for(SETTINGS)))
+    assert without_timing([scan_decoded(head, windows, SETTINGS)]) == without_timing([row])
+    assert pipeline_for(SETTINGS).strategy == "routed"  # the shared pipeline is left as it was
+
+
+def test_the_default_detector_checks_the_domain(tmp_path):
+    """The default ut-lrcn ships a config with a profile: noise is out of its domain."""
+    from vidshield.io import write_video
+
+    write_video(tmp_path / "noise.mkv", torch.rand(24, 3, 64, 64, generator=torch.Generator().manual_seed(0)), fps=25.0)
+    row = scan_one(tmp_path / "noise.mkv", ScanSettings())
+    assert row["error"] is None and row["in_domain"] is False and row["defense"] == "none"
 
 
 def _row(path: str, settings: str = "s1", **fields) -> dict:

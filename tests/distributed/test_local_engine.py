@@ -32,7 +32,7 @@ def test_cli_resumes_and_rescans_only_what_changed(corpus, local_scan, tmp_path)
     out.write_text("".join(json.dumps(row) + "\n" for row in moved))
     (src / "a" / "clean0.mkv").write_bytes((src / "a" / "nested" / "clean3.mkv").read_bytes())  # content changed
 
-    assert main(["scan-corpus", str(src), "--out", str(out), "--workers", "1"]) == 0
+    assert main(["scan-corpus", str(src), "--out", str(out), "--workers", "1", "--model", SETTINGS.model]) == 0
     after = {row["path"]: row for row in read_rows(out)}
     assert len(after) == 5
     changed = after[str(src / "a" / "clean0.mkv")]

@@ -146,6 +146,14 @@ def _median_example(records, group):
     help="With --target-fpr: share of the clean videos held out of calibration to measure the achieved rate.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --fpr-holdout split.")
+@click.option(
+    "--gamma2",
+    "fpr_gamma2",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="With --target-fpr and no --sparse/--dense: the sparse/dense threshold [default: 0.3 on alpha; "
+    "required for other scores; 1 routes every flagged window to the temporal defense].",
+)
 @detector_options
 @click.option(
     "--out",
@@ -165,6 +173,7 @@ def command(
     target_fpr,
     fpr_holdout,
     seed,
+    fpr_gamma2,
     model_ref,
     window,
     stride,
@@ -191,7 +200,9 @@ def command(
     the clean videos are kept out to report the achieved rate. gamma2 comes from --sparse/--dense
     (Table 2) when given, else stays 0.3 (alpha). The budget is stored in detector.json; `detect`
     and `scan` then flag a video of n windows only when k windows fire with
-    P(Binomial(n, fpr) >= k) <= fpr.
+    P(Binomial(n, fpr) >= k) <= fpr. The clean videos also give the in-domain profile stored in
+    detector.json (:mod:`vidshield.detection.domain`; not with --reuse): `scan` says when a video
+    is far from them.
 
     \b
     Examples:
@@ -247,13 +258,15 @@ def command(
             progress=not as_json and sys.stderr.isatty(),
         )
         model_name, holdout_names = str(model_ref), list(holdout)
-    fpr = None
+    fpr = domain = None
     if target_fpr is not None:
         fpr = _fpr_calibration(
             records, score, target_fpr, fpr_holdout, seed, f"{printable(reuse) if reuse else 'detection'} records"
         )
+        if reuse is None:
+            domain = _domain_profile(det.model, records)
         if not any(r["group"] in ("sparse", "dense") for r in records):
-            return _write_fpr_only(records, fpr, score, model_name, window, stride, out, as_json)
+            return _write_fpr_only(records, fpr, domain, score, fpr_gamma2, model_name, window, stride, out, as_json)
     try:
         result, aucs, curves = calibrate_all(_scores_by_group(records, GROUPS), score=score)
     except ValueError as e:
@@ -276,6 +289,7 @@ def command(
             **({"fpr": fpr} if fpr is not None else {}),
         },
         target_fpr=target_fpr,
+        domain=domain,
     )
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "detector.json")
@@ -380,13 +394,27 @@ def _fpr_calibration(records, score, target_fpr, holdout_fraction, seed, what):
         raise VidshieldError(printable(e)) from e
 
 
+def _domain_profile(model, records):
+    """The in-domain profile (:func:`~vidshield.detection.domain.fit_domain`) of every clean video
+    (the --fpr-holdout part included), as a dict for the detector config."""
+    from vidshield.detection.domain import domain_of, file_embeddings, fit_domain
+    from vidshield.errors import VidshieldError
+
+    clean = [r["file"] for r in records if r["group"] == "clean"]
+    try:
+        return fit_domain((file_embeddings(model, f) for f in clean), embedding=domain_of(model)).to_dict()
+    except ValueError as e:
+        raise VidshieldError(printable(e)) from e
+
+
 def _fpr_summary(fpr):
     keys = ("target_fpr", "gamma1", "calibration_windows", "heldout_windows", "heldout_window_fpr", "detected")
     return {k: fpr.get(k) for k in keys} | {"heldout_videos_flagged": len(fpr["heldout_videos_flagged"])}
 
 
-def _write_fpr_only(records, fpr, score, model_name, window, stride, out, as_json):
-    """--target-fpr with clean videos only: gamma1 from the budget, gamma2 the paper's 0.3 (alpha).
+def _write_fpr_only(records, fpr, domain, score, gamma2, model_name, window, stride, out, as_json):
+    """--target-fpr with clean videos only: gamma1 from the budget, gamma2 as given (--gamma2) or the
+    paper's 0.3 (alpha); at least gamma1.
     Writes detector.json, results.json, report.md and Figures 2 and 3 of the clean videos."""
     from vidshield import __version__
     from vidshield.detection import DetectorConfig
@@ -394,16 +422,21 @@ def _write_fpr_only(records, fpr, score, model_name, window, stride, out, as_jso
     from vidshield.eval.report import REPORT_FILE, fpr_line, fpr_lines
     from vidshield.utils import atomic_write_bytes, atomic_write_json
 
-    if score != "alpha":
-        raise click.UsageError(f"--score {score} has no default gamma2: give --sparse and --dense too")
-    gamma2 = max(DetectorConfig().gamma2, fpr["gamma1"])
+    if score != "alpha" and gamma2 is None:
+        raise click.UsageError(f"--score {score} has no default gamma2: give --gamma2, or --sparse and --dense")
+    given = gamma2 is not None
+    gamma2 = max(DetectorConfig().gamma2 if gamma2 is None else gamma2, fpr["gamma1"])
     config = DetectorConfig(
         gamma1=fpr["gamma1"],
         gamma2=gamma2,
         score=score,
         model=model_name,
-        calibration={"fpr": fpr, "gamma2": "the paper's 0.3 (no sparse / dense videos given)"},
+        calibration={
+            "fpr": fpr,
+            "gamma2": "given (--gamma2)" if given else "the paper's 0.3 (no sparse / dense videos given)",
+        },
         target_fpr=fpr["target_fpr"],
+        domain=domain,
     )
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "detector.json")

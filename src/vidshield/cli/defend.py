@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from vidshield.cli.options import (
+    DEFAULT_MODEL,
     comdefend_option,
     config_option,
     device_option,
@@ -58,7 +59,7 @@ def _methods() -> list[str]:
     "any other: that defense on the whole video (jpeg, median, bitdepth: the registry's settings).",
 )
 @click.option(
-    "--model", "model_ref", default="synthetic-lrcn", show_default=True, help="auto: the detection network (CNN+LSTM)."
+    "--model", "model_ref", default=DEFAULT_MODEL, show_default=True, help="auto: the detection network (CNN+LSTM)."
 )
 @config_option
 @comdefend_option

@@ -16,7 +16,8 @@ def detector_options(f):
             "--model",
             "model_ref",
             default=None,
-            help="Shipped model name or checkpoint path (a model with a per-frame path: lrcn*).",
+            help="Shipped model name or checkpoint path (a model with a per-frame path: lrcn*) [detect: the "
+            "config's model, else ut-lrcn; a shipped model brings its shipped config].",
         ),
         click.option(
             "--window",
@@ -69,7 +70,8 @@ def command(
 
     \b
     Examples:
-      vidshield detect clip.mkv --model synthetic-lrcn
+      vidshield detect clip.mkv                     # ut-lrcn, thresholds of zoo/ut-lrcn.detector.json
+      vidshield detect shapes.mkv --model synthetic-lrcn
       vidshield detect runs/adv/sparse --model runs/lrcn --config runs/calib/detector.json --json
       vidshield detect long.mp4 --model synthetic-lrcn --window 16 --stride 4 --windows
     """

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import torch
 
+from vidshield.detection.detector import DEFAULT_MODEL
 from vidshield.models.datasets import DATASET_NAMES
 from vidshield.routing import POLLUTED_RULES
 
@@ -80,9 +81,10 @@ def command_line(ctx: click.Context) -> str:
 model_option = click.option(
     "--model",
     "model_ref",
-    default="synthetic-lrcn",
+    default=DEFAULT_MODEL,
     show_default=True,
-    help="Detection network: a CNN+LSTM, shipped name or checkpoint.",
+    help="Detection network: a CNN+LSTM, shipped name or checkpoint (a shipped one brings its shipped "
+    "config, e.g. ut-lrcn: js_divergence calibrated on clean real footage at a 1 % window false-alarm budget).",
 )
 classifier_option = click.option(
     "--classifier",

@@ -69,17 +69,25 @@ def command(
     spatial defense) and classified. Prints the verdict and the label before and after defense,
     writes a JSON report and a PNG of the per-frame labels with exception frames circled.
 
+    The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config: js_divergence
+    calibrated on clean real footage for a 1 % window false-alarm budget. When the config holds an in-domain
+    profile and VIDEO is far from the footage it was calibrated on (median per-frame confidence or
+    embedding distance outside the calibrated range), the report says "in_domain": false, one
+    warning line replaces the verdict, and nothing is defended.
+
     \b
     Examples:
       vidshield scan clip.mkv
       vidshield scan clip.mkv --json --defended clip.defended.mkv
+      vidshield scan shapes.mkv --model synthetic-lrcn
       vidshield scan clip.mp4 --model ut-lrcn --classifier ut-c3d --config runs/calib/detector.json
     """
 
+    from vidshield.detection.detector import shipped_config
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import VideoWriter, probe
     from vidshield.io.write import check_video_output
-    from vidshield.pipeline import build_pipeline, scan_file, scan_report
+    from vidshield.pipeline import build_pipeline, domain_check, scan_file, scan_report
     from vidshield.text import printable
     from vidshield.utils import atomic_write_json, check_writable
 
@@ -93,6 +101,7 @@ def command(
         check_video_output(defended, fps=fps)
         writer = VideoWriter(defended, fps=fps)
     dev = resolve_device(device)
+    shipped = shipped_config(model_ref) if config is None else None
     pipe = build_pipeline(
         model=model_ref,
         classifier=classifier_ref,
@@ -106,6 +115,9 @@ def command(
         allow_mismatch=allow_mismatch,
         device=dev,
     )
+    domain = domain_check(pipe, video)
+    if domain is not None and not domain["in_domain"]:
+        pipe.strategy = "none"  # a verdict outside the calibrated domain is not acted on
     with progress_bar(disable=as_json) as progress:
         try:
             result = scan_file(pipe, video, progress=progress, on_defended=writer.write if writer else None)
@@ -116,7 +128,16 @@ def command(
     if writer is not None:
         writer.close()
     names = pipe.classifier.class_names
-    summary = scan_report(pipe, result, video=str(video), model=model_ref, classifier=classifier_ref)
+    used = config if config is not None else shipped
+    summary = scan_report(
+        pipe,
+        result,
+        video=str(video),
+        model=model_ref,
+        classifier=classifier_ref,
+        config=None if used is None else str(used),
+        domain=domain,
+    )
     summary["report"], summary["plot"] = str(report), str(plot)
     labels = result.frame_labels()
     plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
@@ -127,10 +148,19 @@ def command(
         echo_json(summary)
         return 0
     alpha = max(r.alpha for _, r in result.windows)
-    click.echo(
-        f"{printable(video)}: {result.verdict.upper()} (max alpha {alpha:.3f} over {len(result.windows)} window(s); "
-        f"gamma1 {pipe.detector.gamma1}, gamma2 {pipe.detector.gamma2})"
+    detail = (
+        f"max alpha {alpha:.3f} over {len(result.windows)} window(s); "
+        f"on {pipe.detector.score}: gamma1 {pipe.detector.gamma1:.4g}, gamma2 {pipe.detector.gamma2:.4g}"
     )
+    if domain is not None and not domain["in_domain"]:
+        click.echo(
+            printable(
+                f"{video}: warning: out of domain for {model_ref} ({'; '.join(domain['reasons'])}): no verdict, "
+                f"nothing defended (the detector alone would say {result.verdict}; {detail})"
+            )
+        )
+    else:
+        click.echo(f"{printable(video)}: {result.verdict.upper()} ({detail})")
     declared = f" of {result.frames_declared} declared" if result.frames_declared is not None else ""
     click.echo(f"  frames decoded: {result.num_frames}{declared}")
     for warning in summary["warnings"]:
@@ -148,6 +178,7 @@ def command(
     voted = " (per-frame vote)" if pipe.vote else ""
     click.echo(f"  label before defense: {before}   after: {after}{voted}")
     space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
-    click.echo(printable(f"  classifier: {summary['classifier']} ({space})"))
+    click.echo(printable(f"  classifier: {summary['classifier']} ({space}); the verdict is about this label space"))
+    click.echo(printable(f"  detector: {model_ref}, thresholds from {summary['config'] or 'the paper (0.175 / 0.3)'}"))
     click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
     return 0

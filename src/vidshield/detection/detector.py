@@ -36,13 +36,20 @@ from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
 
 __all__ = [
+    "DEFAULT_MODEL",
     "DetectorConfig",
     "TemporalConsistencyDetector",
     "load_detector",
+    "shipped_config",
     "model_vote_default",
     "collect_videos",
     "detect_file",
 ]
+
+#: The default detection network: the UT-Interaction CNN+LSTM (6 action classes), used with the
+#: config shipped beside it (``zoo/ut-lrcn.detector.json``: a js_divergence threshold for a 1 %
+#: window false-alarm budget on clean real footage, and its in-domain profile).
+DEFAULT_MODEL = "ut-lrcn"
 
 _CONFIG_FORMAT = "vidshield-detector"
 _CONFIG_MAX_BYTES = 1 << 20
@@ -65,6 +72,8 @@ class DetectorConfig:
             (``calibrate --target-fpr``), or None. When set, a video of several windows is
             flagged only when more windows fire than the budget allows over its length
             (:func:`~vidshield.detection.calibration.windows_allowed`).
+        domain: the calibration footage's profile for the in-domain check
+            (:class:`~vidshield.detection.domain.DomainProfile` as a dict), or None.
     """
 
     gamma1: float = 0.175
@@ -74,6 +83,7 @@ class DetectorConfig:
     calibration: Mapping[str, Any] = field(default_factory=dict)
     vote: bool | None = None
     target_fpr: float | None = None
+    domain: Mapping[str, Any] | None = None
 
     def __post_init__(self):
         check_thresholds(self.gamma1, self.gamma2)
@@ -90,6 +100,19 @@ class DetectorConfig:
         object.__setattr__(self, "calibration", dict(self.calibration))
         if self.vote is not None and not isinstance(self.vote, bool):
             raise ValueError(f"vote must be true, false or null, got {self.vote!r}")
+        if self.domain is not None:
+            self.domain_profile()  # validates
+
+    def domain_profile(self):
+        """The :class:`~vidshield.detection.domain.DomainProfile`, or None without one."""
+        from vidshield.detection.domain import DomainProfile
+
+        if self.domain is None:
+            return None
+        try:
+            return DomainProfile.from_dict(self.domain)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"domain profile is malformed: {e!r}") from e
 
     def to_dict(self) -> dict:
         return {
@@ -102,6 +125,7 @@ class DetectorConfig:
             "calibration": dict(self.calibration),
             "vote": self.vote,
             "target_fpr": self.target_fpr,
+            **({"domain": dict(self.domain)} if self.domain is not None else {}),
         }
 
     @classmethod
@@ -116,6 +140,7 @@ class DetectorConfig:
             calibration=d.get("calibration") or {},
             vote=d.get("vote"),
             target_fpr=d.get("target_fpr"),
+            domain=d.get("domain"),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -140,6 +165,7 @@ class DetectorConfig:
         json_field(d, "format", str, default=None, max_len=64, **check)
         json_field(d, "vote", (bool, type(None)), **check)
         json_field(d, "target_fpr", (float, type(None)), lo=0.0, hi=1.0, **check)
+        json_field(d, "domain", (dict, type(None)), **check)
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as e:
@@ -487,13 +513,19 @@ def load_detector(
     """A detector from a model reference (shipped name or checkpoint; default: the config's) and
     an optional config (``detector.json`` from ``vidshield calibrate``), thresholds, score and
     vote overriding the config's when given. A vote left None by both follows the model's
-    checkpoint (:func:`model_vote_default`).
+    checkpoint (:func:`model_vote_default`). Without a config, a shipped model's shipped config
+    (:func:`shipped_config`, e.g. ``zoo/ut-lrcn.detector.json``) is used, else the paper's
+    thresholds. Without either, the model is :data:`DEFAULT_MODEL`.
 
     Raises:
         VidshieldError: no model named, or a model without a per-frame path (not a CNN+LSTM).
     """
     from vidshield.models import load_model
 
+    if model is None and config is None:
+        model = DEFAULT_MODEL
+    if config is None:
+        config = shipped_config(model)
     if config is None:
         cfg = DetectorConfig()
     else:
@@ -515,8 +547,25 @@ def load_detector(
         calibration=cfg.calibration,
         vote=cfg.vote if vote is None else vote,
         target_fpr=cfg.target_fpr,
+        domain=cfg.domain,
     )
     return TemporalConsistencyDetector.from_config(cfg, net, batch_size=batch_size)
+
+
+def shipped_config(model: str | Path | None) -> Path | None:
+    """The detector config shipped beside a shipped model (``zoo/NAME.detector.json``) when
+    ``model`` is the bare name of one and no file of that name exists here (an existing path
+    wins, as for the weights); else None."""
+    from vidshield.checkpoint import checkpoint_paths
+    from vidshield.models.checkpoints import zoo_dir
+
+    if model is None or len(Path(model).parts) != 1 or Path(model).is_absolute():
+        return None
+    weights, meta = checkpoint_paths(model)
+    if weights.is_file() or meta.is_file():
+        return None
+    path = zoo_dir() / f"{model}.detector.json"
+    return path if path.is_file() else None
 
 
 def collect_videos(path: str | Path, *, successful_only: bool = True) -> list[tuple[Path, dict]]:

@@ -8,7 +8,9 @@ window exception index), ``exception_frames`` (global frame indices), ``defense`
 defense any window got), ``label_before`` / ``label_after`` and their class names,
 ``num_frames`` (frames decoded and scanned), ``frames_declared`` (what the container declares;
 None when it does not say), ``warnings`` (damage found while decoding: frames skipped, a file
-that looks truncated; :attr:`vidshield.pipeline.ScanResult.warnings`), ``windows``, ``seconds``
+that looks truncated; :attr:`vidshield.pipeline.ScanResult.warnings`), ``in_domain`` (the
+detector config's in-domain check, :func:`vidshield.pipeline.domain_check`: None without a
+profile; a video out of domain is scanned with nothing defended, as ``scan`` does), ``windows``, ``seconds``
 (wall time of this video's work: the only timing column) and ``error`` (``None``, or
 ``"ExceptionType: message"``, in which case the scan fields are ``None``). A video that cannot be
 scanned (corrupt, too short, missing) gets a row with its error.
@@ -24,6 +26,7 @@ hash (the file is re-read to hash it, not decoded); ``retry_errors`` rescans row
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -36,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from vidshield import __version__
+from vidshield.detection.detector import DEFAULT_MODEL
 from vidshield.errors import InputFormatError, OutputError, VidshieldError
 from vidshield.text import printable
 
@@ -74,6 +78,7 @@ COLUMNS = (
     "num_frames",
     "frames_declared",
     "warnings",
+    "in_domain",
     "windows",
     "seconds",
     "error",
@@ -140,7 +145,7 @@ class ScanSettings:
     depend on them). ``max_frames`` caps the frames scanned per video (None: all).
     """
 
-    model: str = "synthetic-lrcn"
+    model: str = DEFAULT_MODEL
     classifier: str | None = None
     input_spec: str | None = None
     allow_mismatch: bool = False
@@ -191,16 +196,19 @@ def _served_ref(model: str) -> str | None:
 def settings_hash(settings: ScanSettings) -> str:
     """16 hex digits identifying what determines a row: the vidshield version, the hashes of the
     files of the detector, the classifier (given, or served by a distilled detector), its input
-    spec, the detector config and ComDefend, and the defense options. Raises the loaders' errors
-    for a missing model."""
+    spec, the detector config (given, or shipped beside a shipped model) and ComDefend, and the
+    defense options. Raises the loaders' errors for a missing model."""
+    from vidshield.detection.detector import shipped_config
+
     classifier = settings.classifier or _served_ref(settings.model)
     spec = settings.input_spec
+    config = settings.config or shipped_config(settings.model)
     fingerprint = {
         "vidshield": __version__,
         "model": _artifact_digest(settings.model, "model"),
         "classifier": _artifact_digest(classifier, "model") if classifier else None,
         "input_spec": _file_digest(Path(spec)) if spec and Path(spec).is_file() else spec,
-        "config": _file_digest(Path(settings.config)) if settings.config else None,
+        "config": _file_digest(Path(config)) if config else None,
         "comdefend": _artifact_digest(settings.comdefend, "ComDefend weights"),
         "qp": settings.qp,
         "polluted": settings.polluted,
@@ -289,7 +297,21 @@ def _error_row(path, size, digest, settings, error: BaseException, started: floa
     )
 
 
-def _result_row(path, size, digest, settings, result, started: float) -> dict:
+def _domain_pipeline(settings: ScanSettings, path):
+    """``(pipeline, in_domain)``: the settings' pipeline, or a copy that defends nothing for a
+    video out of the detector config's domain (:func:`vidshield.pipeline.domain_check`)."""
+    from vidshield.pipeline import domain_check
+
+    pipeline = pipeline_for(settings)
+    domain = domain_check(pipeline, path)
+    if domain is None or domain["in_domain"]:
+        return pipeline, None if domain is None else True
+    pipeline = copy.copy(pipeline)
+    pipeline.strategy = "none"  # a verdict outside the calibrated domain is not acted on
+    return pipeline, False
+
+
+def _result_row(path, size, digest, settings, result, started: float, in_domain: bool | None) -> dict:
     names = getattr(pipeline_for(settings).classifier, "class_names", None)
     return _row(
         path,
@@ -308,6 +330,7 @@ def _result_row(path, size, digest, settings, result, started: float) -> dict:
         num_frames=result.num_frames,
         frames_declared=result.frames_declared,
         warnings=[row_text(w) for w in result.warnings],
+        in_domain=in_domain,
         windows=len(result.windows),
     )
 
@@ -326,10 +349,11 @@ def scan_one(path: str | os.PathLike, settings: ScanSettings, *, known_hash: str
     if digest == known_hash:
         return None
     try:
-        result = scan_file(pipeline_for(settings), path, max_frames=settings.max_frames)
+        pipeline, in_domain = _domain_pipeline(settings, path)
+        result = scan_file(pipeline, path, max_frames=settings.max_frames)
     except Exception as e:
         return _error_row(path, size, digest, settings, e, started)
-    return _result_row(path, size, digest, settings, result, started)
+    return _result_row(path, size, digest, settings, result, started, in_domain)
 
 
 @dataclass
@@ -413,12 +437,11 @@ def scan_decoded(head: Decoded, windows: np.ndarray | None, settings: ScanSettin
         return ((s, to_float(torch.tensor(w))) for s, w in zip(head.starts, windows if windows is not None else []))
 
     try:
-        result = scan_windows(
-            pipeline_for(settings), clips, name=head.path, frames_declared=head.frames_declared, damage=head.damage
-        )
+        pipeline, in_domain = _domain_pipeline(settings, head.path)  # reads the file (the embeddings)
+        result = scan_windows(pipeline, clips, name=head.path, frames_declared=head.frames_declared, damage=head.damage)
     except Exception as e:
         return _error_row(head.path, head.size, head.content_hash, settings, e, started)
-    return _result_row(head.path, head.size, head.content_hash, settings, result, started)
+    return _result_row(head.path, head.size, head.content_hash, settings, result, started, in_domain)
 
 
 def lost_row(task: Task, settings: ScanSettings) -> dict:
@@ -459,6 +482,7 @@ def _schema(pa):
         "num_frames": integer,
         "frames_declared": integer,
         "warnings": pa.list_(string),
+        "in_domain": pa.bool_(),
         "windows": integer,
         "seconds": pa.float64(),
     }
