@@ -367,3 +367,13 @@ def test_calibrate_reuse_with_bad_window_scores_gives_one_line(tmp_path, capsys,
     argv = ["calibrate", "--reuse", str(results), "--target-fpr", "0.1", "--out", str(tmp_path / "out")]
     assert main(argv) == 2
     assert reason in _one_error_line(capsys)
+
+
+def test_a_resumed_attack_set_removes_temp_files_of_a_killed_write(tmp_path):
+    from vidshield.utils import remove_stale_temp_files
+
+    (tmp_path / ".clip_00001.mkv.abc123.tmp").write_bytes(b"half a video")
+    (tmp_path / ".manifest.json.x.tmp").write_bytes(b"{")
+    (tmp_path / "clip_00000.mkv").write_bytes(b"kept")
+    assert remove_stale_temp_files(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_00000.mkv"]

@@ -78,6 +78,18 @@ def temp_prefix(path: Path) -> str:
     return f".{path.name[:64]}."
 
 
+def remove_stale_temp_files(folder: str | os.PathLike) -> int:
+    """Delete the temporary files that an interrupted atomic write left in ``folder``
+    (``.NAME.XXXX.tmp``, see :func:`temp_prefix`); returns how many. Call it when a resumable
+    command starts on its output folder, before it writes anything."""
+    removed = 0
+    for p in Path(folder).glob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def output_error(path: str | os.PathLike, e: OSError) -> OutputError:
     """An :class:`OutputError` naming ``path`` and the file system's reason."""
     return OutputError(f"cannot write {printable(path)}: {e.strerror or e}")

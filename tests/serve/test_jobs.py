@@ -88,7 +88,11 @@ def test_the_report_and_files_are_those_of_the_scan_command(make_client, tiny_mo
     assert client.get(f"/v1/scans/{attacked_id}/frames/0/before.png").status_code == 404
     assert client.get(f"/v1/scans/{attacked_id}/frames/3/sideways.png").status_code == 422
 
-    metrics = client.get("/metrics").text
+    # finished jobs reach the counters through the supervisor thread, shortly after their state
+    deadline = time.monotonic() + 20
+    while "vidshield_frames_scanned_total 52.0" not in (metrics := client.get("/metrics").text):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.1)
     assert 'vidshield_jobs{state="done"} 2.0' in metrics
     assert 'vidshield_job_latency_seconds_count{state="done"} 2.0' in metrics
     assert "vidshield_frames_scanned_total 52.0" in metrics

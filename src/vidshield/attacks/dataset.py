@@ -28,7 +28,7 @@ from vidshield.attacks.base import Attack, is_success, predict, resolve_target
 from vidshield.attacks.metrics import perturbation_metrics
 from vidshield.data.manifest import MANIFEST_NAME, read_manifest
 from vidshield.errors import DataRootError, VidshieldError
-from vidshield.utils import atomic_write_json
+from vidshield.utils import atomic_write_json, remove_stale_temp_files
 
 __all__ = [
     "MANIFEST_NAME",
@@ -146,6 +146,7 @@ def write_adversarial_set(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out)  # left by a run killed mid-write
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     manifest = {"format": SET_FORMAT, **header, "seed": seed, "vidshield_version": __version__, "clips": []}
     if (out / MANIFEST_NAME).is_file():
