@@ -150,14 +150,23 @@ class VideoWriter:
                 f"cannot write {str(path)!r}: frame size {width}x{height} exceeds {MAX_SIDE} per side"
             )
         if not self.lossless:
-            codec, pix_fmt, options = "libx264", "yuv420p", {"crf": str(self.crf), "preset": self.preset}
+            # one encoder thread: x264's frame threads made the same frames encode differently run to run
+            codec, pix_fmt, options = (
+                "libx264",
+                "yuv420p",
+                {"crf": str(self.crf), "preset": self.preset, "threads": "1"},
+            )
             if width % 2 or height % 2:
                 raise VideoEncodeError(
                     f"cannot write {str(path)!r}: lossy H.264 (yuv420p) needs even width and height, got "
                     f"{width}x{height}; crop or pad the frames, or write losslessly"
                 )
         elif self.suffix in _MP4_FAMILY:
-            codec, pix_fmt, options = "libx264rgb", "rgb24", {"crf": "0", "qp": "0", "preset": self.preset}
+            codec, pix_fmt, options = (
+                "libx264rgb",
+                "rgb24",
+                {"crf": "0", "qp": "0", "preset": self.preset, "threads": "1"},
+            )
         else:
             codec, pix_fmt, options = "ffv1", "bgr0", {"level": "3", "slicecrc": "1", "g": "1"}
         self.codec = codec
