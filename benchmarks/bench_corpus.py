@@ -85,10 +85,10 @@ def stage_costs(paths: list[Path], settings: ScanSettings) -> dict:
     window = torch.rand(1, spec.frames, 3, spec.height, spec.width)
     mask = torch.zeros(1, spec.frames, dtype=torch.bool)
     mask[0, [3, 7, 11]] = True
-    pipeline.temporal(window, mask)  # warm-up
+    pipeline.temporal(window, polluted=mask)  # warm-up
     t0 = time.perf_counter()
     for _ in range(3):
-        pipeline.temporal(window, mask)
+        pipeline.temporal(window, polluted=mask)
     temporal_per_frame = (time.perf_counter() - t0) / 9
     with torch.no_grad():
         pipeline.spatial(window)
