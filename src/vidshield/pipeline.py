@@ -381,10 +381,13 @@ def _same_length_batches(windows, size: int):
     """Group consecutive ``(start, clip)`` windows into lists of up to ``size`` of equal length."""
     batch: list = []
     for item in windows:
-        if batch and (len(batch) == size or item[1].shape[0] != batch[0][1].shape[0]):
+        if batch and item[1].shape[0] != batch[0][1].shape[0]:
             yield batch
             batch = []
         batch.append(item)
+        if len(batch) == size:  # handed on at once: the next window is not decoded ahead of it
+            yield batch
+            batch = []
     if batch:
         yield batch
 
@@ -529,6 +532,7 @@ def scan_windows(
                 summaries.append((start, result))
             if task is not None:
                 progress.advance(task, sum(clip.shape[0] for _, clip in batch))
+            del batch, results  # released before the next batch is gathered
     if not summaries:
         raise VideoDecodeError(name, "no decodable frames")
     results = [r for _, r in summaries]

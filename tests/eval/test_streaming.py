@@ -114,8 +114,9 @@ def test_a_budgeted_scan_keeps_summaries_and_defends_the_fired_windows_on_a_seco
     assert [w for w, (_, r) in enumerate(result.windows) if r.defense == "temporal"] == sorted(fire)
     assert all(r.defended is None for _, r in result.windows)
     assert len(alive) == 60  # two passes of 30 windows
-    # the prefetch queue (2), the batch (2), one being decoded, the decoder's previous window
-    assert most[0] <= 7
+    # at most: the prefetch queue (2), the batch in the models (2), one in the producer's hand and
+    # the decoder's previous window (the previous batch is released before the next is gathered)
+    assert most[0] <= 6
     assert sum(n for n, _ in pipe.temporal.calls) == 4  # only the fired windows were defended
     decoded = read_video(clip)
     assert len(got) == 300
