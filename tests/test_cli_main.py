@@ -16,3 +16,23 @@ def test_every_command_has_help_with_examples(capsys):
 
 def test_unknown_command_is_a_usage_error(capsys):
     assert main(["no-such-command"]) == 2
+
+
+def test_help_imports_no_heavy_library():
+    """``vidshield --help`` and ``vidshield COMMAND --help`` (every command but ``defend``, whose
+    ``--method`` choices come from the defense registry) import neither torch, numpy, PyAV, numba
+    nor matplotlib: the command modules import them inside the commands."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "numpy", "av", "numba", "matplotlib")
+    code = (
+        "import contextlib, io, sys\n"
+        "from vidshield.cli import COMMANDS, main\n"
+        "for argv in [['--help']] + [[c, '--help'] for c in COMMANDS if c != 'defend']:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        assert main(argv) == 0, argv\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -187,23 +187,26 @@ class DefensePipeline:
         return frame_vote(torch.as_tensor(frame_labels), logits.shape[-1], logits.softmax(-1))
 
     @torch.no_grad()
-    def run(self, video: torch.Tensor) -> list[PipelineResult]:
-        """Run on ``(N, T, 3, H, W)`` or ``(T, 3, H, W)`` float in [0, 1]; one result per video."""
+    def run(self, video: torch.Tensor, *, observe=None) -> list[PipelineResult]:
+        """Run on ``(N, T, 3, H, W)`` or ``(T, 3, H, W)`` float in [0, 1]; one result per video.
+        ``observe``: passed to the detector (:meth:`TemporalConsistencyDetector.detect`), which
+        calls it with the per-frame logits and CNN features of the input's first detection pass."""
         check_video(video)
         batch = video.unsqueeze(0) if video.dim() == 4 else video
         results: list[PipelineResult] = []
         for i in range(0, batch.shape[0], self.batch_size):
-            results.extend(self._run_batch(batch[i : i + self.batch_size]))
+            results.extend(self._run_batch(batch[i : i + self.batch_size], observe))
         return results
 
-    def _run_batch(self, batch: torch.Tensor) -> list[PipelineResult]:
+    def _run_batch(self, batch: torch.Tensor, observe=None) -> list[PipelineResult]:
         n = batch.shape[0]
         same_model = self.classifier is self.detector.model
         t0 = time.perf_counter()
         if same_model:
-            detections, logits_before = self.detector.detect_with_logits(batch)
+            detections, logits_before = self.detector.detect_with_logits(batch, observe=observe)
         else:  # the detector's own view: its frame size, the same frames
-            detections = self.detector.detect(resample_video(batch, self.detector.model.input_spec, time=False))
+            view = resample_video(batch, self.detector.model.input_spec, time=False)
+            detections = self.detector.detect(view, observe=observe)
         t_detect = time.perf_counter() - t0
         t0 = time.perf_counter()
         if not same_model:
@@ -325,6 +328,7 @@ class ScanResult:
         windows_fired: windows the detector did not call clean.
         windows_allowed: with a false-alarm budget, windows that may fire on a clean video of this
             length (:func:`~vidshield.detection.calibration.windows_allowed`); None without one.
+        domain: the in-domain check (:func:`domain_check`'s dict) when the scan made it, else None.
     """
 
     windows: list[tuple[int, PipelineResult]]
@@ -338,6 +342,7 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
     windows_fired: int = 0
     windows_allowed: int | None = None
+    domain: dict | None = None
 
     def frame_labels(self) -> list[int]:
         """Per-frame labels of the detection network over the whole video (later windows win)."""
@@ -414,6 +419,7 @@ def scan_file(
     on_defended=None,
     batch_windows: int = 4,
     prefetch: int = 4,
+    check_domain: bool = False,
 ) -> ScanResult:
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
     length, at :func:`working_spec`'s view (see :func:`model_view_windows`; the work is
@@ -427,24 +433,68 @@ def scan_file(
 
     Args:
         on_defended: as :func:`scan_windows`.
+        check_domain: check the video against the detector config's in-domain profile, when it
+            has one (``result.domain``, as :func:`domain_check` gives it); a video out of domain
+            gets no verdict acted on: nothing is defended (the pipeline as with ``strategy="none"``).
+            Where the scan decodes at the detector's view and detects every window undefended
+            first (a false-alarm budget), the check uses that pass's own CNN features and frame
+            logits (:class:`~vidshield.detection.domain.DomainCheck`); otherwise
+            :func:`domain_check` decodes the video once more before the scan.
 
     Raises:
         VideoDecodeError: the file cannot be read, or fewer than 3 frames decode.
+        VidshieldError: the in-domain profile does not fit the detection network.
     """
     from vidshield.io._source import VideoSource
     from vidshield.utils import prefetched
 
     spec = working_spec(pipeline)
+    profile = pipeline.detector.config.domain_profile() if check_domain else None
+    domain = None
+    if profile is not None and not _domain_on_first_pass(pipeline, profile, spec, max_frames):
+        domain = domain_check(pipeline, path)
+        if not domain["in_domain"]:
+            pipeline = copy.copy(pipeline)
+            pipeline.strategy = "none"  # a verdict outside the calibrated domain is not acted on
+        profile = None
 
     def windows():
         return prefetched(model_view_windows(path, spec, max_frames=max_frames), depth=prefetch)
 
     result = scan_windows(
-        pipeline, windows, name=path, progress=progress, on_defended=on_defended, batch_windows=batch_windows
+        pipeline,
+        windows,
+        name=path,
+        progress=progress,
+        on_defended=on_defended,
+        batch_windows=batch_windows,
+        domain=profile,
     )
+    if domain is not None:
+        result.domain = domain
     with VideoSource(path) as src:
         result.frames_declared = src.declared_frames()
     return result
+
+
+def _two_pass(pipeline: DefensePipeline) -> bool:
+    """Whether :func:`scan_windows` detects every window undefended first (a false-alarm budget,
+    the routed strategy, no squeeze check) and defends in a second pass."""
+    budget = pipeline.detector.config.target_fpr
+    return budget is not None and pipeline.strategy == "routed" and not pipeline.squeeze_check
+
+
+def _domain_on_first_pass(pipeline: DefensePipeline, profile, spec: InputSpec, max_frames) -> bool:
+    """Whether :func:`scan_file`'s first pass sees exactly the frames :func:`domain_check` would
+    (the whole video, decoded at the detector's view) and can make the check on its own pass."""
+    d = pipeline.detector.model.input_spec
+    return (
+        _two_pass(pipeline)
+        and max_frames is None
+        and (spec.height, spec.width) == (d.height, d.width)
+        and profile.embedding == "frame_features"
+        and hasattr(pipeline.detector.model, "forward_with_features")
+    )
 
 
 @contextlib.contextmanager
@@ -474,6 +524,7 @@ def scan_windows(
     progress=None,
     on_defended=None,
     batch_windows: int = 4,
+    domain=None,
 ) -> ScanResult:
     """:func:`scan_file` on windows however decoded (e.g. on another machine).
 
@@ -498,16 +549,27 @@ def scan_windows(
             come from the second pass (which then always runs: the frames of windows left
             undefended are passed as decoded).
         batch_windows: windows that go through the models in one batch.
+        domain: a :class:`~vidshield.detection.domain.DomainProfile` to check the video against
+            on the first pass's own detection (needs the two passes and windows at the detector's
+            view; every frame counted once): ``result.domain``; out of domain, no window is
+            defended (the second pass then only passes the frames on).
 
     Raises:
         VideoDecodeError: no window, or one of fewer than 3 frames.
     """
     from vidshield.detection.calibration import windows_allowed
+    from vidshield.detection.domain import DomainCheck
     from vidshield.detection.exception import VERDICTS
     from vidshield.errors import VideoDecodeError
 
     budget = pipeline.detector.config.target_fpr
-    two_pass = budget is not None and pipeline.strategy == "routed" and not pipeline.squeeze_check
+    two_pass = _two_pass(pipeline)
+    if domain is not None and not two_pass:
+        raise ValueError("the in-domain check on the first pass needs the two-pass scan (a false-alarm budget)")
+    check = DomainCheck(domain) if domain is not None else None
+    checked = 0  # frames given to the in-domain check
+    observed: list = []  # (frame logits, features) of the batch's detection pass
+    observe = (lambda f, e: observed.append((f, e))) if check is not None else None
     first = copy.copy(pipeline)
     if two_pass:
         first.strategy = "none"
@@ -524,7 +586,14 @@ def scan_windows(
                 raise VideoDecodeError(
                     name, f"only {batch[0][1].shape[0]} decodable frame(s); detection needs at least 3"
                 )
-            results = first.run(torch.stack([clip for _, clip in batch]))
+            results = first.run(torch.stack([clip for _, clip in batch]), observe=observe)
+            if check is not None:
+                logits, features = (torch.cat(parts) for parts in zip(*observed))
+                observed.clear()
+                for k, (start, clip) in enumerate(batch):  # the last window's overlap once
+                    skip = max(checked - start, 0)
+                    check.add(logits[k, skip:], features[k, skip:])
+                    checked = start + clip.shape[0]
             for (start, _), result in zip(batch, results):
                 if emit is not None:
                     emit(start, result.defended)
@@ -538,8 +607,10 @@ def scan_windows(
     results = [r for _, r in summaries]
     fired = sum(r.verdict != "clean" for r in results)
     flagged = pipeline.detector.video_flagged(results)
+    in_domain = check.result() if check is not None else None
+    act = in_domain is None or in_domain["in_domain"]  # out of domain: nothing defended
     if two_pass and (flagged or on_defended is not None):
-        todo = {i for i, r in enumerate(results) if r.verdict != "clean"} if flagged else set()
+        todo = {i for i, r in enumerate(results) if r.verdict != "clean"} if flagged and act else set()
         _defend_fired(pipeline, name, batches(), summaries, todo, on_defended, progress)
     probs = torch.tensor([r.probs for _, r in summaries]).mean(0)
     before = torch.tensor([r.probs_before for _, r in summaries]).mean(0)
@@ -560,6 +631,7 @@ def scan_windows(
         warnings=[*damage, *found],
         windows_fired=fired,
         windows_allowed=None if budget is None else windows_allowed(len(summaries), budget),
+        domain=in_domain,
     )
 
 

@@ -38,12 +38,12 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from vidshield.detection.exception import Detection, route
+from vidshield.names import POLLUTED_RULES
 
 __all__ = ["STRATEGIES", "POLLUTED_RULES", "VERDICT_DEFENSES", "route_defense", "polluted_frames", "polluted_mask"]
 
 #: ``routed`` is the paper's combined defense; the others apply one defense to every video.
 STRATEGIES = ("routed", "none", "spatial", "temporal")
-POLLUTED_RULES = ("exceptions", "minority", "exceptions+ends")
 #: The paper's routing: verdict -> defense.
 VERDICT_DEFENSES = {"clean": "none", "sparse": "temporal", "dense": "spatial"}
 

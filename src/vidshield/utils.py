@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from vidshield.errors import OutputError
 from vidshield.text import printable
+
+if TYPE_CHECKING:
+    import torch
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -106,6 +107,8 @@ def module_device(module: torch.nn.Module) -> torch.device:
         return t.device
     for t in module.buffers():
         return t.device
+    import torch
+
     return torch.device("cpu")
 
 
@@ -125,6 +128,9 @@ def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a ``torch.Generator`` seeded with ``seed``.
     Called from ``main`` functions, never at import time."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -120,3 +120,73 @@ def test_a_held_out_street_clip_is_not_called_attacked(media_dir, tmp_path, caps
     # out of the calibrated domain: a warning instead of a verdict, nothing defended
     assert saved["in_domain"] is False and {w["defense"] for w in saved["windows"]} == {"none"}
     assert "out of domain" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_the_scan_checks_the_domain_on_its_own_detection_pass(tiny_models, tmp_path, monkeypatch):
+    """With a false-alarm budget and windows at the detector's view, ``scan_file(check_domain=True)``
+    makes the in-domain check on its first detection pass: the video is not decoded for it
+    separately (``domain_check`` is not called), the statistics equal ``check_file``'s exactly
+    (lengths that are no multiple of the window: the last window's overlap counts once), and
+    windows, verdict and defended frames equal the separate check followed by a scan that defends
+    nothing out of domain. Every window is called dense (gamma1 = gamma2 = 0), so in domain the
+    second pass defends (the spatial defense)."""
+    import copy
+
+    import vidshield.pipeline
+    from vidshield.detection.domain import check_file
+    from vidshield.pipeline import build_pipeline, scan_file
+
+    files = [
+        write_video(tmp_path / f"cal{s}.mkv", make_moving_video(20 + 5 * s, 32, 32, seed=s), fps=25.0) for s in range(8)
+    ]
+    profile = _profile_for(tiny_models["lrcn"], files)
+    noise = write_video(tmp_path / "noise.mkv", torch.rand(37, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    config = DetectorConfig(gamma1=0.0, gamma2=0.0, target_fpr=0.01, domain=profile.to_dict())
+    pipe = build_pipeline(
+        model=tiny_models["lrcn"], comdefend=tiny_models["comdefend"], config=config.save(tmp_path / "d.json")
+    )
+    expected = {f: check_file(profile, pipe.detector.model, f) for f in [*files, noise]}
+    assert {e["in_domain"] for e in expected.values()} == {True, False}
+
+    def no_second_decode(*_):
+        raise AssertionError("domain_check decoded the video again")
+
+    def summary(result):
+        return [(s, {k: v for k, v in r.to_dict().items() if k != "seconds"}) for s, r in result.windows]
+
+    for f, want in expected.items():
+        reference = copy.copy(pipe)
+        if not want["in_domain"]:
+            reference.strategy = "none"
+        frames_ref: list = []
+        ref = scan_file(reference, f, on_defended=frames_ref.append)
+        with monkeypatch.context() as m:
+            m.setattr(vidshield.pipeline, "domain_check", no_second_decode)
+            frames: list = []
+            got = scan_file(pipe, f, check_domain=True, on_defended=frames.append)
+        assert got.domain == want and ref.domain is None
+        assert (got.verdict, got.label, got.probs) == (ref.verdict, ref.label, ref.probs)
+        assert summary(got) == summary(ref)
+        assert len(frames) == len(frames_ref) and all(torch.equal(a, b) for a, b in zip(frames, frames_ref))
+        if want["in_domain"]:
+            assert {r.defense for _, r in got.windows} != {"none"}  # the second pass defended
+
+
+def test_domain_check_fed_in_pieces_equals_the_whole_video(tiny_models, tmp_path):
+    from vidshield.detection.domain import DomainCheck, check_file
+    from vidshield.models import load_model
+
+    files = [write_video(tmp_path / f"c{s}.mkv", make_moving_video(24, 32, 32, seed=s), fps=25.0) for s in range(3)]
+    profile = _profile_for(tiny_models["lrcn"], files)
+    model = load_model(tiny_models["lrcn"]).eval()
+    clip = torch.rand(1, 29, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    path = write_video(tmp_path / "n.mkv", clip[0])
+    from vidshield.io import read_video
+
+    video = read_video(path)[None]
+    with torch.no_grad():
+        _, logits, features = model.forward_with_features(video)
+    check = DomainCheck(profile)
+    for a, b in ((0, 3), (3, 17), (17, 29)):
+        check.add(logits[0, a:b], features[0, a:b])
+    assert check.result() == check_file(profile, model, path)

@@ -17,7 +17,6 @@ from vidshield.cli.options import (
     resolve_device,
     seed_option,
 )
-from vidshield.models.datasets import dataset_for_spec
 
 
 class _ClipList:
@@ -104,6 +103,7 @@ def command(
 
     from vidshield.errors import CheckpointError
     from vidshield.models import load_model
+    from vidshield.models.datasets import dataset_for_spec
     from vidshield.models.evaluation import evaluate_classifier, save_confusion_png
 
     if adversarial is None:

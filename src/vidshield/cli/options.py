@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import torch
 
-from vidshield.detection.detector import DEFAULT_MODEL
-from vidshield.models.datasets import DATASET_NAMES
-from vidshield.routing import POLLUTED_RULES
+from vidshield.names import DATASET_NAMES, DEFAULT_MODEL, POLLUTED_RULES
+
+if TYPE_CHECKING:
+    import torch
 
 
 def options(*decorators):
@@ -153,6 +154,8 @@ pipeline_options = options(
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

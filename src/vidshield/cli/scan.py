@@ -87,7 +87,7 @@ def command(
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import VideoWriter, probe
     from vidshield.io.write import check_video_output
-    from vidshield.pipeline import build_pipeline, domain_check, scan_file, scan_report
+    from vidshield.pipeline import build_pipeline, scan_file, scan_report
     from vidshield.text import printable
     from vidshield.utils import atomic_write_json, check_writable
 
@@ -115,12 +115,11 @@ def command(
         allow_mismatch=allow_mismatch,
         device=dev,
     )
-    domain = domain_check(pipe, video)
-    if domain is not None and not domain["in_domain"]:
-        pipe.strategy = "none"  # a verdict outside the calibrated domain is not acted on
     with progress_bar(disable=as_json) as progress:
-        try:
-            result = scan_file(pipe, video, progress=progress, on_defended=writer.write if writer else None)
+        try:  # out of the calibrated domain, the verdict is not acted on (nothing defended)
+            result = scan_file(
+                pipe, video, progress=progress, on_defended=writer.write if writer else None, check_domain=True
+            )
         except BaseException:
             if writer is not None:
                 writer.abort()
@@ -128,6 +127,7 @@ def command(
     if writer is not None:
         writer.close()
     names = pipe.classifier.class_names
+    domain = result.domain
     used = config if config is not None else shipped
     summary = scan_report(
         pipe,

@@ -19,7 +19,6 @@ from vidshield.cli.options import (
     seed_option,
 )
 from vidshield.cli.options import command_line as command_line_of
-from vidshield.models.datasets import dataset_for_spec, train_val_datasets
 from vidshield.utils import seed_everything
 
 
@@ -121,6 +120,7 @@ def command(
     """
     from vidshield import ddp
     from vidshield.models import MODEL_REGISTRY, create_model, load_model, save_model
+    from vidshield.models.datasets import dataset_for_spec, train_val_datasets
     from vidshield.models.evaluation import evaluate_classifier
     from vidshield.models.training import train_classifier
 

@@ -31,6 +31,7 @@ from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
 from vidshield.errors import InputFormatError, VidshieldError
 from vidshield.jsonio import field as json_field
 from vidshield.jsonio import read_json
+from vidshield.names import DEFAULT_MODEL
 from vidshield.text import printable
 from vidshield.utils import atomic_write_json, eval_mode, module_device
 from vidshield.video import check_video
@@ -45,11 +46,6 @@ __all__ = [
     "collect_videos",
     "detect_file",
 ]
-
-#: The default detection network: the UT-Interaction CNN+LSTM (6 action classes), used with the
-#: config shipped beside it (``zoo/ut-lrcn.detector.json``: a js_divergence threshold for a 1 %
-#: window false-alarm budget on clean real footage, and its in-domain profile).
-DEFAULT_MODEL = "ut-lrcn"
 
 _CONFIG_FORMAT = "vidshield-detector"
 _CONFIG_MAX_BYTES = 1 << 20
@@ -265,7 +261,9 @@ class TemporalConsistencyDetector:
 
     # -- per-frame logits ------------------------------------------------------------------
 
-    def _run(self, video: torch.Tensor, *, with_video_logits: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def _run(
+        self, video: torch.Tensor, *, with_video_logits: bool, observe=None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         batch = check_video(video)
         if batch.dim() == 4:
             batch = batch.unsqueeze(0)
@@ -276,7 +274,10 @@ class TemporalConsistencyDetector:
         with _inference(self.model):
             for i in range(0, batch.shape[0], self.batch_size):
                 x = batch[i : i + self.batch_size].to(device)
-                if with_video_logits and hasattr(self.model, "forward_with_frames"):
+                if observe is not None:  # the CNN's features come from the same pass
+                    v, f, features = self.model.forward_with_features(x)
+                    v = v if with_video_logits else None
+                elif with_video_logits and hasattr(self.model, "forward_with_frames"):
                     v, f = self.model.forward_with_frames(x)
                 else:
                     v = self.model(x) if with_video_logits else None
@@ -287,6 +288,8 @@ class TemporalConsistencyDetector:
                         f"({x.shape[0]}, {x.shape[1]}, K); got {tuple(f.shape)}"
                     )
                 frame_parts.append(f.float().cpu())
+                if observe is not None:
+                    observe(frame_parts[-1], features.float().cpu())
                 if v is not None:
                     video_parts.append(v.float().cpu())
         video_logits = torch.cat(video_parts) if video_parts else None
@@ -325,18 +328,22 @@ class TemporalConsistencyDetector:
             )
         return out
 
-    def detect(self, video: torch.Tensor) -> list[Detection]:
+    def detect(self, video: torch.Tensor, *, observe=None) -> list[Detection]:
         """Detect on a clip ``(T, 3, H, W)`` or a batch ``(N, T, 3, H, W)``, float in [0, 1],
-        T >= 3. Returns one :class:`Detection` per video."""
-        return self.detections_from_logits(self.frame_logits(video))
+        T >= 3. Returns one :class:`Detection` per video.
 
-    def detect_with_logits(self, video: torch.Tensor) -> tuple[list[Detection], torch.Tensor]:
+        ``observe``: called with the per-frame logits ``float32 (n, T, K)`` and the CNN features
+        ``float32 (n, T, F)`` of each forward pass (CPU; the model needs ``forward_with_features``,
+        e.g. the LRCN): the in-domain check of ``scan`` rides on the detector's own pass."""
+        return self.detections_from_logits(self._run(video, with_video_logits=False, observe=observe)[1])
+
+    def detect_with_logits(self, video: torch.Tensor, *, observe=None) -> tuple[list[Detection], torch.Tensor]:
         """Detect and classify at once: ``(detections, video_logits float32 (N, K) on CPU)``.
 
         With ``model.forward_with_frames`` (the LRCN) the CNN runs once for both; otherwise the
-        model runs twice (``forward`` and ``frame_logits``).
+        model runs twice (``forward`` and ``frame_logits``). ``observe``: as :meth:`detect`.
         """
-        video_logits, frame_logits = self._run(video, with_video_logits=True)
+        video_logits, frame_logits = self._run(video, with_video_logits=True, observe=observe)
         return self.detections_from_logits(frame_logits), video_logits
 
     def detect_stream(

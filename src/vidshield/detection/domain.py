@@ -35,6 +35,7 @@ __all__ = [
     "DOMAIN_QUANTILES",
     "SHRINKAGE",
     "DomainProfile",
+    "DomainCheck",
     "frame_embeddings",
     "file_embeddings",
     "fit_domain",
@@ -103,13 +104,18 @@ class DomainProfile:
         if self.embedding not in ("frame_features", "frame_logits"):
             raise ValueError(f"domain profile: unknown embedding {self.embedding!r}")
 
-    def statistics(self, embeddings: torch.Tensor, confidences: torch.Tensor) -> dict[str, float]:
-        """The two statistics of one video from its frames' embeddings ``(t, D)`` and max-softmax ``(t,)``."""
+    def distances(self, embeddings: torch.Tensor) -> np.ndarray:
+        """Per-frame Mahalanobis distances ``float64 (t,)`` of embeddings ``(t, D)`` (row by row:
+        a frame's distance does not depend on the frames beside it)."""
         e = embeddings.double().numpy()
         if e.ndim != 2 or e.shape[1] != len(self.mean):
             raise ValueError(f"embeddings must be (t, {len(self.mean)}); got {tuple(e.shape)}")
         diff = e - np.asarray(self.mean)
-        dist = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", diff, np.asarray(self.precision), diff), 0.0))
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", diff, np.asarray(self.precision), diff), 0.0))
+
+    def statistics(self, embeddings: torch.Tensor, confidences: torch.Tensor) -> dict[str, float]:
+        """The two statistics of one video from its frames' embeddings ``(t, D)`` and max-softmax ``(t,)``."""
+        dist = self.distances(embeddings)
         return {"confidence": float(np.median(confidences.double().numpy())), "distance": float(np.median(dist))}
 
     def check(self, stats: Mapping[str, float]) -> tuple[bool, list[str]]:
@@ -191,6 +197,36 @@ def _round(a: np.ndarray) -> np.ndarray:
 def domain_of(model: torch.nn.Module) -> str:
     """The embedding :func:`frame_embeddings` uses for this model."""
     return "frame_features" if hasattr(model, "frame_features") else "frame_logits"
+
+
+class DomainCheck:
+    """The in-domain check of one video fed frame by frame, from what the detection network
+    computed anyway (``scan`` runs it on its own detection pass instead of decoding the video
+    again): :meth:`add` the frames' per-frame logits and CNN features, each frame once, then
+    :meth:`result` equals :func:`check_file` on the same frames. Holds two floats per frame."""
+
+    def __init__(self, profile: DomainProfile):
+        if profile.embedding != "frame_features":
+            raise ValueError(f"a DomainCheck needs a profile on frame_features, not {profile.embedding}")
+        self.profile = profile
+        self._distances: list[np.ndarray] = []
+        self._confidences: list[torch.Tensor] = []
+
+    def add(self, frame_logits: torch.Tensor, features: torch.Tensor) -> None:
+        """Frames' per-frame logits ``(t, K)`` and CNN features ``(t, F)``."""
+        self._distances.append(self.profile.distances(features.reshape(features.shape[0], -1)))
+        self._confidences.append(frame_logits.double().softmax(-1).amax(-1))
+
+    def result(self) -> dict[str, Any]:
+        """``{"in_domain", "statistics", "reasons"}`` over the frames added."""
+        if not self._distances:
+            raise ValueError("no frames decoded")
+        stats = {
+            "confidence": float(np.median(torch.cat(self._confidences).numpy())),
+            "distance": float(np.median(np.concatenate(self._distances))),
+        }
+        ok, reasons = self.profile.check(stats)
+        return {"in_domain": ok, "statistics": stats, "reasons": reasons}
 
 
 def check_file(profile: DomainProfile, model: torch.nn.Module, path: str | Path) -> dict[str, Any]:

@@ -10,8 +10,7 @@ from torch.utils.data import Dataset, Subset
 
 from vidshield.data import make_dataset
 from vidshield.models.base import InputSpec
-
-DATASET_NAMES = ("synthetic", "ut-interaction", "ucf101", "folder", "clips")
+from vidshield.names import DATASET_NAMES as DATASET_NAMES  # re-exported: the data sets built here
 
 
 def dataset_for_spec(

@@ -138,8 +138,13 @@ class LRCN(VideoClassifier):
     def forward_with_frames(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(video_logits (N, K), frame_logits (N, T, K))`` from one CNN pass; equal to
         ``forward(video)`` and ``frame_logits(video)``."""
+        return self.forward_with_features(video)[:2]
+
+    def forward_with_features(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward_with_frames` plus the CNN features it computed, ``(N, T, F)`` (equal to
+        ``frame_features(video)``; the in-domain check's embedding)."""
         features = self.frame_features(video)
-        return self._recurrent_logits(features).mean(dim=1), self._zero_state_logits(features)
+        return self._recurrent_logits(features).mean(dim=1), self._zero_state_logits(features), features
 
     @contextmanager
     def rnn_backward_mode(self) -> Iterator[LRCN]:
