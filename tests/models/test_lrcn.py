@@ -95,3 +95,29 @@ def test_constructor_validation():
         LRCN(num_classes=0)
     with pytest.raises(ValueError, match="H, W >= 16"):
         LRCN(num_classes=2, input_size=(4, 8, 8))
+
+
+def test_the_inference_max_pool_equals_max_pool_2d_bit_for_bit(rng):
+    """MaxPool2x2 without autograd (the four 2x2 phases) gives nn.MaxPool2d(2)'s values exactly,
+    odd sizes (the last row / column dropped), ties and NaN included; with autograd it is
+    MaxPool2d, gradients included."""
+    from vidshield.models.lrcn import MaxPool2x2
+
+    pool, reference = MaxPool2x2(), torch.nn.MaxPool2d(2)
+    for shape in ((3, 4, 8, 8), (2, 5, 9, 7), (1, 1, 2, 3)):
+        x = torch.relu(torch.randn(*shape, generator=rng)).round(decimals=1)  # many zeros, many ties
+        x.view(-1)[3] = float("nan")
+        with torch.no_grad():
+            assert torch.equal(pool(x).isnan(), reference(x).isnan())
+            assert torch.equal(pool(x).nan_to_num(-1), reference(x).nan_to_num(-1))
+        a, b = x.nan_to_num(0).requires_grad_(), x.nan_to_num(0).requires_grad_()
+        pool(a).sum().backward()
+        reference(b).sum().backward()
+        assert torch.equal(a.grad, b.grad)
+    model = create_model("test-lrcn", num_classes=3).eval()
+    video = torch.rand(2, 4, 3, 32, 32, generator=rng)
+    with torch.no_grad():
+        fast = model.forward_with_features(video)
+    with torch.enable_grad():
+        slow = model.forward_with_features(video)
+    assert all(torch.equal(f, s) for f, s in zip(fast, slow))

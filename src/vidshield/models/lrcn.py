@@ -30,6 +30,25 @@ from vidshield.models.base import InputSpec, VideoClassifier, normalize_video
 _STAGE_CHANNELS = (64, 128, 256, 512)
 
 
+class MaxPool2x2(nn.MaxPool2d):
+    """``nn.MaxPool2d(2)`` whose inference pass (autograd off) takes the maximum of the four
+    strided 2x2 phases: the same values bit for bit (a maximum rounds nothing), about 5x faster on
+    a CPU than PyTorch's channels-first pooling kernel. With autograd on it is ``MaxPool2d``, so
+    gradients (which ``maximum`` would split between equal values) are unchanged."""
+
+    def __init__(self):
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return super().forward(x)
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+        x = x[..., :h, :w]
+        return torch.maximum(
+            torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]), torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2])
+        )
+
+
 class FrameCNN(nn.Module):
     """Per-frame 2D CNN: four stages of ``blocks`` x (conv3x3 - BatchNorm - ReLU), each stage
     followed by a 2x2 max-pool, then global average pooling.
@@ -52,7 +71,7 @@ class FrameCNN(nn.Module):
                     nn.ReLU(inplace=True),
                 ]
                 in_ch = out_ch
-            layers.append(nn.MaxPool2d(2))
+            layers.append(MaxPool2x2())
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
         self.body = nn.Sequential(*layers)
         self.out_features = in_ch
