@@ -247,3 +247,26 @@ def test_a_malformed_detector_section_is_a_checkpoint_error(tmp_path):
         meta.write_text(json.dumps({**json.loads(meta.read_text()), "detector": bad}))
         with pytest.raises(CheckpointError, match=message):
             load_model(path)
+
+
+def test_fewer_torch_threads_lowers_never_raises_and_restores(monkeypatch):
+    import os
+
+    from vidshield.utils import fewer_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+        with fewer_torch_threads() as inside:  # two cores: one left to the decoder
+            assert inside == torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 3
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+        with fewer_torch_threads():  # never more than before
+            assert torch.get_num_threads() == 3
+        with pytest.raises(RuntimeError), fewer_torch_threads(reserved=20):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

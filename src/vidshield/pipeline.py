@@ -427,7 +427,8 @@ def scan_file(
 
     Decoding (FFmpeg scales to that view in the same call) runs in a background thread up to
     ``prefetch`` windows ahead of the models, and ``batch_windows`` windows go through the models
-    in one batch. Memory: ``prefetch + batch_windows`` windows at that view, plus a small summary
+    in one batch; on a CPU the models use one intra-op thread fewer than the cores
+    (:func:`~vidshield.utils.fewer_torch_threads`), leaving one to the decoder. Memory: ``prefetch + batch_windows`` windows at that view, plus a small summary
     per window (no video tensors are kept). With a false-alarm budget the second pass decodes the
     video again.
 
@@ -446,30 +447,32 @@ def scan_file(
         VidshieldError: the in-domain profile does not fit the detection network.
     """
     from vidshield.io._source import VideoSource
-    from vidshield.utils import prefetched
+    from vidshield.utils import fewer_torch_threads, prefetched
 
     spec = working_spec(pipeline)
     profile = pipeline.detector.config.domain_profile() if check_domain else None
     domain = None
-    if profile is not None and not _domain_on_first_pass(pipeline, profile, spec, max_frames):
-        domain = domain_check(pipeline, path)
-        if not domain["in_domain"]:
-            pipeline = copy.copy(pipeline)
-            pipeline.strategy = "none"  # a verdict outside the calibrated domain is not acted on
-        profile = None
+    on_cpu = module_device(pipeline.detector.model).type == "cpu"
+    with fewer_torch_threads(1 if on_cpu else 0):  # on a CPU, one core is left to the decoder
+        if profile is not None and not _domain_on_first_pass(pipeline, profile, spec, max_frames):
+            domain = domain_check(pipeline, path)
+            if not domain["in_domain"]:
+                pipeline = copy.copy(pipeline)
+                pipeline.strategy = "none"  # a verdict outside the calibrated domain is not acted on
+            profile = None
 
-    def windows():
-        return prefetched(model_view_windows(path, spec, max_frames=max_frames), depth=prefetch)
+        def windows():
+            return prefetched(model_view_windows(path, spec, max_frames=max_frames), depth=prefetch)
 
-    result = scan_windows(
-        pipeline,
-        windows,
-        name=path,
-        progress=progress,
-        on_defended=on_defended,
-        batch_windows=batch_windows,
-        domain=profile,
-    )
+        result = scan_windows(
+            pipeline,
+            windows,
+            name=path,
+            progress=progress,
+            on_defended=on_defended,
+            batch_windows=batch_windows,
+            domain=profile,
+        )
     if domain is not None:
         result.domain = domain
     with VideoSource(path) as src:

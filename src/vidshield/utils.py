@@ -137,6 +137,23 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@contextlib.contextmanager
+def fewer_torch_threads(reserved: int = 1) -> Iterator[int]:
+    """``with fewer_torch_threads():`` torch's intra-op threads lowered (never raised) to the CPUs
+    this process may use less ``reserved`` (at least 1), e.g. one left to a decoding thread: on two
+    cores, a second intra-op thread competes with the decoder and spins while it waits. Restored
+    on exit. Yields the thread count inside."""
+    import torch
+
+    before = torch.get_num_threads()
+    inside = max(1, min(before, len(os.sched_getaffinity(0)) - reserved))
+    torch.set_num_threads(inside)
+    try:
+        yield inside
+    finally:
+        torch.set_num_threads(before)
+
+
 def prefetched(iterable: Iterable, depth: int = 2) -> Iterator:
     """Iterate ``iterable`` in a background thread, at most ``depth`` items ahead (a bounded
     producer / consumer queue): decoding overlaps the work on the items. Items come in order; an
