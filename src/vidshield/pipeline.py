@@ -428,9 +428,9 @@ def scan_file(
     Decoding (FFmpeg scales to that view in the same call) runs in a background thread up to
     ``prefetch`` windows ahead of the models, and ``batch_windows`` windows go through the models
     in one batch; on a CPU the models use one intra-op thread fewer than the cores
-    (:func:`~vidshield.utils.fewer_torch_threads`), leaving one to the decoder. Memory: ``prefetch + batch_windows`` windows at that view, plus a small summary
-    per window (no video tensors are kept). With a false-alarm budget the second pass decodes the
-    video again.
+    (:func:`~vidshield.utils.fewer_torch_threads`), leaving one to the decoder. Memory:
+    ``prefetch + batch_windows`` windows at that view, plus a small summary per window (no video
+    tensors are kept). With a false-alarm budget the second pass decodes the video again.
 
     Args:
         on_defended: as :func:`scan_windows`.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import click
 
 from vidshield.cli.options import echo_json, json_option, pipeline_options, resolve_device
+from vidshield.text import printable
 from vidshield.utils import progress_bar
 
 
@@ -83,12 +85,13 @@ def command(
       vidshield scan clip.mp4 --model ut-lrcn --classifier ut-c3d --config runs/calib/detector.json
     """
 
+    if not as_json and sys.stderr.isatty():  # on a terminal, something at once (torch takes ~2 s to import)
+        click.echo(printable(f"scanning {video} with {model_ref} ..."), err=True)
     from vidshield.detection.detector import shipped_config
     from vidshield.detection.plots import plot_label_strips
     from vidshield.io import VideoWriter, probe
     from vidshield.io.write import check_video_output
     from vidshield.pipeline import build_pipeline, scan_file, scan_report
-    from vidshield.text import printable
     from vidshield.utils import atomic_write_json, check_writable
 
     report = report or default_output(video, ".scan.json")
