@@ -56,7 +56,11 @@ def test_the_service_defaults_to_the_model_and_config_scan_uses(make_client, tin
         shipped.gamma2,
         shipped.target_fpr,
     )
-    assert isinstance(report["in_domain"], bool) and set(report["domain"]["statistics"]) == {"confidence", "distance"}
+    assert isinstance(report["in_domain"], bool) and set(report["domain"]["statistics"]) == {
+        "confidence",
+        "distance",
+        "motion",
+    }
     assert report["about"] == label_space_line("ut-lrcn", names)
     assert report["about"].startswith("classifier: ut-lrcn (6 classes: handshake, hug, kick, point, punch ...)")
 

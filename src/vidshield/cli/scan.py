@@ -69,10 +69,10 @@ def command(
     spatial defense) and classified. Prints the verdict and the label before and after defense,
     writes a JSON report and a PNG of the per-frame labels with exception frames circled.
 
-    The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config: js_divergence
+    The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config: feature_spike
     calibrated on clean real footage for a 1 % window false-alarm budget. When the config holds an in-domain
-    profile and VIDEO is far from the footage it was calibrated on (median per-frame confidence or
-    embedding distance outside the calibrated range), the report says "in_domain": false, one
+    profile and VIDEO is far from the footage it was calibrated on (median embedding distance or
+    motion above the calibrated range), the report says "in_domain": false, one
     warning line replaces the verdict, and nothing is defended.
 
     \b
