@@ -22,7 +22,8 @@ Step ``measure`` (after ``vidshield calibrate``, see the README) writes ``--out`
 - sparse attacks aimed at ut-lrcn (4 spread frames of 16, 100 Adam steps, lam 1, lr 1e-3, the
   paper's settings, quantised to 8 bits) on 16-frame clips of the held-out set2 videos at the
   model's view: share of the successful attacks flagged with each threshold set, the clean
-  versions of the same clips, and the in-domain result on the attacked clips;
+  versions of the same clips, the in-domain result on the attacked clips, and ``scan``'s label
+  after the temporal defense (shipped config) on the attacked files;
 - every score side by side: its threshold for the same budget from the same calibration windows
   (``--calib-results``, the ``results.json`` of ``vidshield calibrate``), the held-out clean
   windows it fires on (``scan``'s windows: 16 frames, stride 16) and the sparse attacks it flags.
@@ -199,8 +200,10 @@ def _attack_rows(work, model, held, args):
     from vidshield.detection import DetectorConfig, TemporalConsistencyDetector
     from vidshield.detection.domain import check_file
     from vidshield.io import write_video
+    from vidshield.pipeline import build_pipeline, scan_file
 
     shipped = TemporalConsistencyDetector.from_config(DetectorConfig.load(args.config), model)
+    pipe = build_pipeline(model="ut-lrcn", config=args.config)
     paper = TemporalConsistencyDetector.from_config(DetectorConfig(), model)
     attack = create_attack("sparse", model, num_frames=4, steps=100, lam=1.0, lr=1e-3)
     spec = model.input_spec
@@ -221,6 +224,13 @@ def _attack_rows(work, model, held, args):
             a, c = det.detect(adv)[0], det.detect(clip)[0]
             row[name] = {"adv_verdict": a.verdict, "clean_verdict": c.verdict, "adv_alpha": a.alpha}
         row["adv_scores"] = dict(a.scores)
+        scanned = scan_file(pipe, path)  # `scan` on the attacked file: what the temporal defense gives back
+        row["scan"] = {
+            "verdict": scanned.verdict,
+            "rebuilt_frames": list(scanned.windows[0][1].rebuilt_frames),
+            "label_before": scanned.label_before,
+            "label_after": scanned.label,
+        }
         row["domain"] = check_file(shipped.config.domain_profile(), model, path)
         rows.append(row)
     return rows
@@ -276,6 +286,7 @@ def measure(args) -> None:
                 for k in ("shipped", "paper_thresholds")
             },
             "attacked_in_domain": sum(r["domain"]["in_domain"] for r in ok),
+            "scan_label_recovered_shipped": sum(r["scan"]["label_after"] == r["label"] for r in ok) / max(1, len(ok)),
         },
         "scores_at_the_same_budget": _score_comparison(args, test_files, attacks, in_domain),
         "seconds": round(time.perf_counter() - started, 1),
