@@ -45,7 +45,7 @@ def test_scan_reports_out_of_domain_with_one_warning_line_and_defends_nothing(ti
         out = capsys.readouterr().out.splitlines()
         saved = json.loads(report.read_text())
         assert saved["in_domain"] is expected and saved["config"] == str(config)
-        assert set(saved["domain"]["statistics"]) == {"confidence", "distance"}
+        assert set(saved["domain"]["statistics"]) == {"confidence", "distance", "motion"}
         warnings = [line for line in out if "out of domain" in line]
         if expected:
             assert not warnings and out[0].startswith(f"{path}: {saved['verdict'].upper()} (")

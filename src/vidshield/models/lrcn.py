@@ -141,6 +141,15 @@ class LRCN(VideoClassifier):
         features = self.frame_features(video)
         return self._recurrent_logits(features).mean(dim=1), self._zero_state_logits(features)
 
+    def frame_outputs(
+        self, video: torch.Tensor, *, with_video_logits: bool = False
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """``(video_logits (N, K) or None, frame_logits (N, T, K), frame_features (N, T, F))`` from
+        one CNN pass (the detector's feature scores read the features)."""
+        features = self.frame_features(video)
+        video_logits = self._recurrent_logits(features).mean(dim=1) if with_video_logits else None
+        return video_logits, self._zero_state_logits(features), features
+
     @contextmanager
     def rnn_backward_mode(self) -> Iterator[LRCN]:
         """Put only the LSTM in train mode inside the ``with`` block, then restore it.
