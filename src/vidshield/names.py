@@ -5,7 +5,7 @@ re-exported by the module that gives it meaning (the detector, the data sets, th
 from __future__ import annotations
 
 #: The default detection network: the UT-Interaction CNN+LSTM (6 action classes), used with the
-#: config shipped beside it (``zoo/ut-lrcn.detector.json``: a js_divergence threshold for a 1 %
+#: config shipped beside it (``zoo/ut-lrcn.detector.json``: a feature_spike threshold for a 1 %
 #: window false-alarm budget on clean real footage, and its in-domain profile).
 DEFAULT_MODEL = "ut-lrcn"
 

@@ -496,7 +496,7 @@ def _domain_on_first_pass(pipeline: DefensePipeline, profile, spec: InputSpec, m
         and max_frames is None
         and (spec.height, spec.width) == (d.height, d.width)
         and profile.embedding == "frame_features"
-        and hasattr(pipeline.detector.model, "forward_with_features")
+        and hasattr(pipeline.detector.model, "frame_outputs")
     )
 
 
@@ -559,11 +559,12 @@ def scan_windows(
 
     Raises:
         VideoDecodeError: no window, or one of fewer than 3 frames.
+        VidshieldError: ``domain`` does not fit the detection network's features.
     """
     from vidshield.detection.calibration import windows_allowed
     from vidshield.detection.domain import DomainCheck
     from vidshield.detection.exception import VERDICTS
-    from vidshield.errors import VideoDecodeError
+    from vidshield.errors import VideoDecodeError, VidshieldError
 
     budget = pipeline.detector.config.target_fpr
     two_pass = _two_pass(pipeline)
@@ -595,7 +596,10 @@ def scan_windows(
                 observed.clear()
                 for k, (start, clip) in enumerate(batch):  # the last window's overlap once
                     skip = max(checked - start, 0)
-                    check.add(logits[k, skip:], features[k, skip:])
+                    try:
+                        check.add(logits[k, skip:], features[k, skip:])
+                    except ValueError as e:  # a profile of other features (as domain_check says it)
+                        raise VidshieldError(f"in-domain check: {printable(e)}") from e
                     checked = start + clip.shape[0]
             for (start, _), result in zip(batch, results):
                 if emit is not None:
@@ -718,12 +722,16 @@ def scan_report(
     classifier a distilled detection network serves), else it is the detection network ``model``.
     ``config`` names the detector config used and ``domain`` is the in-domain check
     (:func:`vidshield.detection.domain.check_file`; None: not checked), reported as ``config``,
-    ``in_domain`` and ``domain``."""
+    ``in_domain`` and ``domain``; ``about`` is the line saying which classifier and label space the
+    verdict is about (:func:`label_space_line`), and ``domain_warning`` the one line that replaces
+    the verdict out of domain (None in domain or unchecked)."""
     names = pipeline.classifier.class_names
+    classifier = classifier or getattr(pipeline.classifier, "source", None) or model
+    out_of_domain = domain is not None and not domain["in_domain"]
     return {
         "video": video,
         "model": model,
-        "classifier": classifier or getattr(pipeline.classifier, "source", None) or model,
+        "classifier": classifier,
         "label_space": names,
         "gamma1": pipeline.detector.gamma1,
         "gamma2": pipeline.detector.gamma2,
@@ -732,8 +740,21 @@ def scan_report(
         "config": config,
         "in_domain": None if domain is None else domain["in_domain"],
         "domain": domain,
+        "about": label_space_line(classifier, names),
+        "domain_warning": (
+            f"out of domain for {model} ({'; '.join(domain['reasons'])}): no verdict, nothing defended"
+            if out_of_domain
+            else None
+        ),
         **result.to_dict(names),
     }
+
+
+def label_space_line(classifier: str, names: list[str] | None) -> str:
+    """``"classifier: NAME (K classes: a, b, ...); the verdict is about this label space"``: what
+    ``scan`` prints and its report (and the service's) carry as ``about``."""
+    space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
+    return f"classifier: {classifier} ({space}); the verdict is about this label space"
 
 
 def defended_frames_at(pipeline: DefensePipeline, path, scan: ScanResult, frames) -> dict[int, tuple]:

@@ -138,3 +138,52 @@ def test_detect_stream_short_video_and_errors():
         det.detect_stream(_chunks(video, 2), window=2)
     with pytest.raises(ValueError, match="stride"):
         det.detect_stream(_chunks(video, 2), window=4, stride=5)
+
+
+def test_feature_spike_is_read_from_the_lrcns_own_features_in_one_pass_and_in_streams():
+    from vidshield.detection.scores import FEATURE_SCORES
+    from vidshield.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("test-lrcn", num_classes=4).eval()
+    video = torch.rand(21, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    det = TemporalConsistencyDetector(model, score="feature_spike", gamma1=1e9, gamma2=2e9)
+    with torch.no_grad():
+        features = model.frame_features(video[None, :8])
+    d = det.detect(video[:8])[0]
+    assert d.score_name == "feature_spike" and d.score == float(FEATURE_SCORES["feature_spike"](features)[0])
+    plain = TemporalConsistencyDetector(model).detect(video[:8])[0]  # the same scores, routed on alpha
+    assert d.scores == plain.scores and plain.score_name == "alpha"
+    with pytest.raises(ValueError, match="frame features"):
+        det.detections_from_logits(det.frame_logits(video[:8]))
+    windows = det.detect_stream(_chunks(video, 5), window=8, stride=4)
+    assert [w.start for w in windows] == [0, 4, 8, 12, 13]
+    for w in windows:  # the stream gives what detect() gives on the same frames
+        one = det.detect(video[w.start : w.start + 8])[0]
+        assert w.scores == pytest.approx(one.scores, rel=1e-6, abs=1e-9) and w.frame_labels == one.frame_labels
+    with pytest.raises(ValueError, match="per-frame features"):
+        TemporalConsistencyDetector(MeanColourClassifier(frames=8), score="feature_spike")
+
+
+def test_observe_sees_the_features_feature_spike_reads_from_the_same_cnn_pass(monkeypatch):
+    """``observe`` (the in-domain check of ``scan``) gets each batch's frame logits and CNN
+    features from the pass that scores feature_spike: one ``frame_features`` call per batch."""
+    from vidshield.detection.scores import FEATURE_SCORES
+    from vidshield.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("test-lrcn", num_classes=4).eval()
+    video = torch.rand(2, 8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    det = TemporalConsistencyDetector(model, score="feature_spike", gamma1=1e9, gamma2=2e9, batch_size=1)
+    cnn, calls, seen = model.frame_features, [], []
+    monkeypatch.setattr(model, "frame_features", lambda v: calls.append(v.shape[0]) or cnn(v))
+    detections, _ = det.detect_with_logits(video, observe=lambda f, e: seen.append((f, e)))
+    assert calls == [1, 1]
+    with torch.no_grad():
+        features = torch.cat([cnn(video[i : i + 1]) for i in range(2)])
+        logits = torch.cat([model._zero_state_logits(features[i : i + 1]) for i in range(2)])
+    assert torch.equal(torch.cat([e for _, e in seen]), features)
+    assert torch.equal(torch.cat([f for f, _ in seen]), logits)
+    assert [d.score for d in detections] == FEATURE_SCORES["feature_spike"](features).tolist()
+    with pytest.raises(ValueError, match="observe"):
+        TemporalConsistencyDetector(MeanColourClassifier(frames=8)).detect(video, observe=lambda f, e: None)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vidshield.detection import DetectorConfig
-from vidshield.detection.domain import DOMAIN_QUANTILES, SHRINKAGE, DomainProfile, fit_domain
+from vidshield.detection.domain import DOMAIN_QUANTILE, SHRINKAGE, DomainProfile, fit_domain
 
 
 def _videos(n=40, frames=12, dim=3, seed=0):
@@ -33,28 +33,28 @@ def test_fit_domain_ranges_are_the_quantiles_of_the_per_video_statistics():
     np.testing.assert_allclose(np.asarray(p.precision), np.linalg.inv(shrunk), rtol=1e-6)
     np.testing.assert_allclose(p.mean, x.mean(0), rtol=1e-6, atol=1e-12)
     stats = [p.statistics(e, c) for e, c in videos]
-    conf = [s["confidence"] for s in stats]
-    assert p.ranges["confidence"] == pytest.approx(tuple(np.quantile(conf, DOMAIN_QUANTILES)))
-    assert p.ranges["distance"] == (0.0, pytest.approx(np.quantile([s["distance"] for s in stats], 0.995)))
+    for name in ("distance", "motion"):
+        assert p.ranges[name] == (0.0, pytest.approx(np.quantile([s[name] for s in stats], DOMAIN_QUANTILE)))
+    assert set(p.ranges) == {"distance", "motion"}  # confidence is reported, not checked
     assert (p.videos, p.frames) == (40, 480)
-    # the median over frames: one video's frame confidences 0.1, 0.5, 0.9 -> 0.5
-    assert p.statistics(torch.zeros(3, 3), torch.tensor([0.9, 0.1, 0.5]))["confidence"] == 0.5
+    # medians over frames: confidences 0.1, 0.5, 0.9 -> 0.5; steps between frames 0, 5 -> 2.5
+    three = p.statistics(torch.tensor([[0.0, 0, 0], [0, 0, 0], [3, 4, 0]]), torch.tensor([0.9, 0.1, 0.5]))
+    assert three["confidence"] == 0.5 and three["motion"] == 2.5
+    assert p.statistics(torch.zeros(1, 3), torch.tensor([0.5]))["motion"] == 0.0
 
 
 def test_check_flags_each_statistic_out_of_its_range():
     ident = tuple(tuple(float(i == j) for j in range(2)) for i in range(2))
-    p = DomainProfile("frame_logits", (0.0, 0.0), ident, {"confidence": (0.3, 0.8), "distance": (0.0, 2.0)}, 5, 50)
-    # distance = median of |e| (identity precision): frames at distance 1, 1, 5 -> 1
+    p = DomainProfile("frame_logits", (0.0, 0.0), ident, {"distance": (0.0, 2.0), "motion": (0.0, 3.0)}, 5, 50)
+    # distance = median of |e| (identity precision): frames at distance 1, 1, 5 -> 1;
+    # motion = median of the steps sqrt(2), sqrt(18) -> 2 sqrt(2)
     near = p.statistics(torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0]]), torch.tensor([0.5, 0.5, 0.5]))
-    assert near == {"confidence": 0.5, "distance": 1.0}
+    assert near == {"distance": 1.0, "motion": pytest.approx(2 * 2**0.5), "confidence": 0.5}
     assert p.check(near) == (True, [])
-    assert p.check({"confidence": 0.8, "distance": 2.0})[0]  # the bounds are inside
-    ok, reasons = p.check({"confidence": 0.95, "distance": 2.5})
-    assert not ok and len(reasons) == 2 and reasons[0].startswith("confidence 0.95 outside")
-    assert p.check({"confidence": 0.29, "distance": 0.0}) == (
-        False,
-        ["confidence 0.29 outside the calibrated [0.3, 0.8]"],
-    )
+    assert p.check({"distance": 2.0, "motion": 3.0, "confidence": 0.01})[0]  # the bounds are inside; confidence free
+    ok, reasons = p.check({"distance": 2.5, "motion": 3.5})
+    assert not ok and len(reasons) == 2 and reasons[0].startswith("distance 2.5 outside")
+    assert p.check({"distance": 0.0, "motion": 3.01}) == (False, ["motion 3.01 outside the calibrated [0, 3]"])
 
 
 def test_profile_round_trips_through_the_detector_config(tmp_path):

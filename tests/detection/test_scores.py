@@ -69,3 +69,23 @@ def test_bad_inputs():
         compute_scores(torch.zeros(1, 2, 2))
     with pytest.raises(ValueError, match=r"\(N, T, K\)"):
         compute_scores(torch.zeros(4, 2))
+
+
+def test_feature_spike_is_the_largest_interior_second_difference():
+    from vidshield.detection.scores import FEATURE_SCORES
+
+    t = torch.arange(10, dtype=torch.float64)[:, None]
+    steady = (torch.tensor([[1.0, -2.0, 0.5, 3.0]], dtype=torch.float64) + t * 0.25)[None]  # constant speed
+    assert float(FEATURE_SCORES["feature_spike"](steady)[0]) == 0.0
+    spiked = steady.clone()
+    spiked[0, 4] += torch.tensor([3.0, 0.0, 4.0, 0.0], dtype=torch.float64)  # one frame moved by |v| = 5
+    # second differences: v at frame 4, -v/2 at frames 3 and 5
+    assert float(FEATURE_SCORES["feature_spike"](spiked)[0]) == 5.0
+    logits = torch.zeros(1, 10, 3)
+    scores = compute_scores(logits, frame_features=spiked.float())
+    assert set(scores) == set(CONSISTENCY_SCORES) | {"feature_spike"} and float(scores["feature_spike"][0]) == 5.0
+    assert "feature_spike" not in compute_scores(logits)  # no features, no feature scores
+    with pytest.raises(ValueError, match="frame features"):
+        compute_scores(logits, ["feature_spike"])
+    with pytest.raises(ValueError, match="differ in"):
+        compute_scores(logits, frame_features=torch.zeros(1, 9, 4))

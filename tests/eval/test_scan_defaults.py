@@ -45,7 +45,7 @@ def test_scan_reports_out_of_domain_with_one_warning_line_and_defends_nothing(ti
         out = capsys.readouterr().out.splitlines()
         saved = json.loads(report.read_text())
         assert saved["in_domain"] is expected and saved["config"] == str(config)
-        assert set(saved["domain"]["statistics"]) == {"confidence", "distance"}
+        assert set(saved["domain"]["statistics"]) == {"confidence", "distance", "motion"}
         warnings = [line for line in out if "out of domain" in line]
         if expected:
             assert not warnings and out[0].startswith(f"{path}: {saved['verdict'].upper()} (")
@@ -185,7 +185,7 @@ def test_domain_check_fed_in_pieces_equals_the_whole_video(tiny_models, tmp_path
 
     video = read_video(path)[None]
     with torch.no_grad():
-        _, logits, features = model.forward_with_features(video)
+        _, logits, features = model.frame_outputs(video)
     check = DomainCheck(profile)
     for a, b in ((0, 3), (3, 17), (17, 29)):
         check.add(logits[0, a:b], features[0, a:b])

@@ -117,7 +117,7 @@ def test_the_inference_max_pool_equals_max_pool_2d_bit_for_bit(rng):
     model = create_model("test-lrcn", num_classes=3).eval()
     video = torch.rand(2, 4, 3, 32, 32, generator=rng)
     with torch.no_grad():
-        fast = model.forward_with_features(video)
+        fast = model.frame_outputs(video, with_video_logits=True)
     with torch.enable_grad():
-        slow = model.forward_with_features(video)
+        slow = model.frame_outputs(video, with_video_logits=True)
     assert all(torch.equal(f, s) for f, s in zip(fast, slow))

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def server(tmp_path):
-    config = ServeConfig(data_dir=tmp_path / "data", workers=1, settings=ScanSettings())
+    config = ServeConfig(
+        data_dir=tmp_path / "data", workers=1, settings=ScanSettings(models={"synthetic-lrcn": "synthetic-lrcn"})
+    )
     with LiveServer(create_app(config)) as live:
         yield live
 

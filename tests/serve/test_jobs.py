@@ -58,6 +58,7 @@ def test_the_report_and_files_are_those_of_the_scan_command(make_client, tiny_mo
     assert cli.pop("video") == str(clip) and job["report"].pop("video") == "clip.mkv"
     assert (cli.pop("model"), cli.pop("classifier")) == (tiny_models["lrcn"],) * 2
     assert (job["report"].pop("model"), job["report"].pop("classifier")) == ("tiny", "tiny")
+    assert cli.pop("about").replace(tiny_models["lrcn"], "tiny") == job["report"].pop("about")
     assert without_timings(job["report"]) == without_timings(cli)
 
     defended = client.get(job["links"]["defended"])

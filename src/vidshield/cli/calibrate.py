@@ -124,7 +124,8 @@ def _median_example(records, group):
     "--score",
     default="alpha",
     show_default=True,
-    help="Score to pick the thresholds on (the others are measured alongside).",
+    help="Score to pick the thresholds on (the others are measured alongside); feature_spike needs a network "
+    "with per-frame features (the lrcn).",
 )
 @click.option(
     "--all-clips",
@@ -149,10 +150,11 @@ def _median_example(records, group):
 @click.option(
     "--gamma2",
     "fpr_gamma2",
-    type=click.FloatRange(0, 1),
+    type=click.FloatRange(0),
     default=None,
     help="With --target-fpr and no --sparse/--dense: the sparse/dense threshold [default: 0.3 on alpha; "
-    "required for other scores; 1 routes every flagged window to the temporal defense].",
+    "required for other scores; above every value of the score (1 for the scores in [0, 1], e.g. 1e6 for "
+    "feature_spike) routes every flagged window to the temporal defense].",
 )
 @detector_options
 @click.option(
@@ -217,15 +219,16 @@ def command(
     from vidshield import __version__
     from vidshield.detection import CONSISTENCY_SCORES, DetectorConfig
     from vidshield.detection.calibration import TASKS, calibrate_all, sweep_rich_table
+    from vidshield.detection.scores import FEATURE_SCORES, known_score
     from vidshield.errors import InputFormatError
     from vidshield.eval.figures import detection_figures
     from vidshield.eval.report import REPORT_FILE, fpr_line, fpr_lines, threshold_tables
     from vidshield.jsonio import read_json
     from vidshield.utils import atomic_write_bytes, atomic_write_json
 
-    if score not in CONSISTENCY_SCORES:
+    if not known_score(score):
         raise click.BadParameter(
-            f"unknown score {score!r}; known: {', '.join(CONSISTENCY_SCORES)}", param_hint="--score"
+            f"unknown score {score!r}; known: {', '.join([*CONSISTENCY_SCORES, *FEATURE_SCORES])}", param_hint="--score"
         )
     if reuse is not None:
         try:

@@ -85,7 +85,7 @@ model_option = click.option(
     default=DEFAULT_MODEL,
     show_default=True,
     help="Detection network: a CNN+LSTM, shipped name or checkpoint (a shipped one brings its shipped "
-    "config, e.g. ut-lrcn: js_divergence calibrated on clean real footage at a 1 % window false-alarm budget).",
+    "config, e.g. ut-lrcn: feature_spike calibrated on clean real footage at a 1 % window false-alarm budget).",
 )
 classifier_option = click.option(
     "--classifier",

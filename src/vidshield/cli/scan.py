@@ -71,10 +71,10 @@ def command(
     spatial defense) and classified. Prints the verdict and the label before and after defense,
     writes a JSON report and a PNG of the per-frame labels with exception frames circled.
 
-    The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config: js_divergence
+    The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config: feature_spike
     calibrated on clean real footage for a 1 % window false-alarm budget. When the config holds an in-domain
-    profile and VIDEO is far from the footage it was calibrated on (median per-frame confidence or
-    embedding distance outside the calibrated range), the report says "in_domain": false, one
+    profile and VIDEO is far from the footage it was calibrated on (median embedding distance or
+    motion above the calibrated range), the report says "in_domain": false, one
     warning line replaces the verdict, and nothing is defended.
 
     \b
@@ -158,8 +158,8 @@ def command(
     if domain is not None and not domain["in_domain"]:
         click.echo(
             printable(
-                f"{video}: warning: out of domain for {model_ref} ({'; '.join(domain['reasons'])}): no verdict, "
-                f"nothing defended (the detector alone would say {result.verdict}; {detail})"
+                f"{video}: warning: {summary['domain_warning']} (the detector alone would say {result.verdict}; "
+                f"{detail})"
             )
         )
     else:
@@ -180,8 +180,7 @@ def command(
     after = printable(summary["class"])
     voted = " (per-frame vote)" if pipe.vote else ""
     click.echo(f"  label before defense: {before}   after: {after}{voted}")
-    space = f"{len(names)} classes: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" if names else "unnamed"
-    click.echo(printable(f"  classifier: {summary['classifier']} ({space}); the verdict is about this label space"))
+    click.echo(printable(f"  {summary['about']}"))
     click.echo(printable(f"  detector: {model_ref}, thresholds from {summary['config'] or 'the paper (0.175 / 0.3)'}"))
     click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
     return 0

@@ -15,6 +15,7 @@ from vidshield.cli.options import (
     resolve_device,
 )
 from vidshield.errors import VidshieldError
+from vidshield.names import DEFAULT_MODEL
 
 #: Longest API key file read (bytes).
 _MAX_KEY_BYTES = 4096
@@ -63,9 +64,10 @@ def _named(values: tuple[str, ...], option: str, *, need_ref: bool) -> dict[str,
     "--model",
     "models",
     multiple=True,
-    default=("synthetic-lrcn",),
+    default=(DEFAULT_MODEL,),
     show_default=True,
-    help="Detection network clients may pick: NAME (shipped) or NAME=CHECKPOINT (repeatable; the first is the default).",
+    help="Detection network clients may pick: NAME (shipped) or NAME=CHECKPOINT (repeatable; the first is the "
+    "default). A job that picks no --config runs a shipped model with the config shipped beside it, as `scan` does.",
 )
 @click.option("--config", "configs", multiple=True, help="Detector config clients may pick: NAME=detector.json.")
 @click.option(

@@ -27,7 +27,7 @@ import torch
 
 from vidshield.detection.calibration import video_flagged
 from vidshield.detection.exception import Detection, check_thresholds, exception_index, route
-from vidshield.detection.scores import CONSISTENCY_SCORES, compute_scores
+from vidshield.detection.scores import CONSISTENCY_SCORES, FEATURE_SCORES, compute_scores, known_score
 from vidshield.errors import InputFormatError, VidshieldError
 from vidshield.jsonio import field as json_field
 from vidshield.jsonio import read_json
@@ -89,8 +89,9 @@ class DetectorConfig:
             and 0 < self.target_fpr < 1
         ):
             raise ValueError(f"target_fpr must be None or a number in (0, 1); got {self.target_fpr!r}")
-        if self.score not in CONSISTENCY_SCORES:
-            raise ValueError(f"unknown consistency score {self.score!r}; known: {sorted(CONSISTENCY_SCORES)}")
+        if not known_score(self.score):
+            known = sorted([*CONSISTENCY_SCORES, *FEATURE_SCORES])
+            raise ValueError(f"unknown consistency score {self.score!r}; known: {known}")
         object.__setattr__(self, "gamma1", float(self.gamma1))
         object.__setattr__(self, "gamma2", float(self.gamma2))
         object.__setattr__(self, "calibration", dict(self.calibration))
@@ -154,7 +155,7 @@ class DetectorConfig:
         d = read_json(path, what=what, max_bytes=_CONFIG_MAX_BYTES)
         check = dict(what=what, error=InputFormatError)
         for key in ("gamma1", "gamma2"):
-            json_field(d, key, float, default=None, lo=0.0, hi=1.0, **check)
+            json_field(d, key, float, default=None, lo=0.0, **check)  # finite: checked by from_dict
         json_field(d, "score", str, default=None, max_len=64, **check)
         json_field(d, "model", (str, type(None)), max_len=4096, **check)
         json_field(d, "calibration", dict, default=None, **check)
@@ -223,8 +224,14 @@ class TemporalConsistencyDetector:
             )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if score in FEATURE_SCORES and not hasattr(model, "frame_outputs"):
+            raise ValueError(
+                f"score {score!r} reads per-frame features; {type(model).__name__} gives none (frame_outputs), "
+                f"e.g. the lrcn does"
+            )
         self.model = model
         self.batch_size = batch_size
+        self._num_classes = 0  # set by _stream_logits: where the logits end in its rows
         self.config = DetectorConfig(
             gamma1=gamma1, gamma2=gamma2, score=score, model=getattr(model, "arch_name", None), vote=vote
         )
@@ -261,39 +268,47 @@ class TemporalConsistencyDetector:
 
     # -- per-frame logits ------------------------------------------------------------------
 
+    def _forward(self, x: torch.Tensor, with_video_logits: bool):
+        """``(video_logits or None, frame_logits (n, t, K), frame_features (n, t, D) or None)`` of
+        a batch on the model's device; features when the model gives them (``frame_outputs``: the
+        LRCN, one CNN pass for all three)."""
+        if hasattr(self.model, "frame_outputs"):
+            return self.model.frame_outputs(x, with_video_logits=with_video_logits)
+        if with_video_logits and hasattr(self.model, "forward_with_frames"):
+            return (*self.model.forward_with_frames(x), None)
+        return (self.model(x) if with_video_logits else None), self.model.frame_logits(x), None
+
     def _run(
         self, video: torch.Tensor, *, with_video_logits: bool, observe=None
-    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
         batch = check_video(video)
         if batch.dim() == 4:
             batch = batch.unsqueeze(0)
         if batch.shape[1] < 3:
             raise ValueError(f"detection needs clips of at least 3 frames; got T = {batch.shape[1]}")
+        if observe is not None and not hasattr(self.model, "frame_outputs"):
+            raise ValueError(f"observe needs the CNN features; {type(self.model).__name__} gives none (frame_outputs)")
         device = module_device(self.model)
-        video_parts, frame_parts = [], []
+        video_parts, frame_parts, feature_parts = [], [], []
         with _inference(self.model):
             for i in range(0, batch.shape[0], self.batch_size):
                 x = batch[i : i + self.batch_size].to(device)
-                if observe is not None:  # the CNN's features come from the same pass
-                    v, f, features = self.model.forward_with_features(x)
-                    v = v if with_video_logits else None
-                elif with_video_logits and hasattr(self.model, "forward_with_frames"):
-                    v, f = self.model.forward_with_frames(x)
-                else:
-                    v = self.model(x) if with_video_logits else None
-                    f = self.model.frame_logits(x)
+                v, f, feats = self._forward(x, with_video_logits)
                 if f.dim() != 3 or tuple(f.shape[:2]) != tuple(x.shape[:2]):
                     raise ValueError(
                         f"{type(self.model).__name__}.frame_logits must return (N, T, K) = "
                         f"({x.shape[0]}, {x.shape[1]}, K); got {tuple(f.shape)}"
                     )
                 frame_parts.append(f.float().cpu())
+                if feats is not None:
+                    feature_parts.append(feats.float().cpu())
                 if observe is not None:
-                    observe(frame_parts[-1], features.float().cpu())
+                    observe(frame_parts[-1], feature_parts[-1])
                 if v is not None:
                     video_parts.append(v.float().cpu())
         video_logits = torch.cat(video_parts) if video_parts else None
-        return video_logits, torch.cat(frame_parts)
+        features = torch.cat(feature_parts) if feature_parts else None
+        return video_logits, torch.cat(frame_parts), features
 
     def frame_logits(self, video: torch.Tensor) -> torch.Tensor:
         """Per-frame logits of the detection network.
@@ -305,10 +320,15 @@ class TemporalConsistencyDetector:
 
     # -- detection -------------------------------------------------------------------------
 
-    def detections_from_logits(self, frame_logits: torch.Tensor, *, start: int = 0) -> list[Detection]:
-        """Detections from per-frame logits ``(N, T, K)`` (T >= 3), one per video; ``start`` is
-        recorded in each :class:`Detection` (the first frame's index in the source video)."""
-        scores = compute_scores(frame_logits)
+    def detections_from_logits(
+        self, frame_logits: torch.Tensor, *, start: int = 0, frame_features: torch.Tensor | None = None
+    ) -> list[Detection]:
+        """Detections from per-frame logits ``(N, T, K)`` (T >= 3), one per video, and the feature
+        scores from ``frame_features`` ``(N, T, D)`` when given; ``start`` is recorded in each
+        :class:`Detection` (the first frame's index in the source video)."""
+        scores = compute_scores(frame_logits, frame_features=frame_features)
+        if self.score not in scores:  # a feature score without features: say so
+            scores |= compute_scores(frame_logits, [self.score], frame_features=frame_features)
         labels = frame_logits.argmax(dim=-1)
         alpha, mask = exception_index(labels)
         out = []
@@ -333,9 +353,10 @@ class TemporalConsistencyDetector:
         T >= 3. Returns one :class:`Detection` per video.
 
         ``observe``: called with the per-frame logits ``float32 (n, T, K)`` and the CNN features
-        ``float32 (n, T, F)`` of each forward pass (CPU; the model needs ``forward_with_features``,
-        e.g. the LRCN): the in-domain check of ``scan`` rides on the detector's own pass."""
-        return self.detections_from_logits(self._run(video, with_video_logits=False, observe=observe)[1])
+        ``float32 (n, T, F)`` of each forward pass (CPU; the model needs ``frame_outputs``, e.g.
+        the LRCN): the in-domain check of ``scan`` rides on the detector's own pass."""
+        _, frame_logits, features = self._run(video, with_video_logits=False, observe=observe)
+        return self.detections_from_logits(frame_logits, frame_features=features)
 
     def detect_with_logits(self, video: torch.Tensor, *, observe=None) -> tuple[list[Detection], torch.Tensor]:
         """Detect and classify at once: ``(detections, video_logits float32 (N, K) on CPU)``.
@@ -343,8 +364,8 @@ class TemporalConsistencyDetector:
         With ``model.forward_with_frames`` (the LRCN) the CNN runs once for both; otherwise the
         model runs twice (``forward`` and ``frame_logits``). ``observe``: as :meth:`detect`.
         """
-        video_logits, frame_logits = self._run(video, with_video_logits=True, observe=observe)
-        return self.detections_from_logits(frame_logits), video_logits
+        video_logits, frame_logits, features = self._run(video, with_video_logits=True, observe=observe)
+        return self.detections_from_logits(frame_logits, frame_features=features), video_logits
 
     def detect_stream(
         self, chunks: Iterable[tuple[int, torch.Tensor]], *, window: int | None = None, stride: int | None = None
@@ -382,12 +403,12 @@ class TemporalConsistencyDetector:
             frames = frames[next_frame - start :]
             if frames.shape[0] == 0:
                 continue
-            logits = self._stream_logits(frames)
-            pending = logits if pending is None else torch.cat([pending, logits])
+            outputs = self._stream_logits(frames)  # logits (t, K), then features (t, D) if the model has them
+            pending = outputs if pending is None else torch.cat([pending, outputs])
             next_frame += frames.shape[0]
             while next_window + window <= next_frame:
                 w = pending[next_window - pending_start : next_window - pending_start + window]
-                out.append(self.detections_from_logits(w[None], start=next_window)[0])
+                out.append(self._window_detection(w, next_window))
                 next_window += stride
             keep_from = max(pending_start, min(next_window, next_frame - window))
             pending = pending[keep_from - pending_start :]
@@ -399,8 +420,14 @@ class TemporalConsistencyDetector:
         if last_end < total:
             first = max(0, total - window)
             w = pending[first - pending_start :]
-            out.append(self.detections_from_logits(w[None], start=first)[0])
+            out.append(self._window_detection(w, first))
         return out
+
+    def _window_detection(self, outputs: torch.Tensor, start: int) -> Detection:
+        """The detection of one window from :meth:`_stream_logits`'s rows ``(t, K [+ D])``."""
+        k = self._num_classes
+        features = outputs[None, :, k:] if outputs.shape[1] > k else None
+        return self.detections_from_logits(outputs[None, :, :k], start=start, frame_features=features)[0]
 
     def _window_args(self, window: int | None, stride: int | None) -> tuple[int, int]:
         if window is None:
@@ -416,7 +443,8 @@ class TemporalConsistencyDetector:
         return window, stride
 
     def _stream_logits(self, frames: torch.Tensor) -> torch.Tensor:
-        """Per-frame logits ``(t, K)`` of frames ``(t, 3, H, W)``, in pieces of at most
+        """Per-frame logits ``(t, K)`` of frames ``(t, 3, H, W)``, followed along the last axis by
+        the frame features ``(t, D)`` when the model gives them, in pieces of at most
         ``batch_size * 16`` frames (the per-frame path treats every frame on its own)."""
         device = module_device(self.model)
         step = self.batch_size * 16
@@ -424,7 +452,10 @@ class TemporalConsistencyDetector:
         with _inference(self.model):
             for i in range(0, frames.shape[0], step):
                 x = frames[i : i + step].unsqueeze(0).to(device)
-                parts.append(self.model.frame_logits(x)[0].float().cpu())
+                _, logits, features = self._forward(x, False)
+                self._num_classes = logits.shape[-1]
+                rows = logits if features is None else torch.cat([logits, features.to(logits.dtype)], dim=-1)
+                parts.append(rows[0].float().cpu())
         return torch.cat(parts)
 
     def video_flagged(self, windows: list[Detection]) -> bool:

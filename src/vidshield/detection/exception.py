@@ -129,7 +129,8 @@ class Detection:
         score_name: the score that was routed on (``"alpha"`` by default).
         score: its value (equals ``alpha`` when ``score_name == "alpha"``).
         scores: every consistency score of :data:`~vidshield.detection.scores.CONSISTENCY_SCORES`
-            for this clip, name -> value.
+            for this clip (and of :data:`~vidshield.detection.scores.FEATURE_SCORES` when the
+            detection network gives per-frame features), name -> value.
     """
 
     alpha: float

@@ -16,6 +16,19 @@ we add soft scores from the same logits, measured side by side (ROC/AUC) by
 Every score maps ``frame_logits float (N, T, K)`` to ``float64 (N,)``; higher means less
 consistent (more likely attacked), and a video whose frames all have the same logits scores 0
 on every score.
+
+Feature scores (:data:`FEATURE_SCORES`) read the detection network's per-frame features
+``frame_features float (N, T, D)`` instead (the LRCN's CNN features, the input of its per-frame
+path), for networks that have them:
+
+- ``feature_spike``: the largest second difference over the interior frames,
+  ``max_t ||f_t - (f_{t-1} + f_{t+1}) / 2||_2``. A sparse attack must move the features of the
+  frames it perturbs far enough to change the classifier's answer, and its neighbours stay where
+  they were; smooth motion moves features little between neighbouring frames (and motion at
+  constant speed not at all in this measure). Unlike the label and softmax scores it does not
+  need the per-frame network to be a good classifier: on UT-Interaction's ut-lrcn (per-frame
+  path right on about half the frames) it separates the paper's sparse attack from clean windows
+  where ``js_divergence`` does not (``results/real-defaults.json``).
 """
 
 from __future__ import annotations
@@ -27,7 +40,15 @@ import torch
 
 from vidshield.detection.exception import exception_index
 
-__all__ = ["CONSISTENCY_SCORES", "register_score", "compute_scores", "check_frame_logits"]
+__all__ = [
+    "CONSISTENCY_SCORES",
+    "FEATURE_SCORES",
+    "register_score",
+    "register_feature_score",
+    "known_score",
+    "compute_scores",
+    "check_frame_logits",
+]
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -45,6 +66,27 @@ def register_score(name: str) -> Callable[[ScoreFn], ScoreFn]:
         return fn
 
     return deco
+
+
+#: feature score name -> fn(frame_features (N, T, D)) -> float64 (N,)
+FEATURE_SCORES: dict[str, ScoreFn] = {}
+
+
+def register_feature_score(name: str) -> Callable[[ScoreFn], ScoreFn]:
+    """Decorator adding a score of per-frame features to :data:`FEATURE_SCORES`."""
+
+    def deco(fn: ScoreFn) -> ScoreFn:
+        if name in CONSISTENCY_SCORES or name in FEATURE_SCORES:
+            raise ValueError(f"consistency score {name!r} is already registered")
+        FEATURE_SCORES[name] = fn
+        return fn
+
+    return deco
+
+
+def known_score(name: str) -> bool:
+    """Whether ``name`` is a registered score (of logits or of features)."""
+    return name in CONSISTENCY_SCORES or name in FEATURE_SCORES
 
 
 def check_frame_logits(frame_logits: torch.Tensor) -> torch.Tensor:
@@ -93,13 +135,38 @@ def consensus_deviation(frame_logits: torch.Tensor) -> torch.Tensor:
     return 0.5 * (p - p.mean(dim=1, keepdim=True)).abs().sum(dim=-1).mean(dim=1)
 
 
+@register_feature_score("feature_spike")
+def feature_spike(frame_features: torch.Tensor) -> torch.Tensor:
+    """``max_t ||f_t - (f_{t-1} + f_{t+1}) / 2||_2`` over the interior frames; (N, T, D) -> (N,) >= 0."""
+    f = check_frame_logits(frame_features).to(torch.float64)
+    return (f[:, 1:-1] - (f[:, :-2] + f[:, 2:]) / 2).norm(dim=-1).amax(dim=1)
+
+
 def compute_scores(
-    frame_logits: torch.Tensor, names: list[str] | tuple[str, ...] | None = None
+    frame_logits: torch.Tensor,
+    names: list[str] | tuple[str, ...] | None = None,
+    *,
+    frame_features: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Every registered score (or the ``names`` given): ``(N, T, K)`` -> ``{name: float64 (N,)}``."""
-    names = list(CONSISTENCY_SCORES) if names is None else list(names)
-    unknown = [n for n in names if n not in CONSISTENCY_SCORES]
+    """Every registered score (or the ``names`` given): ``(N, T, K)`` -> ``{name: float64 (N,)}``.
+    The feature scores are computed from ``frame_features`` ``(N, T, D)``, by default when given."""
+    if names is None:
+        names = list(CONSISTENCY_SCORES) + (list(FEATURE_SCORES) if frame_features is not None else [])
+    names = list(names)
+    unknown = [n for n in names if not known_score(n)]
     if unknown:
-        raise ValueError(f"unknown consistency score(s) {unknown}; known: {sorted(CONSISTENCY_SCORES)}")
+        known = sorted([*CONSISTENCY_SCORES, *FEATURE_SCORES])
+        raise ValueError(f"unknown consistency score(s) {unknown}; known: {known}")
     logits = check_frame_logits(frame_logits).detach()
-    return {n: CONSISTENCY_SCORES[n](logits) for n in names}
+    out = {n: CONSISTENCY_SCORES[n](logits) for n in names if n in CONSISTENCY_SCORES}
+    wanted = [n for n in names if n in FEATURE_SCORES]
+    if wanted:
+        if frame_features is None:
+            raise ValueError(f"score(s) {wanted} need the detection network's frame features")
+        features = check_frame_logits(frame_features).detach()
+        if tuple(features.shape[:2]) != tuple(logits.shape[:2]):
+            raise ValueError(
+                f"frame_features {tuple(features.shape)} and frame_logits {tuple(logits.shape)} differ in (N, T)"
+            )
+        out |= {n: FEATURE_SCORES[n](features) for n in wanted}
+    return {n: out[n] for n in names}

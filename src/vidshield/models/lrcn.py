@@ -97,6 +97,7 @@ class LRCN(VideoClassifier):
         ``forward``: ``(N, T, 3, H, W)`` in [0, 1] -> video logits ``(N, K)`` (mean over steps).
         ``frame_logits``: -> ``(N, T, K)``, each frame from a zero LSTM state.
         ``forward_with_frames``: -> both, sharing one CNN pass.
+        ``frame_outputs``: -> video logits (or None), frame logits and the CNN features ``(N, T, F)``.
     """
 
     has_frame_logits = True
@@ -157,13 +158,18 @@ class LRCN(VideoClassifier):
     def forward_with_frames(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(video_logits (N, K), frame_logits (N, T, K))`` from one CNN pass; equal to
         ``forward(video)`` and ``frame_logits(video)``."""
-        return self.forward_with_features(video)[:2]
+        video_logits, frame_logits, _ = self.frame_outputs(video, with_video_logits=True)
+        return video_logits, frame_logits
 
-    def forward_with_features(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`forward_with_frames` plus the CNN features it computed, ``(N, T, F)`` (equal to
-        ``frame_features(video)``; the in-domain check's embedding)."""
+    def frame_outputs(
+        self, video: torch.Tensor, *, with_video_logits: bool = False
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """``(video_logits (N, K) or None, frame_logits (N, T, K), frame_features (N, T, F))`` from
+        one CNN pass, the features equal to ``frame_features(video)`` (the detector's feature
+        scores and the in-domain check read them)."""
         features = self.frame_features(video)
-        return self._recurrent_logits(features).mean(dim=1), self._zero_state_logits(features), features
+        video_logits = self._recurrent_logits(features).mean(dim=1) if with_video_logits else None
+        return video_logits, self._zero_state_logits(features), features
 
     @contextmanager
     def rnn_backward_mode(self) -> Iterator[LRCN]:

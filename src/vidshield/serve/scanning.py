@@ -5,7 +5,8 @@
 so each model is loaded once), runs :func:`vidshield.pipeline.scan_file`, and writes what the page
 shows: the report (:func:`vidshield.pipeline.scan_report`, what ``vidshield scan --json`` prints
 less the paths of the files that command writes; the video, model and classifier named by the
-names the client and the operator gave), the per-frame label plot, the defended video (model view,
+names the client and the operator gave; the in-domain check and the classifier's label space as
+``scan`` reports them), the per-frame label plot, the defended video (model view,
 lossless FFV1, as ``scan --defended``) and small PNG thumbnails of the exception frames before
 and after defense.
 
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vidshield.errors import VidshieldError
+from vidshield.names import DEFAULT_MODEL
 from vidshield.pipeline import POLLUTED_RULES
 
 __all__ = ["ScanSettings", "ScanOptions", "ScanOutput", "PipelineCache", "check_settings", "run_scan", "MAX_THUMBNAILS"]
@@ -39,7 +41,7 @@ class ScanSettings:
 
     Attributes:
         models: detection network name -> shipped name or checkpoint path (the first is the
-            default); clients pick by name.
+            default; by default ``scan``'s, ut-lrcn with its shipped config); clients pick by name.
         configs: detector config name -> ``detector.json`` path (thresholds); clients pick by name.
         classifier: ``(name, reference)`` of the classifier to protect (shipped name, checkpoint
             or TorchScript file), or None: the classifier a distilled detection network serves,
@@ -51,7 +53,7 @@ class ScanSettings:
         device: torch device string for the workers.
     """
 
-    models: dict[str, str] = field(default_factory=lambda: {"synthetic-lrcn": "synthetic-lrcn"})
+    models: dict[str, str] = field(default_factory=lambda: {DEFAULT_MODEL: DEFAULT_MODEL})
     configs: dict[str, str] = field(default_factory=dict)
     classifier: tuple[str, str] | None = None
     input_spec: str | None = None
@@ -153,6 +155,17 @@ class PipelineCache:
         self.settings = settings
         self._pipelines: dict = {}
 
+    def config_name(self, options: ScanOptions) -> str | None:
+        """The detector config a job runs with, as its report names it: the name the operator gave
+        it, else the file name of the config shipped beside a shipped model (as ``scan``, which
+        uses it without --config), else None (the paper's thresholds)."""
+        from vidshield.detection.detector import shipped_config
+
+        if options.config is not None:
+            return options.config
+        shipped = shipped_config(self.settings.models[options.model])
+        return None if shipped is None else shipped.name
+
     def get(self, options: ScanOptions):
         import torch
 
@@ -252,18 +265,30 @@ def run_scan(
     from vidshield.pipeline import scan_file, scan_report
 
     out_dir = Path(out_dir)
-    pipe = pipelines.get(options)
+    pipe = pipelines.get(options)  # this job's own pipeline over the cached models
     writer = VideoWriter(out_dir / "defended.mkv", fps=probe(path).fps or 25.0) if options.defend else None
-    try:  # the defended video is written window by window
+    try:  # the defended video is written window by window; as `scan`, out of domain nothing is defended
         result = scan_file(
-            pipe, path, progress=_Progress(total_frames, progress), on_defended=writer.write if writer else None
+            pipe,
+            path,
+            progress=_Progress(total_frames, progress),
+            on_defended=writer.write if writer else None,
+            check_domain=True,
         )
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
     defended = writer.close() if writer is not None else None
-    report = scan_report(pipe, result, video=name, model=options.model, classifier=_classifier_name(pipelines))
+    report = scan_report(
+        pipe,
+        result,
+        video=name,
+        model=options.model,
+        classifier=_classifier_name(pipelines),
+        config=pipelines.config_name(options),
+        domain=result.domain,
+    )
     labels = result.frame_labels()
     labels_png = None
     if len(labels) >= 3:

@@ -136,18 +136,23 @@ function renderResult(job) {
   const r = job.report;
   const alpha = Math.max(...r.windows.map((w) => w.alpha));
   const v = $("verdict");
-  v.className = `verdict ${r.verdict}`;
-  v.replaceChildren(document.createTextNode(r.verdict), el("small", {}, `alpha ${alpha.toFixed(3)}`));
-  v.dataset.verdict = r.verdict;
+  const outside = r.in_domain === false; // as `scan`: a warning replaces the verdict, nothing is defended
+  v.className = `verdict ${outside ? "out-of-domain" : r.verdict}`;
+  v.replaceChildren(
+    document.createTextNode(outside ? "out of domain" : r.verdict),
+    el("small", {}, outside ? `the detector alone would say ${r.verdict}` : `alpha ${alpha.toFixed(3)}`),
+  );
+  v.dataset.verdict = outside ? "out-of-domain" : r.verdict;
   $("result-name").textContent = job.name;
   const facts = [
+    ["about", r.about],
+    ["in domain", r.in_domain == null ? "not checked (no profile in the detector config)" : outside ? r.domain_warning : "yes"],
     ["label", `${r.class_before} → ${r.class}${r.class_before === r.class ? "" : " (changed by the defense)"}${r.vote ? " · per-frame vote" : ""}`],
     ["exception frames", r.exception_frames.length ? r.exception_frames.join(", ") : "none"],
     ["defenses", [...new Set(r.windows.map((w) => w.defense))].join(", ")],
     ["thresholds", `gamma1 ${r.gamma1}, gamma2 ${r.gamma2}` + (r.target_fpr != null ? `, window FPR ${r.target_fpr}` : "")],
     ["frames", `${r.frames_decoded}${r.frames_declared != null && r.frames_declared !== r.frames_decoded ? ` of ${r.frames_declared} declared` : ""} in ${r.windows.length} window(s) · ${job.video.width}×${job.video.height} ${job.video.codec}`],
     ["model", r.model + (r.classifier !== r.model ? `, classifier ${r.classifier}` : "")],
-    ["labels", r.label_space ? `${r.label_space.length} classes: ${r.label_space.slice(0, 5).join(", ")}${r.label_space.length > 5 ? " …" : ""}` : "unnamed"],
   ];
   if (r.windows_allowed != null) facts.push(["windows fired", `${r.windows_fired} of ${r.windows.length} (a clean video of this length may fire ${r.windows_allowed})`]);
   for (const w of r.warnings || []) facts.push(["warning", w]);
