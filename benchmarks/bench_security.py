@@ -32,12 +32,13 @@ _SWEEP = [f"eps{e}-all" for e in (2, 4, 16)] + [f"eps16-f{k}" for k in (1, 2, 8)
 #: The hardened vote (robust detection network): the dense goal first, then the large-budget
 #: sanity check (the attack must reach 100 % success), the sparse budget, SPSA, the paper's routing.
 _ROBUST = (
-    [("vote-robust", "dense", a) for a in _MAIN_DENSE]
+    [("vote-robust", "dense", a) for a in ("pgd", "adaptive")]
     + [("vote-robust", "eps32-all", "pgd"), ("vote-robust", "eps64-all", "pgd")]
-    + [("vote-robust", "sparse", a) for a in ("pgd", "adaptive-run", "transfer", "consistent", "adaptive", "pgd-run")]
-    + [("vote-robust", "dense", "spsa"), ("vote-robust", "sparse", "spsa")]
-    + [("paper-robust", "sparse", a) for a in ("pgd", "adaptive-run")]
+    + [("vote-robust", "dense", a) for a in ("consistent", "spsa", "transfer")]
     + [("paper-robust", "dense", "pgd")]
+    + [("vote-robust", "sparse", a) for a in ("adaptive-run", "pgd", "consistent", "adaptive", "pgd-run", "transfer")]
+    + [("vote-robust", "sparse", "spsa")]
+    + [("paper-robust", "sparse", a) for a in ("adaptive-run", "pgd")]
 )
 
 
@@ -96,6 +97,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--restarts", type=int, default=None)
     p.add_argument("--only", default=None, help="comma-separated pipelines to run (default: the mode's plan)")
+    p.add_argument("--threats", default=None, help="comma-separated threats to run (default: the mode's plan)")
     p.add_argument(
         "--robust-detector",
         default=None,
@@ -124,6 +126,9 @@ def main(argv=None) -> dict:
     if args.only:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c[0] in keep]
+    if args.threats:
+        keep = set(args.threats.split(","))
+        cases = [c for c in cases if c[1] in keep]
     meta = {
         "dataset": args.dataset,
         "model": args.model,

@@ -12,7 +12,7 @@ import contextlib
 import copy
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -803,7 +803,11 @@ def build_pipeline(
         classifier: the classifier to protect: a shipped name, a checkpoint or a TorchScript file
             (:func:`~vidshield.models.adapter.load_classifier`); it gets its own view of every
             window. None: the classifier a distilled detection network serves (its ``"serves"``
-            entry), else the detection network itself.
+            entry), else the detection network itself; then, when that model's checkpoint names a
+            default detection network (``"detector": {"network": NAME}``,
+            :func:`~vidshield.detection.model_default_network`), NAME detects and votes for it
+            (it must have been trained for it). Naming the classifier keeps ``model`` as the
+            detection network.
         config: a detector config (``detector.json``) or its path; None: the shipped model's
             shipped config when there is one, else the paper's thresholds
             (:func:`~vidshield.detection.load_detector`).
@@ -823,18 +827,25 @@ def build_pipeline(
             (:class:`~vidshield.detection.train_detector.PairingError`).
     """
     from vidshield.defenses import create_defense
-    from vidshield.detection import load_detector
+    from vidshield.detection import load_detector, model_default_network
     from vidshield.detection.train_detector import check_pairing, served_classifier
+    from vidshield.models import load_model
     from vidshield.models.adapter import load_classifier
 
     detector = load_detector(model, config, vote=vote, device=device)
     served = served_classifier(detector.model)
+    network = model_default_network(detector.model) if classifier is None and served is None else None
     if classifier is None and served is not None and served.get("ref"):
         classifier = served["ref"]
     if classifier is None:
         net = detector.model
     else:
         net = load_classifier(classifier, input_spec=input_spec, device=device)
+    if network is not None:  # the model alone: it classifies, its named network detects and votes
+        config = replace(detector.config, model=network)
+        detector = TemporalConsistencyDetector.from_config(
+            config, load_model(network, device=device), batch_size=detector.batch_size
+        )
     check_pairing(detector.model, net, allow_mismatch=allow_mismatch)
     return DefensePipeline(
         net,
