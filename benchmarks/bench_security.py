@@ -98,6 +98,7 @@ def main(argv=None) -> dict:
     p.add_argument("--restarts", type=int, default=None)
     p.add_argument("--only", default=None, help="comma-separated pipelines to run (default: the mode's plan)")
     p.add_argument("--threats", default=None, help="comma-separated threats to run (default: the mode's plan)")
+    p.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: the mode's plan)")
     p.add_argument(
         "--robust-detector",
         default=None,
@@ -129,6 +130,9 @@ def main(argv=None) -> dict:
     if args.threats:
         keep = set(args.threats.split(","))
         cases = [c for c in cases if c[1] in keep]
+    if args.attacks:
+        keep = set(args.attacks.split(","))
+        cases = [c for c in cases if c[2] in keep]
     meta = {
         "dataset": args.dataset,
         "model": args.model,

@@ -637,7 +637,8 @@ def scan_report(
 ) -> dict:
     """The JSON report of one scanned file (what ``vidshield scan --json`` prints, less the paths of
     the files it writes): the video's name, the models and the classifier's label space, the
-    thresholds, whether the answer is the per-frame vote, the false-alarm budget, and
+    thresholds, whether the answer is the per-frame vote, the false-alarm budget, the detection
+    network (``detection_network``: the model, or the one its checkpoint names), and
     :meth:`ScanResult.to_dict`. The classifier is named
     ``classifier`` (the reference it was built from); when None, by the ``source`` it records (the
     classifier a distilled detection network serves), else it is the detection network ``model``.
@@ -654,6 +655,7 @@ def scan_report(
         "gamma2": pipeline.detector.gamma2,
         "vote": pipeline.vote,
         "target_fpr": pipeline.detector.config.target_fpr,
+        "detection_network": pipeline.detector.config.model,
         "config": config,
         "in_domain": None if domain is None else domain["in_domain"],
         "domain": domain,
