@@ -228,7 +228,9 @@ def test_scan_file_answers_the_windows_vote(model, tmp_path):
 def test_shipped_detection_models_carry_their_vote_default():
     from vidshield.pipeline import build_pipeline
 
-    assert build_pipeline(model="synthetic-lrcn").vote is True
+    synthetic = build_pipeline(model="synthetic-lrcn")
+    assert synthetic.vote is True and synthetic.detector.config.model == "synthetic-lrcn-robust"
+    assert synthetic.classifier.metadata["detector"]["network"] == "synthetic-lrcn-robust"
     assert build_pipeline(model="ut-lrcn").vote is False
     assert build_pipeline(model="synthetic-lrcn", vote=False).vote is False
     assert build_pipeline(model="ut-lrcn", vote=True).vote is True
