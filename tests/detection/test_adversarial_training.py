@@ -86,3 +86,24 @@ def test_adversarial_training_feeds_pgd_examples_with_a_clean_teacher_and_record
     # a resumed run must have the same adversarial settings
     with pytest.raises(CheckpointError, match="settings differ .*adversarial_eps"):
         td.train_detector(_student(), classifier, data, out=tmp_path / "adv", resume=True, **kw)
+
+
+def test_cli_records_adversarial_training_and_its_start(tmp_path, classifier, capsys):
+    from vidshield.cli import main
+    from vidshield.models import load_model, save_model
+
+    clf_path = save_model(classifier, tmp_path / "clf")
+    torch.manual_seed(4)
+    start = save_model(create_model("test-lrcn", num_classes=10, input_size=(16, 16, 16)), tmp_path / "start")
+    out = tmp_path / "det"
+    argv = ["train-detector", "--classifier", str(clf_path), "--arch", "test-lrcn", "--init", str(start)]
+    argv += ["--num-videos", "4", "--test-videos", "2", "--epochs", "1", "--batch-size", "4", "--no-augment"]
+    argv += ["--adversarial-eps", "0.02", "--adversarial-steps", "1", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["test"]["attack_eps"] == 0.02 and 0 <= summary["test"]["robust_frame_agreement"] <= 1
+    meta = load_model(out).metadata
+    assert (meta["training"]["adversarial_eps"], meta["training"]["adversarial_steps"]) == (0.02, 1)
+    assert meta["initialised_from"] == str(start) and meta["input_spec"]["height"] == 16  # the start's view
+    assert main([*argv[:-3], "--size", "24", "--out", str(tmp_path / "other")]) == 2  # not the start's view
+    assert "--init" in capsys.readouterr().err
