@@ -11,6 +11,9 @@ next to it and prints the markdown table (per-clip worst case over the attacks).
     python benchmarks/bench_security.py --mode full --device cuda --out results/security-synthetic.json
     # UT-Interaction (decoded test clips; see README "Data")
     python benchmarks/bench_security.py --dataset ut-interaction --model ut-lrcn --root packs/ut ...
+    # the adversarially trained detection network (paper-robust, vote-robust columns)
+    python benchmarks/bench_security.py --mode reduced --robust-detector synthetic-lrcn-robust \
+        --only vote-robust,paper-robust --out results/security-synthetic-robust.json
 """
 
 from __future__ import annotations
@@ -26,9 +29,21 @@ import torch
 _MAIN_SPARSE = ["pgd", "pgd-run", "adaptive", "adaptive-run", "consistent", "transfer"]
 _MAIN_DENSE = ["pgd", "adaptive", "consistent", "transfer"]
 _SWEEP = [f"eps{e}-all" for e in (2, 4, 16)] + [f"eps16-f{k}" for k in (1, 2, 8)]
+#: The hardened vote (robust detection network): the dense goal first, then the large-budget
+#: sanity check (the attack must reach 100 % success), the sparse budget, SPSA, the paper's routing.
+_ROBUST = (
+    [("vote-robust", "dense", a) for a in ("pgd", "adaptive")]
+    + [("vote-robust", "eps32-all", "pgd"), ("vote-robust", "eps64-all", "pgd")]
+    + [("vote-robust", "dense", a) for a in ("consistent", "spsa", "transfer")]
+    + [("paper-robust", "dense", "pgd")]
+    + [("vote-robust", "sparse", a) for a in ("adaptive-run", "pgd", "consistent", "adaptive", "pgd-run", "transfer")]
+    + [("vote-robust", "sparse", "spsa")]
+    + [("paper-robust", "sparse", a) for a in ("adaptive-run", "pgd")]
+)
 
 
-def plan(mode: str) -> list[tuple[str, str, str]]:
+def plan(mode: str, robust: bool = False) -> list[tuple[str, str, str]]:
+    """The cases of a mode; ``robust``: also those of the robust detection network's columns."""
     cases = [("none", t, "pgd") for t in ["sparse", "dense", *_SWEEP]]
     if mode == "reduced":
         cases = [("none", t, "pgd") for t in ("sparse", "dense", "eps16-all")]
@@ -36,7 +51,7 @@ def plan(mode: str) -> list[tuple[str, str, str]]:
         cases += [("paper", "dense", a) for a in ("pgd", "consistent", "transfer")]
         cases += [("vote", "sparse", a) for a in ("pgd", "adaptive-run", "transfer")]
         cases += [("vote", "dense", "pgd"), ("paper", "sparse", "spsa")]
-        return cases
+        return cases + (_ROBUST if robust else [])
     cases += [("none", "sparse", "pgd-run")]
     for p in ("paper", "squeeze", "vote", "vote+squeeze"):
         cases += [(p, "sparse", a) for a in _MAIN_SPARSE] + [(p, "dense", a) for a in _MAIN_DENSE]
@@ -44,10 +59,11 @@ def plan(mode: str) -> list[tuple[str, str, str]]:
     cases += [("temporal", "sparse", a) for a in ("pgd", "pgd-run", "adaptive-run", "transfer")]
     cases += [("spatial", t, a) for t in ("sparse", "dense") for a in ("pgd", "transfer")]
     cases += [("vote+squeeze", t, "adaptive") for t in _SWEEP]
-    return cases
+    return cases + (_ROBUST if robust else [])
 
 
 PIPELINE_NAMES = ("none", "temporal", "spatial", "paper", "squeeze", "vote", "vote+squeeze")
+ROBUST_NAMES = ("paper-robust", "vote-robust")
 
 MODES = {
     "reduced": {"clips": 12, "steps": 40, "restarts": 2, "spsa_clips": 4, "spsa_steps": 10},
@@ -81,6 +97,13 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--restarts", type=int, default=None)
     p.add_argument("--only", default=None, help="comma-separated pipelines to run (default: the mode's plan)")
+    p.add_argument("--threats", default=None, help="comma-separated threats to run (default: the mode's plan)")
+    p.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: the mode's plan)")
+    p.add_argument(
+        "--robust-detector",
+        default=None,
+        help="an adversarially trained detection network for --model (paper-robust, vote-robust columns)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -92,11 +115,24 @@ def main(argv=None) -> dict:
         if getattr(args, k) is not None:
             cfg[k] = getattr(args, k)
     model = load_model(args.model, device=args.device).eval()
+    networks = {}
+    if args.robust_detector:
+        from vidshield.detection.train_detector import check_pairing
+
+        networks["robust"] = load_model(args.robust_detector, device=args.device).eval()
+        check_pairing(networks["robust"], model)  # trained for this classifier
+        cfg["robust_detector"] = args.robust_detector
     x, y = load_clips(args.dataset, model, cfg["clips"], args.root, args.seed)
-    cases = plan(args.mode)
+    cases = plan(args.mode, robust=bool(networks))
     if args.only:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c[0] in keep]
+    if args.threats:
+        keep = set(args.threats.split(","))
+        cases = [c for c in cases if c[1] in keep]
+    if args.attacks:
+        keep = set(args.attacks.split(","))
+        cases = [c for c in cases if c[2] in keep]
     meta = {
         "dataset": args.dataset,
         "model": args.model,
@@ -117,12 +153,14 @@ def main(argv=None) -> dict:
         spsa_steps=cfg["spsa_steps"],
         spsa_clips=cfg["spsa_clips"],
         seed=args.seed,
-        clean_pipelines=tuple(PIPELINE_NAMES),
+        clean_pipelines=(PIPELINE_NAMES if not args.only else ("none", "paper", "vote"))
+        + (ROBUST_NAMES if networks else ()),
+        networks=networks,
         meta=meta,
     )
     plot_curves(results, args.out.with_suffix(".curves.png"))
-    pipes = [q for q in PIPELINE_NAMES if any(k.startswith(q + "/") for k in results["cases"])]
-    print(summary_table(results, pipes, ["sparse", "dense", *_SWEEP]))
+    pipes = [q for q in PIPELINE_NAMES + ROBUST_NAMES if any(k.startswith(q + "/") for k in results["cases"])]
+    print(summary_table(results, pipes, ["sparse", "dense", *_SWEEP, "eps32-all", "eps64-all"]))
     return results
 
 

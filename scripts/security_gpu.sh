@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full security evaluation (issue 13) on a GPU: 48 test clips, 100 steps, 2 restarts, every
 # pipeline configuration (ComDefend inside the attack loop), SPSA, transfer and the budget sweep,
+# the adversarially trained detection network (vote-robust, paper-robust) on synthetic,
 # for the synthetic set and UT-Interaction (packed clip sets under $PACKS, see README "Data").
 # Resumable: rerun the same command to finish the cases that are missing.
 #   PACKS=packs OUT=gpu-out bash scripts/security_gpu.sh
@@ -12,7 +13,8 @@ PY=${PY:-python3}
 DEV=${DEV:-cuda}
 mkdir -p "$OUT" results
 t0=$(date +%s)
-$PY benchmarks/bench_security.py --mode full --device $DEV --threads 8 --out results/security-synthetic.json \
+$PY benchmarks/bench_security.py --mode full --device $DEV --threads 8 --robust-detector synthetic-lrcn-robust \
+  --out results/security-synthetic.json \
   > $OUT/security-synthetic.log 2>&1; echo "synthetic rc=$? at $(( $(date +%s) - t0 ))s"
 $PY benchmarks/bench_security.py --mode full --device $DEV --threads 8 --dataset ut-interaction --model ut-lrcn \
   --root $PACKS/ut --out results/security-ut-interaction.json > $OUT/security-ut.log 2>&1

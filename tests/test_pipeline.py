@@ -228,7 +228,9 @@ def test_scan_file_answers_the_windows_vote(model, tmp_path):
 def test_shipped_detection_models_carry_their_vote_default():
     from vidshield.pipeline import build_pipeline
 
-    assert build_pipeline(model="synthetic-lrcn").vote is True
+    synthetic = build_pipeline(model="synthetic-lrcn")
+    assert synthetic.vote is True and synthetic.detector.config.model == "synthetic-lrcn-robust"
+    assert synthetic.classifier.metadata["detector"]["network"] == "synthetic-lrcn-robust"
     assert build_pipeline(model="ut-lrcn").vote is False
     assert build_pipeline(model="synthetic-lrcn", vote=False).vote is False
     assert build_pipeline(model="ut-lrcn", vote=True).vote is True
@@ -243,7 +245,8 @@ def test_a_malformed_detector_section_is_a_checkpoint_error(tmp_path):
     path = save_model(create_model("test-lrcn", num_classes=3), tmp_path / "m", metadata={"detector": {"vote": True}})
     assert load_model(path).metadata["detector"] == {"vote": True}
     meta = tmp_path / "m.json"
-    for bad, message in (({"vote": "yes"}, "'vote' must be true/false"), ([1], "'detector' must be an object")):
+    bads = (({"vote": "yes"}, "'vote' must be true/false"), ([1], "'detector' must be an object"))
+    for bad, message in (*bads, ({"network": 3}, "'network' must be")):
         meta.write_text(json.dumps({**json.loads(meta.read_text()), "detector": bad}))
         with pytest.raises(CheckpointError, match=message):
             load_model(path)
@@ -270,3 +273,47 @@ def test_fewer_torch_threads_lowers_never_raises_and_restores(monkeypatch):
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_models_checkpoint_can_name_its_default_detection_network(tmp_path):
+    """``"detector": {"network": NAME}``: the model alone classifies while NAME (a detection network
+    trained for it) detects and votes; a named classifier keeps the model as the detection network;
+    a network trained for another classifier is refused."""
+    from vidshield.detection.train_detector import PairingError
+    from vidshield.models import create_model, save_model
+    from vidshield.models.adapter import classifier_hash
+    from vidshield.pipeline import build_pipeline
+
+    comdefend = _tiny_comdefend(tmp_path)
+    torch.manual_seed(0)
+    clf = create_model("test-lrcn", num_classes=3)
+    robust_path = tmp_path / "robust"
+    torch.manual_seed(1)
+    robust = create_model("test-lrcn", num_classes=3)
+    serves = {"ref": str(tmp_path / "clf"), "sha256": classifier_hash(clf)}
+    save_model(robust, robust_path, metadata={"serves": serves, "detector": {"vote": True}})
+    clf_path = save_model(clf, tmp_path / "clf", metadata={"detector": {"network": str(robust_path)}})
+
+    pipe = build_pipeline(model=str(clf_path), comdefend=comdefend)
+    assert torch.equal(pipe.classifier.state_dict()["classifier.weight"], clf.state_dict()["classifier.weight"])
+    assert torch.equal(pipe.detector.model.state_dict()["classifier.weight"], robust.state_dict()["classifier.weight"])
+    assert pipe.vote is True and pipe.detector.config.model == str(robust_path)
+    assert build_pipeline(model=str(clf_path), comdefend=comdefend, vote=False).vote is False
+    own = build_pipeline(model=str(clf_path), classifier=str(clf_path), comdefend=comdefend)
+    assert torch.equal(own.detector.model.state_dict()["classifier.weight"], clf.state_dict()["classifier.weight"])
+
+    torch.manual_seed(2)
+    other = save_model(
+        create_model("test-lrcn", num_classes=3),
+        tmp_path / "other",
+        metadata={"detector": {"network": str(robust_path)}},
+    )
+    with pytest.raises(PairingError, match="trained for classifier"):
+        build_pipeline(model=str(other), comdefend=comdefend)
+
+
+def _tiny_comdefend(tmp_path):
+    from vidshield.checkpoint import save_checkpoint
+    from vidshield.defenses.spatial.comdefend import ARCHITECTURE, ComDefend
+
+    return str(save_checkpoint(tmp_path / "comdefend", ComDefend().state_dict(), {"architecture": ARCHITECTURE}))

@@ -12,7 +12,7 @@ import contextlib
 import copy
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -122,8 +122,10 @@ class DefensePipeline:
             network and the classifier to have as many classes: asked for (here or by the config)
             it raises otherwise; the model's default is then off. The shipped
             ``synthetic-lrcn`` votes (adaptive sparse attack: robust accuracy 0 % -> 100 %, no
-            clean cost), ``ut-lrcn`` does not (its weak per-frame network costs clean accuracy,
-            48.3 % -> 38.3 %); figures in ``results/security.md``.
+            clean cost; :func:`build_pipeline` has its adversarially trained
+            ``synthetic-lrcn-robust`` vote, dense attack 8.3 % -> 41.7 %), ``ut-lrcn`` does not
+            (its weak per-frame network costs clean accuracy, 48.3 % -> 38.3 %); figures in
+            ``results/security.md``.
 
     Example:
         >>> pipe = DefensePipeline(lrcn, TemporalConsistencyDetector(lrcn), temporal=TemporalDefense(),
@@ -716,7 +718,8 @@ def scan_report(
 ) -> dict:
     """The JSON report of one scanned file (what ``vidshield scan --json`` prints, less the paths of
     the files it writes): the video's name, the models and the classifier's label space, the
-    thresholds, whether the answer is the per-frame vote, the false-alarm budget, and
+    thresholds, whether the answer is the per-frame vote, the false-alarm budget, the detection
+    network (``detection_network``: the model, or the one its checkpoint names), and
     :meth:`ScanResult.to_dict`. The classifier is named
     ``classifier`` (the reference it was built from); when None, by the ``source`` it records (the
     classifier a distilled detection network serves), else it is the detection network ``model``.
@@ -737,6 +740,7 @@ def scan_report(
         "gamma2": pipeline.detector.gamma2,
         "vote": pipeline.vote,
         "target_fpr": pipeline.detector.config.target_fpr,
+        "detection_network": pipeline.detector.config.model,
         "config": config,
         "in_domain": None if domain is None else domain["in_domain"],
         "domain": domain,
@@ -899,7 +903,11 @@ def build_pipeline(
         classifier: the classifier to protect: a shipped name, a checkpoint or a TorchScript file
             (:func:`~vidshield.models.adapter.load_classifier`); it gets its own view of every
             window. None: the classifier a distilled detection network serves (its ``"serves"``
-            entry), else the detection network itself.
+            entry), else the detection network itself; then, when that model's checkpoint names a
+            default detection network (``"detector": {"network": NAME}``,
+            :func:`~vidshield.detection.model_default_network`), NAME detects and votes for it
+            (it must have been trained for it). Naming the classifier keeps ``model`` as the
+            detection network.
         config: a detector config (``detector.json``) or its path; None: the shipped model's
             shipped config when there is one, else the paper's thresholds
             (:func:`~vidshield.detection.load_detector`).
@@ -919,18 +927,25 @@ def build_pipeline(
             (:class:`~vidshield.detection.train_detector.PairingError`).
     """
     from vidshield.defenses import create_defense
-    from vidshield.detection import load_detector
+    from vidshield.detection import load_detector, model_default_network
     from vidshield.detection.train_detector import check_pairing, served_classifier
+    from vidshield.models import load_model
     from vidshield.models.adapter import load_classifier
 
     detector = load_detector(model, config, vote=vote, device=device)
     served = served_classifier(detector.model)
+    network = model_default_network(detector.model) if classifier is None and served is None else None
     if classifier is None and served is not None and served.get("ref"):
         classifier = served["ref"]
     if classifier is None:
         net = detector.model
     else:
         net = load_classifier(classifier, input_spec=input_spec, device=device)
+    if network is not None:  # the model alone: it classifies, its named network detects and votes
+        config = replace(detector.config, model=network)
+        detector = TemporalConsistencyDetector.from_config(
+            config, load_model(network, device=device), batch_size=detector.batch_size
+        )
     check_pairing(detector.model, net, allow_mismatch=allow_mismatch)
     return DefensePipeline(
         net,

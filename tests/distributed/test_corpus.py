@@ -258,3 +258,31 @@ def test_a_malformed_journal_line_is_one_clear_error(tmp_path, line, message):
     out.write_bytes(line + b"\n" + json.dumps(_row("/v/b.mkv", content_hash="h2")).encode() + b"\n")
     with pytest.raises(InputFormatError, match=f"scan.jsonl, line 1.*{message}"):
         ResultStore(out)
+
+
+def test_settings_hash_follows_the_default_detection_network_a_model_names(tmp_path):
+    """A model standing alone is protected by the detection network its JSON names: that
+    network's files are part of the settings."""
+    import shutil
+
+    from vidshield.models.checkpoints import zoo_dir
+
+    for ext in (".safetensors", ".json"):
+        shutil.copy(zoo_dir() / f"synthetic-lrcn{ext}", tmp_path / f"model{ext}")
+        shutil.copy(zoo_dir() / f"synthetic-lrcn{ext}", tmp_path / f"net{ext}")
+    model, net = tmp_path / "model", tmp_path / "net"
+    meta = json.loads(model.with_suffix(".json").read_text())
+    meta["detector"] = {"network": str(net)}
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    settings_hash.cache_clear()
+    before = settings_hash(ScanSettings(model=str(model)))
+    net_meta = json.loads(net.with_suffix(".json").read_text())
+    net.with_suffix(".json").write_text(json.dumps({**net_meta, "seed": 1}))
+    settings_hash.cache_clear()
+    assert settings_hash(ScanSettings(model=str(model))) != before
+    settings_hash.cache_clear()  # a named classifier: the model itself detects, the network is not used
+    named = ScanSettings(model=str(model), classifier=str(model))
+    again = settings_hash(named)
+    net.with_suffix(".json").write_text(json.dumps(net_meta))
+    settings_hash.cache_clear()
+    assert settings_hash(named) == again

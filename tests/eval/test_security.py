@@ -43,7 +43,11 @@ def test_run_cases_records_budget_and_resumes(tmp_path, monkeypatch):
 
     model, x, y = _setup()
     monkeypatch.setattr(
-        sec, "configured_pipeline", lambda m, name, spatial=None: configured_pipeline(m, name, spatial=MedianDefense())
+        sec,
+        "configured_pipeline",
+        lambda m, name, networks=None, spatial=None: configured_pipeline(
+            m, name, networks=networks, spatial=MedianDefense()
+        ),
     )
     out = tmp_path / "sec.json"
     cases = [("none", "sparse", "pgd"), ("paper", "sparse", "transfer")]
@@ -67,10 +71,42 @@ def test_every_configuration_sets_the_vote_explicitly_and_resume_refuses_bad_jso
 
     model, x, y = _setup()
     model.metadata = {"detector": {"vote": True}}  # as the shipped synthetic-lrcn says
+    networks = {"robust": create_model("test-lrcn", num_classes=3, input_size=(8, 32, 32)).eval()}
     for name, settings in PIPELINES.items():
         assert "vote" in settings
-        assert configured_pipeline(model, name, spatial=MedianDefense()).vote is settings["vote"]
+        pipe = configured_pipeline(model, name, networks=networks, spatial=MedianDefense())
+        assert pipe.vote is settings["vote"]
+        assert pipe.detector.model is (networks["robust"] if settings.get("network") == "robust" else model)
+    with pytest.raises(ValueError, match="needs the detection network 'robust'"):
+        configured_pipeline(model, "vote-robust", spatial=MedianDefense())
     out = tmp_path / "sec.json"
     out.write_text('{"cases": [1, 2]}')
     with pytest.raises(InputFormatError, match="'cases' must be an object"):
         run_cases(model, x, y, [], out, steps=1, restarts=1, log=lambda s: None)
+
+
+def test_a_separate_detection_network_is_what_the_vote_attack_differentiates():
+    """With a detection network other than the classifier (the robust one), the pipeline votes with
+    its per-frame labels, and PipelineAttack's objective is that network's: the gradient of the
+    decision flows into it (none into the classifier), and equals the gradient through it."""
+    from vidshield.attacks.adaptive import PipelineAttack, margin_loss
+
+    model, x, y = _setup()
+    torch.manual_seed(5)
+    robust = create_model("test-lrcn", num_classes=3, input_size=(8, 32, 32)).eval()
+    pipe = configured_pipeline(model, "vote-robust", networks={"robust": robust}, spatial=MedianDefense())
+    attack = PipelineAttack(model, pipeline=pipe, eps=8 / 255, num_frames=None, layout="all", steps=2, restarts=1)
+    assert attack.pipeline.detector.model is robust
+    a = x.clone().requires_grad_(True)
+    margin_loss(attack.decision_logits(a), y).sum().backward()
+    assert all(p.grad is None for p in model.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in robust.parameters())
+    b = x.clone().requires_grad_(True)
+    own = robust.frame_logits(b).softmax(-1).mean(1).clamp_min(1e-12).log()
+    (expected,) = torch.autograd.grad(margin_loss(own, y).sum(), b)
+    assert torch.allclose(a.grad, expected, atol=1e-6) and a.grad.abs().sum() > 0
+    # the attack's hard decision is the pipeline's answer (the robust network's vote)
+    assert attack.hard_decision(x).tolist() == [r.label for r in pipe.run(x)]
+    votes = robust.frame_logits(x).argmax(-1)
+    mine = model.frame_logits(x).argmax(-1)
+    assert not torch.equal(votes, mine)  # the two networks vote differently on these clips

@@ -296,6 +296,7 @@ def command(
         model = pipeline.classifier
         defender |= {"comdefend": comdefend, "qp": qp, "polluted": polluted, "squeeze_check": squeeze_check}
         defender["vote"] = pipeline.vote
+        defender["detection_network"] = pipeline.detector.config.model  # e.g. the one the model names
     else:
         model = load_model(model_name, device=dev)
     if attack_name in ("consistent-sparse", "evasive-dense"):

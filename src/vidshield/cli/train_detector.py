@@ -64,6 +64,26 @@ from vidshield.utils import seed_everything
     help="Synthetic: test clips for the agreement with the classifier (0: skip).",
 )
 @click.option("--augment/--no-augment", default=True, show_default=True)
+@click.option(
+    "--adversarial-eps",
+    type=click.FloatRange(min=0, max=1),
+    default=0.0,
+    show_default=True,
+    help="Adversarial training (Madry PGD): l_inf budget on the [0, 1] pixel grid, e.g. 0.0314 = 8/255 (0: off).",
+)
+@click.option(
+    "--adversarial-steps",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="PGD steps per batch of adversarial training (random start, step 2.5 eps / steps).",
+)
+@click.option(
+    "--init",
+    "init_ref",
+    default=None,
+    help="Start from this checkpoint (shipped name or path) of the same architecture, classes and view.",
+)
 @cache_option
 @click.option(
     "--out",
@@ -92,6 +112,9 @@ def command(
     num_videos,
     test_videos,
     augment,
+    adversarial_eps,
+    adversarial_steps,
+    init_ref,
     cache,
     out,
     resume,
@@ -112,6 +135,8 @@ def command(
       vidshield train-detector --classifier synthetic-c3d --dataset synthetic --out runs/det-c3d
       vidshield train-detector --classifier my/x3d.pt --input-spec my/x3d.json --dataset folder \\
           --root my/clips --arch lrcn-small --size 112 --out runs/det-x3d --device cuda
+      vidshield train-detector --classifier synthetic-lrcn --dataset synthetic --init synthetic-lrcn \
+          --adversarial-eps 0.0314 --out runs/det-robust   # adversarially trained (PGD, 8/255)
       vidshield train-detector ... --resume    # continue after an interruption
       torchrun --nproc-per-node 2 -m vidshield train-detector --classifier synthetic-c3d --dataset synthetic \
           --batch-size 32 --out runs/det-c3d     # 2 GPUs (NCCL) or CPU processes (gloo); 32 = global batch
@@ -140,6 +165,19 @@ def command(
         raise click.BadParameter(f"{arch} has no per-frame path; pick an lrcn* architecture", param_hint="--arch")
     side = (probe.input_spec.height, probe.input_spec.width) if size is None else (size, size)
     student = create_model(arch, num_classes=classifier.num_classes, input_size=(cspec.frames, *side))
+    if init_ref is not None:  # its weights and its view (size, normalisation)
+        start = load_model(init_ref)
+        view = (start.input_spec.frames, start.input_spec.height, start.input_spec.width)
+        if (start.arch_name, start.num_classes) != (arch, student.num_classes) or (
+            size is not None and view != (cspec.frames, size, size)
+        ):
+            raise click.BadParameter(
+                f"{printable(init_ref)} is {start.arch_name} with {start.num_classes} classes at "
+                f"{'x'.join(map(str, view))}; this run trains {arch} with {student.num_classes}"
+                + ("" if size is None else f" at {cspec.frames}x{size}x{size}"),
+                param_hint="--init",
+            )
+        student = start
     count = num_videos if dataset == "synthetic" else None
     train_set = dataset_for_spec(
         dataset, cspec, split="train", root=root, num_videos=count, seed=seed, augment=augment, cache=cache
@@ -153,6 +191,7 @@ def command(
         "ground_truth_used": use_labels,
         "seed": seed,
         "command": command_line(ctx),
+        "initialised_from": init_ref,
     }
     result = train_detector(
         student,
@@ -165,6 +204,8 @@ def command(
         tau=tau,
         gt_weight=gt_weight,
         use_labels=use_labels,
+        adversarial_eps=adversarial_eps,
+        adversarial_steps=adversarial_steps,
         classifier_ref=str(classifier_ref),
         device=dev,
         resume=resume,
@@ -185,7 +226,8 @@ def command(
         trained = load_model(result["best_path"], device=dev)
         test_set = dataset_for_spec(dataset, cspec, split="test", root=root, num_videos=tests, seed=seed, cache=cache)
         clips = torch.stack([test_set[i][0] for i in range(len(test_set))])
-        summary["test"] = agreement(trained, classifier, clips)
+        truth = torch.tensor([int(test_set[i][1]) for i in range(len(test_set))]) if use_labels else None
+        summary["test"] = agreement(trained, classifier, clips, labels=truth, attack_eps=adversarial_eps)
         trained.metadata["metrics"] = {**trained.metadata.get("metrics", {}), **summary["test"]}
         save_model(trained, result["best_path"], metadata=trained.metadata)
     if as_json:
@@ -201,4 +243,9 @@ def command(
                 f"agreement with the classifier on {t['clips']} test clips: frames {t['frame_agreement']:.4f}, "
                 f"clips (majority frame label) {t['clip_agreement']:.4f}"
             )
+            if "robust_frame_agreement" in t:
+                click.echo(
+                    f"under PGD ({t['attack_steps']} steps, eps {t['attack_eps']:.4f}): frames "
+                    f"{t['robust_frame_agreement']:.4f}, clips {t['robust_clip_agreement']:.4f}"
+                )
     return 0

@@ -24,6 +24,7 @@ from vidshield.detection.detector import (
     collect_videos,
     detect_file,
     load_detector,
+    model_default_network,
     model_vote_default,
 )
 from vidshield.detection.exception import VERDICTS, Detection, exception_index, exception_mask, route
@@ -41,6 +42,7 @@ __all__ = [
     "SweepRow",
     "TemporalConsistencyDetector",
     "load_detector",
+    "model_default_network",
     "model_vote_default",
     "calibrate",
     "collect_videos",

@@ -43,6 +43,7 @@ __all__ = [
     "load_detector",
     "shipped_config",
     "model_vote_default",
+    "model_default_network",
     "collect_videos",
     "detect_file",
 ]
@@ -180,6 +181,20 @@ def model_vote_default(model: torch.nn.Module) -> bool:
     """
     section = (getattr(model, "metadata", None) or {}).get("detector") or {}
     return section.get("vote") is True
+
+
+def model_default_network(model: torch.nn.Module) -> str | None:
+    """The detection network a model's checkpoint names for the pipeline built on it alone
+    (``"detector": {"network": NAME}``, a shipped name or checkpoint path, checked by
+    :func:`~vidshield.models.load_model`), else None; see
+    :func:`~vidshield.pipeline.build_pipeline`.
+
+    The shipped ``synthetic-lrcn`` names ``synthetic-lrcn-robust``, its adversarially trained
+    per-frame network (``vidshield train-detector --adversarial-eps``), whose vote resists an
+    attacker who changes every frame (``results/security.md``).
+    """
+    section = (getattr(model, "metadata", None) or {}).get("detector") or {}
+    return section.get("network")
 
 
 @contextlib.contextmanager

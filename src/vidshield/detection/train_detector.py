@@ -15,6 +15,13 @@ with ``c`` the classifier's clip logits (its own view of the clip), ``f_t`` the 
 per-frame logits and ``v`` its recurrent video logits (so the saved CNN+LSTM is also a coherent
 classifier). Ground truth is mixed in only when the data set's classes are the classifier's.
 
+Adversarial training (Madry et al. 2018; beyond the paper, issue 13): with ``adversarial_eps > 0``
+every batch is replaced by its l_inf PGD examples (:func:`frame_pgd`: random start,
+``adversarial_steps`` steps of ``2.5 eps / steps``, on the summed per-frame cross-entropy against
+the classifier's clip label) before the loss above; the teacher still sees the clean clip. The
+per-frame path sees each frame on its own, so this clip-level PGD is per-frame PGD. A robust
+per-frame network is what the pipeline's vote needs against an attacker who changes every frame.
+
 The result is an ordinary model checkpoint (safetensors + JSON, loadable with
 :func:`~vidshield.models.load_model`) whose JSON has a ``"serves"`` entry: the classifier's
 reference, its :func:`~vidshield.models.adapter.classifier_hash`, class names and input spec.
@@ -48,7 +55,15 @@ from vidshield.models.checkpoints import model_metadata, save_model
 from vidshield.text import printable
 from vidshield.utils import eval_mode, module_device, progress_bar
 
-__all__ = ["PairingError", "served_classifier", "check_pairing", "distillation_loss", "train_detector", "agreement"]
+__all__ = [
+    "PairingError",
+    "served_classifier",
+    "check_pairing",
+    "distillation_loss",
+    "frame_pgd",
+    "train_detector",
+    "agreement",
+]
 
 
 class PairingError(VidshieldError):
@@ -142,34 +157,98 @@ def _student_loss(student, videos, teacher, labels, *, tau, gt_weight, video_wei
     return loss, f
 
 
-@torch.no_grad()
+def frame_pgd(
+    model: VideoClassifier,
+    videos: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    step_size: float | None = None,
+) -> torch.Tensor:
+    """l_inf PGD (Madry et al. 2018) on the per-frame path: from a uniform random start in the
+    eps ball, ``steps`` signed-gradient steps of ``step_size`` (default ``2.5 eps / steps``) up the
+    summed cross-entropy of every frame's logits against its clip's label, each projected back
+    into the ball and [0, 1]. The model runs in eval mode (BatchNorm statistics untouched); its
+    gradients are not touched. Random start from torch's global generator.
+
+    Shape:
+        videos ``float (N, T, 3, H, W)`` in [0, 1] (any size: the model gets its own view),
+        labels ``int64 (N,)`` -> ``float (N, T, 3, H, W)`` with ``|adv - videos| <= eps``, in [0, 1].
+    """
+    if eps <= 0 or steps < 1:
+        raise ValueError(f"need eps > 0 and steps >= 1, got eps={eps}, steps={steps}")
+    step_size = 2.5 * eps / steps if step_size is None else step_size
+    x = videos.detach()
+    labels = labels.to(x.device)
+    adv = (x + (torch.rand_like(x) * 2 - 1) * eps).clamp(0.0, 1.0)
+    with eval_mode(model), torch.enable_grad():
+        for _ in range(steps):
+            adv.requires_grad_(True)
+            f = model.frame_logits(resample_video(adv, model.input_spec, time=False))
+            loss = F.cross_entropy(f.float().flatten(0, 1), labels.repeat_interleave(f.shape[1]), reduction="sum")
+            (grad,) = torch.autograd.grad(loss, adv)
+            with torch.no_grad():
+                adv = adv.detach() + step_size * grad.sign()
+                adv = torch.minimum(torch.maximum(adv, x - eps), x + eps).clamp(0.0, 1.0)
+    return adv.detach()
+
+
 def agreement(
-    detector_model: VideoClassifier, classifier: torch.nn.Module, videos: torch.Tensor, *, batch_size: int = 8
+    detector_model: VideoClassifier,
+    classifier: torch.nn.Module,
+    videos: torch.Tensor,
+    *,
+    labels: torch.Tensor | None = None,
+    attack_eps: float = 0.0,
+    attack_steps: int = 20,
+    batch_size: int = 8,
 ) -> dict:
-    """How often the per-frame labels agree with the classifier's clip label.
+    """How often the per-frame labels agree with the classifier's clip label (and, given
+    ``labels``, with the ground truth), on the clean clips and, with ``attack_eps > 0``, under
+    :func:`frame_pgd` (``attack_steps`` steps, against the classifier's label: the attacker of the
+    vote who changes every frame).
 
     Args:
         videos: ``float (N, T, 3, H, W)`` in [0, 1] (any size: each model gets its own view).
+        labels: ``int64 (N,)`` ground truth, or None.
 
     Returns:
         ``{"frame_agreement": share of frames whose label is the classifier's clip label,
-        "clip_agreement": share of clips whose majority frame label is it, "clips": N}``.
+        "clip_agreement": share of clips whose majority frame label is it, "clips": N}``, plus
+        ``frame_accuracy`` (with ``labels``), ``robust_frame_agreement`` / ``robust_clip_agreement``
+        (with ``attack_eps``) and ``robust_frame_accuracy`` (both), ``attack_eps``, ``attack_steps``.
     """
-    frames_ok = clips_ok = frames = 0
+    counts: dict[str, int] = {}
+
+    def add(key, value):
+        counts[key] = counts.get(key, 0) + int(value)
+
     with eval_mode(classifier), eval_mode(detector_model):
         for i in range(0, videos.shape[0], batch_size):
             x = videos[i : i + batch_size]
-            c = classifier(resample_video(x.to(module_device(classifier)), classifier.input_spec)).argmax(-1).cpu()
-            d_in = resample_video(x, detector_model.input_spec, time=False).to(module_device(detector_model))
-            f = detector_model.frame_logits(d_in).argmax(-1).cpu()
-            frames_ok += int((f == c[:, None]).sum())
-            frames += f.numel()
-            clips_ok += int((torch.mode(f, dim=1).values == c).sum())
-    return {
-        "frame_agreement": frames_ok / frames,
-        "clip_agreement": clips_ok / videos.shape[0],
-        "clips": int(videos.shape[0]),
-    }
+            with torch.no_grad():
+                c = classifier(resample_video(x.to(module_device(classifier)), classifier.input_spec))
+            c = c.argmax(-1).cpu()
+            views = [("", x)]
+            if attack_eps > 0:
+                dev = module_device(detector_model)
+                views.append(("robust_", frame_pgd(detector_model, x.to(dev), c, eps=attack_eps, steps=attack_steps)))
+            for prefix, v in views:
+                with torch.no_grad():
+                    d_in = resample_video(v, detector_model.input_spec, time=False).to(module_device(detector_model))
+                    f = detector_model.frame_logits(d_in).argmax(-1).cpu()
+                add(prefix + "frame_agreement", (f == c[:, None]).sum())
+                add(prefix + "clip_agreement", (torch.mode(f, dim=1).values == c).sum())
+                if labels is not None:
+                    add(prefix + "frame_accuracy", (f == labels[i : i + batch_size, None].cpu()).sum())
+            add("frames", f.numel())
+    n, frames = videos.shape[0], counts.pop("frames")
+    out = {k: v / (n if "clip" in k else frames) for k, v in counts.items()}
+    out["clips"] = int(n)
+    if attack_eps > 0:
+        out.update(attack_eps=attack_eps, attack_steps=attack_steps)
+    return out
 
 
 def train_detector(
@@ -186,6 +265,8 @@ def train_detector(
     gt_weight: float = 0.5,
     video_weight: float = 0.5,
     use_labels: bool = False,
+    adversarial_eps: float = 0.0,
+    adversarial_steps: int = 5,
     classifier_ref: str | None = None,
     device: str | torch.device = "cpu",
     resume: bool = False,
@@ -207,6 +288,8 @@ def train_detector(
         tau: distillation temperature. gt_weight: weight of the ground-truth CE (``use_labels``).
         video_weight: weight of the distillation of the recurrent video logits.
         use_labels: mix in the data set's labels (only when they are the classifier's classes).
+        adversarial_eps: l_inf budget on the [0, 1] pixel grid of adversarial training (0: off);
+            each batch is replaced by its :func:`frame_pgd` examples of ``adversarial_steps`` steps.
         classifier_ref: the classifier's name or path, recorded in ``"serves"``.
         resume: continue from ``OUT-last.*`` (same settings) when it exists.
 
@@ -222,6 +305,8 @@ def train_detector(
         raise ValueError(f"the detection network has {student.num_classes} classes but the classifier {k}")
     if epochs < 1 or batch_size < 1 or lr <= 0 or tau <= 0:
         raise ValueError("need epochs, batch_size >= 1 and lr, tau > 0")
+    if not 0 <= adversarial_eps <= 1 or adversarial_steps < 1:
+        raise ValueError("need 0 <= adversarial_eps <= 1 and adversarial_steps >= 1")
     world = ddp.world()
     if batch_size < world.size:
         raise ValueError(f"the global batch ({batch_size}) is smaller than the number of processes ({world.size})")
@@ -239,7 +324,8 @@ def train_detector(
     settings = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "tau": tau,
         "gt_weight": gt_weight if use_labels else 0.0, "video_weight": video_weight, "seed": seed,
-        "train_videos": len(train_set),
+        "train_videos": len(train_set), "adversarial_eps": adversarial_eps,
+        "adversarial_steps": adversarial_steps if adversarial_eps > 0 else 0,
     }  # fmt: skip
     steps = -(-len(train_set) // batch_size)
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
@@ -276,6 +362,10 @@ def train_detector(
                 labels = torch.as_tensor(labels).long().to(device)
                 with torch.no_grad():
                     teacher = classifier(resample_video(videos, classifier.input_spec)).float()
+                if adversarial_eps > 0:
+                    videos = frame_pgd(
+                        student, videos, teacher.argmax(-1), eps=adversarial_eps, steps=adversarial_steps
+                    )
                 loss, f = trainer(videos, teacher, labels if use_labels else None)
                 optimizer.zero_grad(set_to_none=True)
                 n, scale = (videos.shape[0], None) if weights is None else weights[step]

@@ -192,18 +192,33 @@ def _served_ref(model: str) -> str | None:
     return None if serves is None else field(serves, "ref", (str, type(None)), max_len=4096, **what)
 
 
+def _default_network(model: str) -> str | None:
+    """The detection network a model's JSON names (``detector.network``), which
+    :func:`~vidshield.pipeline.build_pipeline` uses when the model stands alone."""
+    from vidshield.errors import CheckpointError
+    from vidshield.jsonio import field, read_json
+
+    meta_path = _artifact_files(model, "model")[1]
+    what = dict(what=f"checkpoint metadata {printable(meta_path)}", error=CheckpointError)
+    section = field(read_json(meta_path, error=CheckpointError), "detector", (dict, type(None)), **what) or {}
+    return field(section, "network", (str, type(None)), max_len=4096, **what)
+
+
 @functools.lru_cache(maxsize=8)
 def settings_hash(settings: ScanSettings) -> str:
     """16 hex digits identifying what determines a row: the vidshield version, the hashes of the
-    files of the detector, the classifier (given, or served by a distilled detector), its input
+    files of the detector, the classifier (given, or served by a distilled detector), the
+    detection network a model standing alone names (its JSON's ``detector.network``), its input
     spec, the detector config (given, or shipped beside a shipped model) and ComDefend, and the
     defense options. Raises the loaders' errors for a missing model."""
     from vidshield.detection.detector import shipped_config
 
     classifier = settings.classifier or _served_ref(settings.model)
+    network = _default_network(settings.model) if classifier is None else None
     spec = settings.input_spec
     config = settings.config or shipped_config(settings.model)
     fingerprint = {
+        **({"network": _artifact_digest(network, "model")} if network else {}),
         "vidshield": __version__,
         "model": _artifact_digest(settings.model, "model"),
         "classifier": _artifact_digest(classifier, "model") if classifier else None,

@@ -42,7 +42,10 @@ __all__ = [
 
 #: Pipeline configurations: the single defenses (every clip defended the same way), the paper's
 #: routing and the hardening switches on and off. Every switch is explicit: the model's own vote
-#: default (on for the shipped synthetic-lrcn) never decides a column.
+#: default (on for the shipped synthetic-lrcn) never decides a column. ``network: "robust"``: the
+#: detector's network (its per-frame labels, its score, the vote) is the adversarially trained
+#: detection network given as ``networks["robust"]`` (``vidshield train-detector
+#: --adversarial-eps``), not the classifier's own per-frame path.
 PIPELINES: dict[str, dict] = {
     "none": {"strategy": "none", "vote": False},
     "temporal": {"strategy": "temporal", "vote": False},
@@ -51,6 +54,8 @@ PIPELINES: dict[str, dict] = {
     "squeeze": {"strategy": "routed", "squeeze_check": True, "vote": False},
     "vote": {"strategy": "routed", "vote": True},
     "vote+squeeze": {"strategy": "routed", "vote": True, "squeeze_check": True},
+    "paper-robust": {"strategy": "routed", "vote": False, "network": "robust"},
+    "vote-robust": {"strategy": "routed", "vote": True, "network": "robust"},
 }
 
 
@@ -70,11 +75,13 @@ class Threat:
         return f"eps{self.eps_255}-{'all' if self.frames is None else f'f{self.frames}'}"
 
 
-#: The paper's sparse budget and the dense budget of the goals, then the sweep.
+#: The paper's sparse budget and the dense budget of the goals, the sweep, then the large budgets of
+#: the sanity checks (every frame at 32/255 and 64/255: the attack must then reach 100 % success).
 THREATS: dict[str, Threat] = {
     "sparse": Threat(16, 4),
     "dense": Threat(8, None),
     **{Threat(e, f).name: Threat(e, f) for e in (2, 4, 8, 16) for f in (1, 2, 4, 8, None)},
+    **{Threat(e, None).name: Threat(e, None) for e in (32, 64)},
 }
 
 #: attack kind -> factory(model, pipeline, threat, steps, restarts) -> Attack. ``pgd`` is plain PGD
@@ -95,9 +102,13 @@ ATTACK_KINDS: dict[str, Callable] = {
         m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="run", steps=s, restarts=r, lam=0.1
     ),
     "consistent": lambda m, p, th, s, r: (
-        EvasiveDenseAttack(m, eps=th.eps, steps=s, restarts=r, gamma1=p.detector.gamma1)
+        EvasiveDenseAttack(
+            m, detector_model=p.detector.model, eps=th.eps, steps=s, restarts=r, gamma1=p.detector.gamma1
+        )
         if th.frames is None
-        else DetectorAwarePGD(m, eps=th.eps, num_frames=th.frames, layout="run", steps=s, restarts=r)
+        else DetectorAwarePGD(
+            m, detector_model=p.detector.model, eps=th.eps, num_frames=th.frames, layout="run", steps=s, restarts=r
+        )
     ),
     "spsa": lambda m, p, th, s, r: SPSAAttack(
         m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="run" if th.frames else "all", steps=s, samples=8
@@ -105,22 +116,31 @@ ATTACK_KINDS: dict[str, Callable] = {
 }
 
 
-def configured_pipeline(model, name: str, *, spatial=None, temporal=None):
+def configured_pipeline(model, name: str, *, networks: Mapping | None = None, spatial=None, temporal=None):
     """The pipeline configuration ``name`` of :data:`PIPELINES` around a loaded ``model``
-    (classifier and detection network), with the paper's thresholds and the registry's defenses
-    (:func:`~vidshield.pipeline.build_pipeline` does the same from references, for the CLI)."""
+    (classifier, and detection network unless the configuration names one of ``networks``), with
+    the paper's thresholds and the registry's defenses (:func:`~vidshield.pipeline.build_pipeline`
+    does the same from references, for the CLI).
+
+    Raises:
+        ValueError: an unknown name, or a configuration whose network is not in ``networks``.
+    """
     from vidshield.defenses import create_defense
     from vidshield.detection import TemporalConsistencyDetector
     from vidshield.pipeline import DefensePipeline
 
     if name not in PIPELINES:
         raise ValueError(f"unknown pipeline {name!r}; known: {sorted(PIPELINES)}")
+    settings = dict(PIPELINES[name])
+    network = settings.pop("network", None)
+    if network is not None and network not in (networks or {}):
+        raise ValueError(f"pipeline {name!r} needs the detection network {network!r}; given: {sorted(networks or {})}")
     return DefensePipeline(
         model,
-        TemporalConsistencyDetector(model),
+        TemporalConsistencyDetector(model if network is None else networks[network]),
         temporal=temporal if temporal is not None else create_defense("temporal"),
         spatial=spatial if spatial is not None else create_defense("spatial").to(module_device(model)),
-        **PIPELINES[name],
+        **settings,
     )
 
 
@@ -163,6 +183,7 @@ def run_cases(
     spsa_clips: int = 8,
     seed: int = 0,
     clean_pipelines: tuple[str, ...] = (),
+    networks: Mapping | None = None,
     meta: Mapping | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -172,6 +193,7 @@ def run_cases(
     of the undefended model, ``none/<threat>/pgd``, judged by this pipeline; that case runs first
     when missing). Clean accuracy, false alarms and time of every pipeline are recorded under
     ``clean/<pipeline>`` (also for ``clean_pipelines``, which no attack runs against).
+    ``networks``: the detection networks the configurations may name (see :data:`PIPELINES`).
     """
     results = {}
     if out.exists():  # resume: the cases already run
@@ -186,7 +208,7 @@ def run_cases(
 
     def pipe(name):
         if name not in pipes:
-            pipes[name] = configured_pipeline(model, name, spatial=_shared_spatial(pipes))
+            pipes[name] = configured_pipeline(model, name, networks=networks, spatial=_shared_spatial(pipes))
         return pipes[name]
 
     def save():
