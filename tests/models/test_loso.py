@@ -146,3 +146,5 @@ def test_train_loso_runs_folds_summarises_and_skips_finished_ones(fake_ut, tmp_p
     assert main([*train, "--fold", "10", "--label-smoothing", "0.1"]) == 2  # other settings, same folder
     assert "other settings" in capsys.readouterr().err
     assert main([*train, "--fold", "21"]) == 2
+    assert main([*train[:7], "--fold", "3", "--out", str(tmp_path / "m")]) == 2  # --fold without loso
+    assert "--fold needs --protocol loso" in capsys.readouterr().err

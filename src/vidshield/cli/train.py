@@ -91,9 +91,8 @@ from vidshield.utils import seed_everything
 @click.option(
     "--fold",
     "folds",
-    default="all",
-    show_default=True,
-    help="loso: the test sequences, e.g. 3, 1-10, set1, set2, all (folds that finished are skipped).",
+    default=None,
+    help="loso: the test sequences, e.g. 3, 1-10, set1, set2; default all 20 (finished folds are skipped).",
 )
 @cache_option
 @click.option(
@@ -179,9 +178,11 @@ def command(
     else:
         spec = load_model(model_name).input_spec
 
+    if folds is not None and protocol != "loso":
+        raise click.UsageError("--fold needs --protocol loso")
     if protocol == "loso":
         try:
-            fold_list = parse_folds(folds)
+            fold_list = parse_folds(folds or "all")
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--fold") from None
         summary = _run_loso(spec, fold_list, out, run)
