@@ -6,7 +6,8 @@
 # continues from its -last state, finished LOSO folds are skipped).
 #   UT=../shared/data/ut-interaction bash scripts/train_victims.sh          # packs the clips first
 #   PACK=packs/ut48 DEV=cuda bash scripts/train_victims.sh                   # an existing pack (no PyAV)
-#   MODELS=lrcn FOLDS=set1 EPOCHS_LOSO=12 bash scripts/train_victims.sh     # a cheaper CPU run
+#   DEV=cpu PROTOCOLS=loso MODELS=c3d FOLDS=set1 EPOCHS_LOSO=12 bash scripts/train_victims.sh   # the README's
+#   DEV=cpu PROTOCOLS=loso MODELS=lrcn FOLDS=set1 EPOCHS_LOSO=10 CLIPS=2 LR=2e-3 ...           # CPU LOSO runs
 set -euo pipefail
 export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1
 PY=${PY:-python3}
@@ -19,6 +20,7 @@ FOLDS=${FOLDS:-all}
 EPOCHS_SPLIT=${EPOCHS_SPLIT:-25}
 EPOCHS_LOSO=${EPOCHS_LOSO:-25}
 CLIPS=${CLIPS:-3}                 # random windows / crops of every training clip per epoch
+LR=${LR:-1e-3}
 PROTOCOLS=${PROTOCOLS:-"split loso"}
 if [ "$DEV" = cpu ]; then export OMP_NUM_THREADS=${THREADS:-1}; fi
 WORKERS=$([ "$DEV" = cpu ] && echo 0 || echo 4)
@@ -28,7 +30,7 @@ if [ ! -f "$PACK/train.safetensors" ] || [ ! -f "$PACK/test.safetensors" ]; then
   $PY -m vidshield pack --dataset ut-interaction --root "${UT:?set UT to the ut-interaction folder or PACK to a pack}" \
     --frames 48 --size 64 64 --out "$PACK"
 fi
-recipe=(--dataset clips --root "$PACK" --batch-size 8 --lr 1e-3 --weight-decay 1e-4 --strong-augment
+recipe=(--dataset clips --root "$PACK" --batch-size 8 --lr "$LR" --weight-decay 1e-4 --strong-augment
         --clips-per-video "$CLIPS" --label-smoothing 0.1 --device "$DEV" --num-workers "$WORKERS" --seed "$SEED")
 for m in $MODELS; do
   for p in $PROTOCOLS; do

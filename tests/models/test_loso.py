@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from vidshield.cli import main
 from vidshield.data import UT_INTERACTION_CLASSES, UT_SET_SEQUENCES, ClipSet, UTInteraction, loso_fold, parse_folds
@@ -136,6 +137,14 @@ def test_train_loso_runs_folds_summarises_and_skips_finished_ones(fake_ut, tmp_p
     assert meta["dataset"]["test_sequence"] == 10 and meta["dataset"]["train_sequences"] == [2, 3, 4, 5, 6, 7, 8, 9]
     assert meta["dataset"]["test_videos"] == 2 and meta["metrics"]["test_top1"] == summary["folds"][0]["test_top1"]
     assert 0 <= meta["metrics"]["test_frame_top1"] <= 1 and "test_clean_alpha" in meta["metrics"]
+
+    again = tmp_path / "again"  # the same seed gives the same weights (strong augmentation included)
+    strong = ["--strong-augment", "--clips-per-video", "2", "--label-smoothing", "0.1", "--fold", "10"]
+    for folder in (again, again.with_name("again2")):
+        assert main([*train[:-3], "--out", str(folder), "--json", *strong]) == 0
+    a, b = (load_file(folder / "fold-10.safetensors") for folder in (again, again.with_name("again2")))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    capsys.readouterr()
 
     stamp = (out / "fold-10.safetensors").stat().st_mtime_ns
     assert main([*train, "--fold", "10-12"]) == 0  # 10 and 11 are done: only 12 trains
