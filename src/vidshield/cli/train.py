@@ -70,7 +70,7 @@ from vidshield.utils import seed_everything
 @click.option(
     "--strong-augment",
     is_flag=True,
-    help="Clips only: temporal windows of 60-100 %% of each clip, crops of 40-100 %% of the frame, flips, colour jitter.",
+    help="Clips only: temporal windows of 60-100 % of each clip, crops of 40-100 % of the frame, flips, colour jitter.",
 )
 @click.option(
     "--clips-per-video",
@@ -79,7 +79,13 @@ from vidshield.utils import seed_everything
     show_default=True,
     help="Randomly sampled clips (windows, crops) of every training video per epoch.",
 )
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Label smoothing of the video and per-frame cross-entropies.",
+)
 @click.option(
     "--protocol",
     type=click.Choice(["split", "loso"]),
