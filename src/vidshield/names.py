@@ -11,6 +11,9 @@ DEFAULT_MODEL = "ut-lrcn"
 
 #: The data sets :func:`vidshield.models.datasets.dataset_for_spec` builds.
 DATASET_NAMES = ("synthetic", "ut-interaction", "ucf101", "folder", "clips")
+#: How `vidshield train` splits a data set: a fixed train/test split, or UT-Interaction's
+#: leave-one-sequence-out folds.
+TRAINING_PROTOCOLS = ("split", "loso")
 
 #: Frames the temporal defense rebuilds (:func:`vidshield.routing.polluted_mask`).
 POLLUTED_RULES = ("exceptions", "minority", "exceptions+ends")

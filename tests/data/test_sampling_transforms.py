@@ -6,11 +6,14 @@ import pytest
 import torch
 
 from vidshield.data import random_indices, sample_indices
+from vidshield.data.sampling import random_window_indices
 from vidshield.data.transforms import (
     center_crop,
+    color_jitter,
     eval_transform,
     horizontal_flip,
     random_crop,
+    random_resized_crop,
     resize,
     short_side_resize,
     train_short_side,
@@ -54,6 +57,26 @@ def test_random_indices_one_per_segment_and_seeded():
     assert len(draws) > 1
     short = random_indices(3, 8, generator=torch.Generator().manual_seed(0))
     assert short.min() >= 0 and short.max() <= 2 and bool((short[1:] >= short[:-1]).all())
+
+
+def test_random_window_indices_stay_in_a_window_of_the_asked_span():
+    n, t = 48, 16
+    spans = []
+    for seed in range(30):
+        idx = random_window_indices(n, t, min_span=0.6, generator=torch.Generator().manual_seed(seed))
+        assert idx.shape == (t,) and idx.min() >= 0 and idx.max() < n and bool((idx[1:] >= idx[:-1]).all())
+        spans.append(int(idx[-1] - idx[0]) + 1)
+    assert min(spans) >= 16 and max(spans) <= n and len(set(spans)) > 3  # windows of 29-48 frames
+    assert torch.equal(random_window_indices(n, t, min_span=1.0, generator=torch.Generator().manual_seed(3)),
+                       random_indices(n, t, generator=_after_two_draws(3)))  # fmt: skip
+    with pytest.raises(ValueError, match="min_span"):
+        random_window_indices(n, t, min_span=0)
+
+
+def _after_two_draws(seed: int) -> torch.Generator:
+    g = torch.Generator().manual_seed(seed)
+    torch.rand(2, generator=g, dtype=torch.float64)
+    return g
 
 
 def test_sample_indices_errors():
@@ -111,6 +134,27 @@ def test_train_transform_keeps_shape_range_and_input(video):
     assert len({o.sum().item() for o in outs}) > 1  # random crops / flips differ
     assert torch.equal(video, before)
     assert train_short_side((112, 112)) == 128
+
+
+def test_random_resized_crop_is_one_window_for_all_frames(video):
+    ramp = torch.arange(24.0).div(23).expand(5, 3, 20, 24).clone()  # brightness = column
+    for seed in range(10):
+        out = random_resized_crop(ramp, (16, 16), scale=(0.3, 1.0), generator=torch.Generator().manual_seed(seed))
+        assert out.shape == (5, 3, 16, 16) and torch.equal(out, out[:1].expand_as(out))
+        assert bool((out[..., 1:] >= out[..., :-1] - 1e-6).all())  # still increasing left to right
+    whole = random_resized_crop(video, (30, 40), scale=(1.0, 1.0), ratio=(4 / 3, 4 / 3))  # the whole frame
+    assert torch.allclose(whole, video)
+
+
+def test_color_jitter_changes_colours_not_geometry(video):
+    assert torch.allclose(color_jitter(video, 0.0), video, atol=1e-6)
+    out = color_jitter(video, 0.3, generator=torch.Generator().manual_seed(0))
+    assert out.shape == video.shape and 0 <= out.min() <= out.max() <= 1 and not torch.equal(out, video)
+    grey = video.mean(dim=1, keepdim=True).expand_as(video)
+    g = color_jitter(grey, 0.3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(g[:, 0], g[:, 1]) and torch.allclose(g[:, 1], g[:, 2])  # grey stays grey
+    with pytest.raises(ValueError, match="strength"):
+        color_jitter(video, 1.0)
 
 
 def test_eval_transform_is_deterministic(video):

@@ -100,3 +100,27 @@ def test_bad_arguments(tmp_path, blobs):
         train_classifier(
             create_model("test-c3d", num_classes=2), blobs(4), epochs=0, out=tmp_path / "m", progress=False
         )
+
+
+def test_label_smoothing_is_applied_to_video_and_frame_losses(blobs):
+    from vidshield.models.training import classification_loss
+
+    torch.manual_seed(0)
+    model = create_model("test-lrcn", num_classes=2).eval()
+    videos, labels = torch.stack([blobs(2, seed=0)[i][0] for i in range(2)]), torch.tensor([0, 1])
+    logits, frame_logits = model.forward_with_frames(videos)
+
+    def smoothed(z, y, eps):  # (1 - eps) * CE + eps * mean over classes of -log p
+        logp = z.log_softmax(dim=-1)
+        return ((1 - eps) * -logp.gather(1, y[:, None])[:, 0] - eps * logp.mean(dim=-1)).mean()
+
+    t = frame_logits.shape[1]
+    expected = smoothed(logits, labels, 0.2) + 0.5 * smoothed(
+        frame_logits.flatten(0, 1), labels.repeat_interleave(t), 0.2
+    )
+    loss, out = classification_loss(model, videos, labels, frame_loss_weight=0.5, label_smoothing=0.2)
+    assert torch.allclose(loss, expected, atol=1e-5) and torch.equal(out, logits)
+    plain, _ = classification_loss(model, videos, labels, frame_loss_weight=0.5)
+    assert not torch.allclose(plain, loss)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        train_classifier(model, blobs(2, seed=0), epochs=1, out="unused", label_smoothing=1.0)

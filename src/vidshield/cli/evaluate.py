@@ -152,6 +152,8 @@ def command(
     line = f"{model_name} on {dataset} ({split}, {metrics['num_videos']} videos): top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}"
     if "frame_top1" in metrics:
         line += f", per-frame top-1 {metrics['frame_top1']:.4f}"
+    if "clean_alpha" in metrics:
+        line += f", mean alpha {metrics['clean_alpha']:.4f}"
     console.print(line)
     per_class = Table(title="per-class accuracy")
     per_class.add_column("class")

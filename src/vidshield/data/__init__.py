@@ -9,10 +9,14 @@ from vidshield.data.clipset import ClipSet, pack_dataset
 from vidshield.data.datasets import (
     UCF101,
     UT_INTERACTION_CLASSES,
+    UT_SET_SEQUENCES,
+    LosoFold,
     UTInteraction,
     VideoClipDataset,
     VideoFolder,
     default_data_root,
+    loso_fold,
+    parse_folds,
 )
 from vidshield.data.factory import DATASETS, make_dataset, register_dataset
 from vidshield.data.loader import make_loader, seed_worker
@@ -38,6 +42,10 @@ __all__ = [
     "UCF101",
     "UTInteraction",
     "UT_INTERACTION_CLASSES",
+    "UT_SET_SEQUENCES",
+    "LosoFold",
+    "loso_fold",
+    "parse_folds",
     "VideoClipDataset",
     "VideoFolder",
     "clip_generator",

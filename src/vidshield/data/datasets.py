@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,6 +37,10 @@ __all__ = [
     "VideoFolder",
     "UCF101",
     "UTInteraction",
+    "UT_SET_SEQUENCES",
+    "LosoFold",
+    "loso_fold",
+    "parse_folds",
     "default_data_root",
 ]
 
@@ -382,6 +387,95 @@ class UCF101(VideoClipDataset):
         return self._listings[folder]
 
 
+# UT-Interaction's two sets and the sequences each holds (the leave-one-sequence-out folds)
+UT_SET_SEQUENCES = {1: tuple(range(1, 11)), 2: tuple(range(11, 21))}
+
+
+@dataclass(frozen=True)
+class LosoFold:
+    """One leave-one-sequence-out fold of UT-Interaction: indices into the data set of the fold's set.
+
+    ``fold`` is the test sequence (1-20); ``val_sequence`` the training sequence held out for model
+    selection (the next one of the same set, cyclically); ``train`` the other 8 sequences.
+    """
+
+    fold: int
+    set: int
+    test_sequence: int
+    val_sequence: int
+    train_sequences: tuple[int, ...]
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+
+
+def loso_fold(sequences: Sequence[int], fold: int) -> LosoFold:
+    """Split one UT-Interaction set's clips for leave-one-sequence-out fold ``fold``.
+
+    Args:
+        sequences: the sequence number of every clip of the set holding ``fold`` (set1: 1-10,
+            set2: 11-20), e.g. ``UTInteraction(...).sequences`` or ``ClipSet(...).sequences``.
+        fold: the test sequence, 1-20.
+
+    Returns:
+        A :class:`LosoFold`: test = the clips of sequence ``fold``, validation = those of the next
+        sequence of the set (10 -> 1, 20 -> 11), train = the rest; disjoint, covering the set.
+
+    Raises:
+        ValueError: ``fold`` outside 1-20. DataRootError: ``sequences`` are not all of the fold's
+            set, or the test or validation sequence has no clip.
+    """
+    set_id = next((k for k, seqs in UT_SET_SEQUENCES.items() if fold in seqs), None)
+    if set_id is None:
+        raise ValueError(f"a UT-Interaction fold is a sequence number 1-20, got {fold}")
+    members = UT_SET_SEQUENCES[set_id]
+    outside = sorted({int(s) for s in sequences} - set(members))
+    if outside:
+        raise DataRootError(
+            f"fold {fold} is in set{set_id} (sequences {members[0]}-{members[-1]}) but clips of sequences {outside[:5]} were given"
+        )
+    val_sequence = members[(members.index(fold) + 1) % len(members)]
+    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for i, s in enumerate(sequences):
+        parts["test" if s == fold else "val" if s == val_sequence else "train"].append(i)
+    for name, seq in (("test", fold), ("val", val_sequence)):
+        if not parts[name]:
+            raise DataRootError(f"fold {fold}: no clip of sequence {seq} (its {name} sequence) in set{set_id}")
+    return LosoFold(
+        fold=fold,
+        set=set_id,
+        test_sequence=fold,
+        val_sequence=val_sequence,
+        train_sequences=tuple(s for s in members if s not in (fold, val_sequence)),
+        train=tuple(parts["train"]),
+        val=tuple(parts["val"]),
+        test=tuple(parts["test"]),
+    )
+
+
+def parse_folds(text: str) -> list[int]:
+    """Fold numbers from ``"3"``, ``"1-10"``, ``"1,4,11-13"``, ``"set1"``, ``"set2"`` or ``"all"``
+    (1-20), sorted, each once.
+
+    Raises:
+        ValueError: anything else, or a fold outside 1-20.
+    """
+    named = {"all": range(1, 21), **{f"set{k}": v for k, v in UT_SET_SEQUENCES.items()}}
+    folds: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if part.lower() in named:
+            folds.update(named[part.lower()])
+            continue
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if match is None:
+            raise ValueError(f"folds must look like 3, 1-10, 1,4,11-13, set1, set2 or all; got {text!r}")
+        lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
+        if not 1 <= lo <= hi <= 20:
+            raise ValueError(f"UT-Interaction folds are sequences 1-20; got {part!r}")
+        folds.update(range(lo, hi + 1))
+    return sorted(folds)
+
+
 _UT_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)\.avi$", re.IGNORECASE)
 
 
@@ -390,7 +484,7 @@ class UTInteraction(VideoClipDataset):
 
     Layout: ``root/set{1,2}/<class>/<clip>_<sequence>_<label>.avi`` with classes (label order)
     handshake, hug, kick, point, punch, push. ``sequences`` holds each sample's sequence number
-    (for leave-one-sequence-out protocols).
+    (for the leave-one-sequence-out folds, :func:`loso_fold`).
 
     Args:
         root: the ``ut-interaction`` folder.

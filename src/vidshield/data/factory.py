@@ -77,13 +77,14 @@ def _folder(*, root, split, frames, size, seed, augment, sampling, cache, classe
 
 
 @register_dataset("clips")
-def _clips(*, root, split, frames, size, seed, augment, sampling, cache):
+def _clips(*, root, split, frames, size, seed, augment, sampling, cache, strong_augment=False):
     if root is None:
         raise DataRootError(
             "the 'clips' data set needs a root: a folder with <split>.safetensors from `vidshield pack`"
         )
     root = Path(root)
-    return ClipSet(root / f"{split}.safetensors" if root.is_dir() else root, frames=frames, size=size, augment=augment)
+    path = root / f"{split}.safetensors" if root.is_dir() else root
+    return ClipSet(path, frames=frames, size=size, augment=augment, strong=strong_augment)
 
 
 def make_dataset(
@@ -116,7 +117,8 @@ def make_dataset(
             ``"uniform"``. Synthetic clips are rendered with exactly ``frames`` frames.
         cache: frame-cache folder for file data sets (synthetic clips are rendered, not cached).
         **options: per data set: synthetic ``num_videos`` (default 1000 train / 200 test),
-            ``num_classes``; ucf101 ``fold``, ``splits_dir``; folder ``classes``.
+            ``num_classes``; ucf101 ``fold``, ``splits_dir``; folder ``classes``; clips
+            ``strong_augment`` (:data:`vidshield.data.clipset.STRONG_AUGMENT`).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; known: {sorted(DATASETS)}")

@@ -12,7 +12,7 @@ import torch
 
 from vidshield.io.read import uniform_indices
 
-__all__ = ["SAMPLINGS", "random_indices", "sample_indices"]
+__all__ = ["SAMPLINGS", "random_indices", "random_window_indices", "sample_indices"]
 
 SAMPLINGS = ("uniform", "random")
 
@@ -39,6 +39,24 @@ def random_indices(num_available: int, num_frames: int, *, generator: torch.Gene
     starts = torch.arange(num_frames, dtype=torch.float64) * (num_available / num_frames)
     jitter = torch.rand(num_frames, generator=generator, dtype=torch.float64) * (num_available / num_frames)
     return (starts + jitter).floor().long().clamp_(0, num_available - 1)
+
+
+def random_window_indices(
+    num_available: int, num_frames: int, *, min_span: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Temporal jitter: a random window covering ``min_span``-1 of the video (uniform length and
+    position), then :func:`random_indices` inside it.
+
+    Returns:
+        ``int64 (num_frames,)``, non-decreasing, in ``[0, num_available)``.
+    """
+    _check(num_available, num_frames)
+    if not 0 < min_span <= 1:
+        raise ValueError(f"min_span must be in (0, 1], got {min_span}")
+    u = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+    span = max(1, min(num_available, round(num_available * (min_span + u[0] * (1 - min_span)))))
+    start = int(u[1] * (num_available - span + 1))
+    return start + random_indices(span, num_frames, generator=generator)
 
 
 def sample_indices(

@@ -26,6 +26,8 @@ __all__ = [
     "center_crop",
     "random_crop",
     "horizontal_flip",
+    "random_resized_crop",
+    "color_jitter",
     "Compose",
     "ShortSideResize",
     "CenterCrop",
@@ -107,6 +109,44 @@ def horizontal_flip(video: torch.Tensor) -> torch.Tensor:
     """Mirror every frame left-right (a new tensor)."""
     _check_one(video)
     return video.flip(-1)
+
+
+def random_resized_crop(
+    video: torch.Tensor,
+    size: Sequence[int],
+    *,
+    scale: tuple[float, float] = (0.5, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A random window of ``scale`` times the frame area and aspect ``ratio`` (log-uniform),
+    clipped to the frame, resized to ``size``; the same window for every frame.
+
+    Shape: ``(T, 3, h, w)`` -> ``(T, 3, H, W)``; values stay in [0, 1].
+    """
+    _check_one(video)
+    h, w = video.shape[-2:]
+    u = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
+    area = h * w * (scale[0] + u[0] * (scale[1] - scale[0]))
+    aspect = math.exp(math.log(ratio[0]) + u[1] * (math.log(ratio[1]) - math.log(ratio[0])))
+    ch = max(1, min(h, round(math.sqrt(area / aspect))))
+    cw = max(1, min(w, round(math.sqrt(area * aspect))))
+    top = int(torch.randint(h - ch + 1, (), generator=generator))
+    left = int(torch.randint(w - cw + 1, (), generator=generator))
+    return resize(_crop(video, top, left, ch, cw), size)
+
+
+def color_jitter(video: torch.Tensor, strength: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random brightness, contrast and saturation factors in ``[1 - strength, 1 + strength]``, the
+    same for every frame (a new tensor, clipped to [0, 1]). ``strength`` in [0, 1)."""
+    _check_one(video)
+    if not 0 <= strength < 1:
+        raise ValueError(f"colour-jitter strength must be in [0, 1), got {strength}")
+    b, c, s = (1 + strength * (2 * torch.rand(3, generator=generator, dtype=torch.float64) - 1)).tolist()
+    out = video * b
+    out = (out - out.mean()) * c + out.mean()
+    grey = 0.299 * out[:, 0:1] + 0.587 * out[:, 1:2] + 0.114 * out[:, 2:3]
+    return ((out - grey) * s + grey).clamp_(0.0, 1.0)
 
 
 class Compose:

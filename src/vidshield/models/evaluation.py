@@ -83,13 +83,17 @@ def evaluate_classifier(
 
     Returns:
         :func:`classification_metrics`'s dict, plus ``frame_top1`` (accuracy of the per-frame,
-        recurrence-removed labels over all frames) when ``model.has_frame_logits``.
+        recurrence-removed labels over all frames) and ``clean_alpha`` (mean exception index of
+        those labels, Eq. 1; the data set is taken as clean) when ``model.has_frame_logits``.
     """
+    from vidshield.detection.exception import exception_index
+
     if class_names is None:
         class_names = getattr(dataset, "classes", None) or model.class_names
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     all_logits, all_labels = [], []
     frame_correct = frame_total = 0
+    alphas = []
     with eval_mode(model), progress_bar(disable=not progress) as bar:
         task = bar.add_task("evaluating", total=len(loader))
         for videos, labels in loader:
@@ -100,6 +104,8 @@ def evaluate_classifier(
                 frame_pred = frame_logits.argmax(dim=2).cpu()
                 frame_correct += int((frame_pred == labels[:, None]).sum())
                 frame_total += frame_pred.numel()
+                if frame_pred.shape[1] >= 3:
+                    alphas.append(exception_index(frame_pred)[0])
             else:
                 logits = model(videos)
             all_logits.append(logits.float().cpu())
@@ -108,7 +114,44 @@ def evaluate_classifier(
     metrics = classification_metrics(torch.cat(all_logits), torch.cat(all_labels), class_names=class_names)
     if model.has_frame_logits:
         metrics["frame_top1"] = frame_correct / frame_total
+        if alphas:
+            metrics["clean_alpha"] = float(torch.cat(alphas).mean())
     return metrics
+
+
+def fold_summary(folds: list[dict]) -> dict:
+    """Mean and spread of cross-validation folds.
+
+    Args:
+        folds: one dict per fold with ``fold``, ``set`` and ``test_top1`` (optionally
+            ``test_frame_top1``, ``test_clean_alpha``).
+
+    Returns:
+        ``dict(folds (sorted by fold), sets={"set1": {...}, "all": {...}})``, each part with
+        ``folds`` (count), ``mean_top1``, ``std_top1`` (population standard deviation over folds),
+        ``min_top1``, ``max_top1`` and the means of the optional metrics. ``all`` only when
+        folds of both sets are present.
+    """
+    folds = sorted(folds, key=lambda f: f["fold"])
+    groups = {f"set{s}": [f for f in folds if f["set"] == s] for s in sorted({f["set"] for f in folds})}
+    if len(groups) > 1:
+        groups["all"] = folds
+
+    def part(items: list[dict]) -> dict:
+        top1 = torch.tensor([f["test_top1"] for f in items], dtype=torch.float64)
+        out = {
+            "folds": len(items),
+            "mean_top1": float(top1.mean()),
+            "std_top1": float(top1.std(unbiased=False)),
+            "min_top1": float(top1.min()),
+            "max_top1": float(top1.max()),
+        }
+        for key in ("test_frame_top1", "test_clean_alpha"):
+            if all(key in f for f in items):
+                out["mean_" + key.removeprefix("test_")] = sum(f[key] for f in items) / len(items)
+        return out
+
+    return {"folds": folds, "sets": {name: part(items) for name, items in groups.items() if items}}
 
 
 def save_confusion_png(confusion: list[list[int]], class_names: list[str], path, *, title: str = "") -> None:

@@ -44,12 +44,18 @@ from vidshield.utils import progress_bar
 
 
 def classification_loss(
-    model: VideoClassifier, videos: torch.Tensor, labels: torch.Tensor, *, frame_loss_weight: float
+    model: VideoClassifier,
+    videos: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    frame_loss_weight: float,
+    label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training loss and video logits.
 
     ``CE(video logits, labels)``, plus ``frame_loss_weight * CE(per-frame logits, labels)`` over
-    all frames when the model has a per-frame path and the weight is > 0.
+    all frames when the model has a per-frame path and the weight is > 0; both with
+    ``label_smoothing`` in [0, 1).
 
     Returns:
         ``(loss (scalar), video logits (N, K))``.
@@ -57,10 +63,13 @@ def classification_loss(
     if model.has_frame_logits and frame_loss_weight > 0:
         logits, frame_logits = model.forward_with_frames(videos)
         t = frame_logits.shape[1]
-        frame_loss = F.cross_entropy(frame_logits.flatten(0, 1).float(), labels.repeat_interleave(t))
-        return F.cross_entropy(logits.float(), labels) + frame_loss_weight * frame_loss, logits
+        frame_loss = F.cross_entropy(
+            frame_logits.flatten(0, 1).float(), labels.repeat_interleave(t), label_smoothing=label_smoothing
+        )
+        video_loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+        return video_loss + frame_loss_weight * frame_loss, logits
     logits = model(videos)
-    return F.cross_entropy(logits.float(), labels), logits
+    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing), logits
 
 
 def _selection_key(metrics: dict) -> tuple[float, float]:
@@ -108,6 +117,7 @@ def train_classifier(
     amp: bool = False,
     num_workers: int = 0,
     frame_loss_weight: float = 1.0,
+    label_smoothing: float = 0.0,
     max_grad_norm: float | None = 5.0,
     class_names: list[str] | None = None,
     extra_metadata: dict | None = None,
@@ -129,6 +139,7 @@ def train_classifier(
         seed: shuffling and dropout seed (the model's initial weights are the caller's).
         amp: bf16 autocast (CUDA only; ignored on CPU).
         frame_loss_weight: weight of the per-frame loss for models with ``has_frame_logits``.
+        label_smoothing: of both cross-entropies, in [0, 1).
         max_grad_norm: gradient-norm clip (``None``: no clipping).
         class_names: stored in the checkpoints (default: ``train_set.classes`` if present).
         extra_metadata: extra JSON fields for the best checkpoint (data set, command line...).
@@ -143,6 +154,8 @@ def train_classifier(
     """
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"epochs and batch_size must be >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if len(train_set) == 0:
         raise ValueError("the training set is empty")
     world = ddp.world()
@@ -170,6 +183,7 @@ def train_classifier(
         "seed": seed,
         "amp": amp,
         "frame_loss_weight": frame_loss_weight,
+        "label_smoothing": label_smoothing,
         "max_grad_norm": max_grad_norm,
         "train_videos": len(train_set),
         "val_videos": len(val_set) if val_set is not None else 0,
@@ -188,7 +202,9 @@ def train_classifier(
             check=_check_resumable(last_path, model, epochs),
         )
         start_epoch, history, best = meta["epoch"], list(meta["history"]), meta["best"]
-    loss_fn = functools.partial(classification_loss, frame_loss_weight=frame_loss_weight)
+    loss_fn = functools.partial(
+        classification_loss, frame_loss_weight=frame_loss_weight, label_smoothing=label_smoothing
+    )
     trainer = ddp.wrap(ddp.LossModule(model, loss_fn), device)
 
     progress = progress and world.is_main
