@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", default="synthetic-lrcn", help="a CNN+LSTM with its own per-frame path")
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--root", default=None)
-    parser.add_argument("--clips", type=int, default=60, help="synthetic: test clips (other data sets: the whole test split)")
+    parser.add_argument("--clips", type=int, default=60, help="synthetic: test clips (else the test split)")
     parser.add_argument("--sparse-frames", type=int, default=4)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=10)
