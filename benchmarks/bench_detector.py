@@ -12,6 +12,11 @@ pairing, another label space); and L protecting itself (the attack aimed at L, t
 
     python benchmarks/bench_detector.py --classifier synthetic-c3d --detector runs/det-synthetic-c3d \\
         --baseline synthetic-lrcn --clips 60 --out results/detector-synthetic.json
+    python benchmarks/bench_detector.py --classifier ut-c3d-v2 --detector runs/det-ut-c3d \\
+        --baseline ut-lrcn-v2 --dataset clips --root packs/ut48 --out results/detector-ut-interaction.json
+
+UT-Interaction (``--dataset clips`` packed by ``vidshield pack --dataset ut-interaction``, or
+``--dataset ut-interaction``): the 60 test clips of set2; ``--clips`` counts synthetic clips only.
 
 Runs on one CPU thread (``torch.set_num_threads(1)``) unless ``--threads``.
 """
@@ -78,7 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", default="synthetic-lrcn", help="a CNN+LSTM with its own per-frame path")
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--root", default=None)
-    parser.add_argument("--clips", type=int, default=60, help="synthetic: test clips")
+    parser.add_argument("--clips", type=int, default=60, help="synthetic: test clips (else the test split)")
     parser.add_argument("--sparse-frames", type=int, default=4)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=10)
@@ -112,6 +117,7 @@ def main(argv=None) -> int:
         "detector_training": detector.metadata.get("command"),
         "baseline": args.baseline,
         "dataset": args.dataset,
+        "root": args.root,
         "test_clips": len(items),
         "threads": args.threads,
         "attack": {"name": "sparse l2,1 (Wei et al.)", "frames": args.sparse_frames, "steps": args.steps, "lr": 1e-3},
