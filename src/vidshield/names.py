@@ -17,3 +17,7 @@ TRAINING_PROTOCOLS = ("split", "loso")
 
 #: Frames the temporal defense rebuilds (:func:`vidshield.routing.polluted_mask`).
 POLLUTED_RULES = ("exceptions", "minority", "exceptions+ends")
+
+#: The defenses of :data:`vidshield.defenses.DEFENSES` (kept equal to the registry by a test), the
+#: choices of ``vidshield defend --method`` besides ``auto``.
+DEFENSE_NAMES = ("bitdepth", "h264", "jpeg", "median", "spatial", "temporal")

@@ -19,6 +19,7 @@ from vidshield.cli.options import (
     qp_option,
     resolve_device,
 )
+from vidshield.names import DEFENSE_NAMES
 from vidshield.text import printable
 from vidshield.utils import progress_bar
 
@@ -35,12 +36,6 @@ def _parse_frames(text: str) -> list[int]:
     return frames
 
 
-def _methods() -> list[str]:
-    from vidshield.defenses import DEFENSES
-
-    return ["auto", *sorted(DEFENSES)]
-
-
 @click.command("defend")
 @click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -52,7 +47,7 @@ def _methods() -> list[str]:
 )
 @click.option(
     "--method",
-    type=click.Choice(_methods()),
+    type=click.Choice(["auto", *DEFENSE_NAMES]),
     default="auto",
     show_default=True,
     help="auto: detect, then route each clip to the temporal or spatial defense (the paper's framework); "
