@@ -11,6 +11,10 @@ next to it and prints the markdown table (per-clip worst case over the attacks).
     python benchmarks/bench_security.py --mode full --device cuda --out results/security-synthetic.json
     # UT-Interaction (decoded test clips; see README "Data")
     python benchmarks/bench_security.py --dataset ut-interaction --model ut-lrcn --root packs/ut ...
+    # the budget sweep (2/4/8/16 / 255 on 1/2/4/8/every frame): --grid runs every listed
+    # pipeline x threat x attack instead of filtering the mode's plan; "sweep" names the 20 threats
+    python benchmarks/bench_security.py --grid --only none,vote-robust --threats sweep,eps32-all \
+        --attacks pgd --robust-detector synthetic-lrcn-robust --out results/security-sweep.json
     # the adversarially trained detection network (paper-robust, vote-robust columns)
     python benchmarks/bench_security.py --mode reduced --robust-detector synthetic-lrcn-robust \
         --only vote-robust,paper-robust --out results/security-synthetic-robust.json
@@ -85,7 +89,7 @@ def load_clips(dataset: str, model, n: int, root: str | None, seed: int) -> tupl
 
 
 def main(argv=None) -> dict:
-    from vidshield.eval.security import plot_curves, run_cases, summary_table
+    from vidshield.eval.security import SWEEP_THREATS, plot_curves, plot_sweep, run_cases, summary_table
     from vidshield.models import load_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -103,6 +107,12 @@ def main(argv=None) -> dict:
         "--robust-detector",
         default=None,
         help="an adversarially trained detection network for --model (paper-robust, vote-robust columns)",
+    )
+    p.add_argument(
+        "--grid",
+        action="store_true",
+        help="run every --only pipeline x --threats threat x --attacks attack (all three needed) "
+        "instead of filtering the mode's plan",
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
@@ -123,16 +133,23 @@ def main(argv=None) -> dict:
         check_pairing(networks["robust"], model)  # trained for this classifier
         cfg["robust_detector"] = args.robust_detector
     x, y = load_clips(args.dataset, model, cfg["clips"], args.root, args.seed)
-    cases = plan(args.mode, robust=bool(networks))
-    if args.only:
-        keep = set(args.only.split(","))
-        cases = [c for c in cases if c[0] in keep]
+    threats = None
     if args.threats:
-        keep = set(args.threats.split(","))
-        cases = [c for c in cases if c[1] in keep]
-    if args.attacks:
-        keep = set(args.attacks.split(","))
-        cases = [c for c in cases if c[2] in keep]
+        threats = [t for name in args.threats.split(",") for t in (SWEEP_THREATS if name == "sweep" else [name])]
+    if args.grid:
+        if not (args.only and threats and args.attacks):
+            p.error("--grid needs --only, --threats and --attacks")
+        cases = [(q, t, a) for q in args.only.split(",") for t in threats for a in args.attacks.split(",")]
+    else:
+        cases = plan(args.mode, robust=bool(networks))
+        if args.only:
+            keep = set(args.only.split(","))
+            cases = [c for c in cases if c[0] in keep]
+        if threats:
+            cases = [c for c in cases if c[1] in set(threats)]
+        if args.attacks:
+            keep = set(args.attacks.split(","))
+            cases = [c for c in cases if c[2] in keep]
     meta = {
         "dataset": args.dataset,
         "model": args.model,
@@ -160,7 +177,10 @@ def main(argv=None) -> dict:
     )
     plot_curves(results, args.out.with_suffix(".curves.png"))
     pipes = [q for q in PIPELINE_NAMES + ROBUST_NAMES if any(k.startswith(q + "/") for k in results["cases"])]
-    print(summary_table(results, pipes, ["sparse", "dense", *_SWEEP, "eps32-all", "eps64-all"]))
+    plot_sweep(results, pipes, args.out.with_suffix(".sweep.png"))
+    ran = {r["threat"] for k, r in results["cases"].items() if not k.startswith("clean/")}
+    order = ["sparse", "dense", *SWEEP_THREATS, "eps32-all", "eps64-all"]
+    print(summary_table(results, pipes, [t for t in order if t in ran]))
     return results
 
 

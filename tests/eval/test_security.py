@@ -10,9 +10,11 @@ from vidshield.data.synthetic import SyntheticActions
 from vidshield.defenses.spatial import MedianDefense
 from vidshield.eval.security import (
     PIPELINES,
+    SWEEP_THREATS,
     THREATS,
     configured_pipeline,
     judge,
+    plot_sweep,
     run_cases,
     summary_table,
     worst_case,
@@ -110,3 +112,32 @@ def test_a_separate_detection_network_is_what_the_vote_attack_differentiates():
     votes = robust.frame_logits(x).argmax(-1)
     mine = model.frame_logits(x).argmax(-1)
     assert not torch.equal(votes, mine)  # the two networks vote differently on these clips
+
+
+def test_the_sweep_covers_every_budget_and_each_process_command_is_kept(tmp_path, monkeypatch):
+    import vidshield.eval.security as sec
+
+    assert len(SWEEP_THREATS) == 20 and len(set(SWEEP_THREATS)) == 20
+    assert {(THREATS[t].eps_255, THREATS[t].frames) for t in SWEEP_THREATS} == {
+        (e, f) for e in (2, 4, 8, 16) for f in (1, 2, 4, 8, None)
+    }
+    model, x, y = _setup()
+    monkeypatch.setattr(
+        sec,
+        "configured_pipeline",
+        lambda m, name, networks=None, spatial=None: configured_pipeline(
+            m, name, networks=networks, spatial=MedianDefense()
+        ),
+    )
+    out = tmp_path / "sweep.json"
+    first = [("none", "eps2-f1", "pgd"), ("none", "eps16-f1", "pgd")]
+    run_cases(model, x, y, first, out, steps=2, restarts=1, meta={"command": "a"}, log=lambda s: None)
+    res = run_cases(
+        model, x, y, [("none", "eps16-all", "pgd")], out, steps=2, restarts=1, meta={"command": "b"}, log=lambda s: None
+    )
+    assert res["meta"]["commands"] == ["a", "b"] and res["meta"]["command"] == "b"
+    assert plot_sweep(res, ["none"], tmp_path / "sweep.png").stat().st_size > 0
+    assert plot_sweep(res, ["paper"], tmp_path / "none.png") is None  # no sweep case of that pipeline
+    # a budget of 16/255 on one frame changes at most that frame, by at most 16/255
+    assert res["cases"]["none/eps16-f1/pgd"]["max_frames_changed"] <= 1
+    assert res["cases"]["none/eps16-f1/pgd"]["linf_255"] <= 16 + 1e-3

@@ -30,6 +30,7 @@ from vidshield.utils import atomic_write_json, module_device
 
 __all__ = [
     "PIPELINES",
+    "SWEEP_THREATS",
     "THREATS",
     "ATTACK_KINDS",
     "Threat",
@@ -38,6 +39,7 @@ __all__ = [
     "run_cases",
     "summary_table",
     "plot_curves",
+    "plot_sweep",
 ]
 
 #: Pipeline configurations: the single defenses (every clip defended the same way), the paper's
@@ -77,10 +79,14 @@ class Threat:
 
 #: The paper's sparse budget and the dense budget of the goals, the sweep, then the large budgets of
 #: the sanity checks (every frame at 32/255 and 64/255: the attack must then reach 100 % success).
+SWEEP_EPS_255 = (2, 4, 8, 16)
+SWEEP_FRAMES = (1, 2, 4, 8, None)
+#: The budget sweep of the issue, as threat names: every l_inf budget on every frame count.
+SWEEP_THREATS = tuple(Threat(e, f).name for f in SWEEP_FRAMES for e in SWEEP_EPS_255)
 THREATS: dict[str, Threat] = {
     "sparse": Threat(16, 4),
     "dense": Threat(8, None),
-    **{Threat(e, f).name: Threat(e, f) for e in (2, 4, 8, 16) for f in (1, 2, 4, 8, None)},
+    **{Threat(e, f).name: Threat(e, f) for e in SWEEP_EPS_255 for f in SWEEP_FRAMES},
     **{Threat(e, None).name: Threat(e, None) for e in (32, 64)},
 }
 
@@ -202,6 +208,9 @@ def run_cases(
         field(results, "meta", dict, default={}, what=what)
         field(results, "cases", dict, default={}, what=what)
     results.setdefault("meta", {}).update(dict(meta or {}))
+    commands = results["meta"].setdefault("commands", [])
+    if "command" in results["meta"] and results["meta"]["command"] not in commands:
+        commands.append(results["meta"]["command"])  # every process that wrote to this file
     results.setdefault("cases", {})
     pipes: dict[str, object] = {}
     adv_cache: dict[str, torch.Tensor] = {}
@@ -324,6 +333,47 @@ def summary_table(results: dict, pipelines: list[str], threats: list[str]) -> st
         frames = "every frame" if th.frames is None else f"{th.frames} frames"
         lines.append(f"| {frames}, {th.eps_255}/255 | " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
+
+
+def plot_sweep(results: dict, pipelines: list[str], path: Path) -> Path | None:
+    """Robust accuracy (per-clip worst case over the attacks run) against the l_inf budget, one
+    panel per pipeline, one line per number of attacked frames; clean accuracy dotted. None when
+    no sweep case of these pipelines was run."""
+    from vidshield.detection.plots import new_figure, save_figure
+
+    panels = []
+    for p in pipelines:
+        lines = {}
+        for f in SWEEP_FRAMES:
+            points = []
+            for e in SWEEP_EPS_255:
+                w = worst_case(results, p, Threat(e, f).name)
+                if w is not None:
+                    points.append((e, 100 * w["accuracy"]))
+            if points:
+                lines["every frame" if f is None else f"{f} frames"] = points
+        if lines:
+            panels.append((p, lines))
+    if not panels:
+        return None
+    fig = new_figure(4.2 * len(panels), 3.2)
+    for i, (p, lines) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for label, points in lines.items():
+            ax.plot(*zip(*points), marker="o", label=label)
+        clean = results["cases"].get(f"clean/{p}")
+        if clean is not None:
+            ax.axhline(100 * clean["accuracy"], linestyle=":", color="grey", label="clean")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(SWEEP_EPS_255, [f"{e}/255" for e in SWEEP_EPS_255])
+        ax.set_ylim(-3, 103)
+        ax.set_title(p, fontsize=9, parse_math=False)
+        ax.set_xlabel("l_inf budget", fontsize=8)
+        ax.set_ylabel("robust accuracy (%)", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_figure(fig, path, 110)
 
 
 def plot_curves(results: dict, path: Path, keys: list[str] | None = None) -> Path:
