@@ -463,8 +463,9 @@ def binomial_tails(n: int, p: float) -> np.ndarray:
 
     Each probability ``C(n, i) p^i (1 - p)^(n - i)`` is computed in log space (``log C(n, i)`` as a
     running sum of ``log((n - i + 1) / i)``) and the tails are summed from the top, so a small tail
-    keeps its relative precision (within 1e-11 of scipy's ``binom.sf`` up to n = 10,000). numpy only: ``scan`` applies the
-    video rule to every video, and importing ``scipy.stats`` for it took 0.6 s of CPU."""
+    keeps its relative precision (within 1e-11 of scipy's ``binom.sf`` up to n = 10,000). numpy
+    only: ``scan`` applies the video rule to every video, and importing ``scipy.stats`` for it took
+    0.6 s of CPU."""
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be an int >= 0; got {n!r}")
     p = float(p)

@@ -62,7 +62,7 @@ class FrameCNN(nn.Module):
     Shape:
         ``(M, 3, H, W)`` normalised frames -> ``(M, out_features)``. In eval mode each frame's
         output depends on that frame only (BatchNorm uses its running statistics), so at inference
-        (eval mode, autograd off) the frames go through in passes of about :data:`INFERENCE_PIXELS`
+        on a CPU (eval mode, autograd off) the frames go through in passes of about :data:`INFERENCE_PIXELS`
         (equal sizes, at least 2 frames each: oneDNN's convolution gives a lone frame other roundings,
         a pass of 2 or more frames the same bits as one pass of all of them).
     """
@@ -87,7 +87,7 @@ class FrameCNN(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         per_pass = max(4, INFERENCE_PIXELS // (frames.shape[-2] * frames.shape[-1]))
-        if self.training or torch.is_grad_enabled() or frames.shape[0] <= per_pass:
+        if self.training or torch.is_grad_enabled() or frames.device.type != "cpu" or frames.shape[0] <= per_pass:
             return self.body(frames)
         passes = -(-frames.shape[0] // per_pass)  # each of at least per_pass // 2 >= 2 frames
         return torch.cat([self.body(part) for part in frames.tensor_split(passes)])
