@@ -42,3 +42,35 @@ def test_the_defend_command_offers_every_registered_defense():
     from vidshield.names import DEFENSE_NAMES
 
     assert sorted(DEFENSE_NAMES) == sorted(DEFENSES)
+
+
+def test_scan_imports_no_scipy_and_matplotlib_only_for_its_plot(lossless_video_file, tmp_path):
+    """A whole ``vidshield scan`` (default detector, false-alarm budget, in-domain check) never
+    imports scipy (the video rule's binomial tail is numpy), and imports matplotlib, and Pillow
+    with it, only where it draws the plot (``vidshield.detection.plots.new_figure``)."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys, traceback\n"
+        "first = {}\n"
+        "class Watch:  # records where each library is first imported from; imports nothing itself\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        top = name.split('.')[0]\n"
+        "        if top in ('scipy', 'matplotlib', 'PIL') and top not in first:\n"
+        "            first[top] = [f.name for f in traceback.extract_stack()]\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from vidshield.cli import main\n"
+        f"rc = main(['scan', {str(lossless_video_file)!r}, '--report', {str(tmp_path / 'r.json')!r}, "
+        f"'--plot', {str(tmp_path / 'r.png')!r}, '--json'])\n"
+        "print(json.dumps({'rc': rc, 'first': first}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["rc"] == 0
+    assert "scipy" not in out["first"]
+    assert "new_figure" in out["first"]["matplotlib"]
+    assert "PIL" not in out["first"] or "new_figure" in out["first"]["PIL"]
+    assert (tmp_path / "r.png").stat().st_size > 0

@@ -392,6 +392,7 @@ def _same_length_batches(windows, size: int):
             yield batch
             batch = []
         batch.append(item)
+        del item  # the batch holds it: a window handed on is not kept alive here after its batch
         if len(batch) == size:  # handed on at once: the next window is not decoded ahead of it
             yield batch
             batch = []

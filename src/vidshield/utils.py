@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import queue
@@ -138,6 +139,25 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 @contextlib.contextmanager
+def start_up_without_gc() -> Iterator[None]:
+    """``with start_up_without_gc():`` Python's cyclic garbage collector paused while a command
+    imports its libraries and loads its models; on exit every object tracked then is frozen
+    (``gc.freeze``), so later collections skip them. Importing torch makes about 220,000 objects;
+    the full collections they set off took 0.2-0.3 s of a one-window ``scan``'s 2 s of CPU.
+    Reference counting still frees what is dropped; the frozen objects (modules, classes, weights)
+    live until the process exits anyway. A process that runs many commands (a test session) also
+    keeps the cyclic garbage that is pending at each of those moments."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
 def fewer_torch_threads(reserved: int = 1) -> Iterator[int]:
     """``with fewer_torch_threads():`` torch's intra-op threads lowered (never raised) to the CPUs
     this process may use less ``reserved`` (at least 1), e.g. one left to a decoding thread: on two
@@ -199,6 +219,7 @@ def prefetched(iterable: Iterable, depth: int = 2) -> Iterator:
                     raise error
                 return
             yield item
+            del item  # not kept alive while the next one is awaited
     finally:
         stop.set()
         worker.join()

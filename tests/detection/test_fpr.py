@@ -9,6 +9,7 @@ import pytest
 
 from vidshield.detection.calibration import (
     binomial_tail,
+    binomial_tails,
     conformal_rank,
     fpr_threshold,
     min_clean_windows,
@@ -90,6 +91,28 @@ def test_windows_allowed_is_the_smallest_improbable_count_minus_one(n, p, allowe
     assert exact_tail(allowed + 1, n, p) <= Fraction(repr(p))
     assert allowed == 0 or exact_tail(allowed, n, p) > Fraction(repr(p))
     assert not video_flagged(allowed, n, p) and video_flagged(allowed + 1, n, p)
+
+
+def test_windows_allowed_equals_the_rule_on_scipys_binomial_tail():
+    """The numpy tails (scan imports no scipy) give scipy's ``binom.sf`` counts on every video length
+    up to 600 windows and on long videos (an hour of 16-frame windows is about 5,600)."""
+    from scipy.stats import binom
+
+    for p in (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3):
+        for n in [*range(1, 601), 1000, 5625, 20000]:
+            for level in (None, 0.001):
+                tails = binom.sf(np.arange(n), n, p)
+                below = np.nonzero(tails <= (p if level is None else level) * (1 + 1e-9))[0]
+                assert windows_allowed(n, p, level) == (int(below[0]) if below.size else n), (n, p, level)
+    ref = binom.sf(np.arange(-1, 10001), 10000, 0.01)
+    normal = ref > 1e-250  # both lose digits in the subnormal range (P(X >= 10000) = 1e-20000)
+    assert normal.sum() > 500 and np.allclose(binomial_tails(10000, 0.01)[normal], ref[normal], rtol=1e-10, atol=0)
+
+
+def test_binomial_tails_at_the_ends_of_p():
+    assert binomial_tails(3, 0.0).tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert binomial_tails(3, 1.0).tolist() == [1.0, 1.0, 1.0, 1.0, 0.0]
+    assert binomial_tails(0, 0.3).tolist() == [1.0, 0.0]
 
 
 def test_a_stricter_video_level_allows_more_windows():

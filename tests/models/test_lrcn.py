@@ -121,3 +121,28 @@ def test_the_inference_max_pool_equals_max_pool_2d_bit_for_bit(rng):
     with torch.enable_grad():
         slow = model.frame_outputs(video, with_video_logits=True)
     assert all(torch.equal(f, s) for f, s in zip(fast, slow))
+
+
+def test_the_inference_cnn_in_passes_equals_one_pass_bit_for_bit(rng):
+    """At inference the frame CNN goes through many frames in passes of about INFERENCE_PIXELS
+    (each of 2 or more frames): the same features, bit for bit, as one pass of all of them; in
+    train mode or with autograd it is one pass (BatchNorm's batch statistics, gradients)."""
+    from vidshield.models.lrcn import INFERENCE_PIXELS
+
+    model = create_model("test-lrcn", num_classes=3).eval()
+    side = 32
+    per_pass = INFERENCE_PIXELS // side**2
+    for n in (per_pass + 1, 2 * per_pass + 3, 5 * per_pass - 1):
+        frames = torch.rand(n, 3, side, side, generator=rng)
+        with torch.no_grad():
+            assert torch.equal(model.cnn(frames), model.cnn.body(frames)), n
+    calls = []
+    hook = model.cnn.body.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    frames = torch.rand(2 * per_pass + 3, 3, side, side, generator=rng)
+    with torch.no_grad():
+        model.cnn(frames)
+    assert len(calls) == 3 and min(calls) >= 2 and sum(calls) == frames.shape[0]
+    calls.clear()
+    model.cnn(frames)  # autograd on: one pass
+    assert calls == [frames.shape[0]]
+    hook.remove()

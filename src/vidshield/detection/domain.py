@@ -26,6 +26,7 @@ detector config (``DetectorConfig.domain``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,8 +116,13 @@ class DomainProfile:
         e = embeddings.double().numpy()
         if e.ndim != 2 or e.shape[1] != len(self.mean):
             raise ValueError(f"embeddings must be (t, {len(self.mean)}); got {tuple(e.shape)}")
-        diff = e - np.asarray(self.mean)
-        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", diff, np.asarray(self.precision), diff), 0.0))
+        diff = e - self._arrays[0]
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", diff, self._arrays[1], diff), 0.0))
+
+    @functools.cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean (D,), precision (D, D))`` as float64 arrays, made once (``scan`` asks per batch)."""
+        return np.asarray(self.mean), np.asarray(self.precision)
 
     def statistics(self, embeddings: torch.Tensor, confidences: torch.Tensor) -> dict[str, float]:
         """The statistics of one video from its frames' embeddings ``(t, D)`` and max-softmax
