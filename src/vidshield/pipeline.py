@@ -886,7 +886,7 @@ def build_pipeline(
     model: str | None = None,
     classifier: str | None = None,
     config=None,
-    comdefend: str = "comdefend",
+    comdefend: str | None = None,
     temporal: dict | None = None,
     polluted: str = "exceptions",
     squeeze_check: bool = False,
@@ -912,7 +912,9 @@ def build_pipeline(
         config: a detector config (``detector.json``) or its path; None: the shipped model's
             shipped config when there is one, else the paper's thresholds
             (:func:`~vidshield.detection.load_detector`).
-        comdefend: ComDefend weights of the spatial defense.
+        comdefend: ComDefend weights of the spatial defense; None: the ones the classifier's
+            checkpoint names (``comdefend-real`` for the UT-Interaction models), else the detection
+            network's, else ``comdefend`` (:func:`~vidshield.defenses.spatial.comdefend.model_comdefend`).
         temporal: settings of the temporal defense (registry defaults overridden).
         polluted, squeeze_check: as :class:`DefensePipeline`.
         vote: the per-frame vote: True / False, or None for the detector's default (the config's
@@ -928,6 +930,7 @@ def build_pipeline(
             (:class:`~vidshield.detection.train_detector.PairingError`).
     """
     from vidshield.defenses import create_defense
+    from vidshield.defenses.spatial.comdefend import model_comdefend
     from vidshield.detection import load_detector, model_default_network
     from vidshield.detection.train_detector import check_pairing, served_classifier
     from vidshield.models import load_model
@@ -948,6 +951,8 @@ def build_pipeline(
             config, load_model(network, device=device), batch_size=detector.batch_size
         )
     check_pairing(detector.model, net, allow_mismatch=allow_mismatch)
+    if comdefend is None:
+        comdefend = model_comdefend(net, default=model_comdefend(detector.model))
     return DefensePipeline(
         net,
         detector,

@@ -294,7 +294,12 @@ def command(
             device=dev,
         )
         model = pipeline.classifier
-        defender |= {"comdefend": comdefend, "qp": qp, "polluted": polluted, "squeeze_check": squeeze_check}
+        defender |= {
+            "comdefend": pipeline.spatial.weights,
+            "qp": qp,
+            "polluted": polluted,
+            "squeeze_check": squeeze_check,
+        }
         defender["vote"] = pipeline.vote
         defender["detection_network"] = pipeline.detector.config.model  # e.g. the one the model names
     else:

@@ -141,6 +141,7 @@ def command(
     stops before the work and says how long it would take; --yes goes ahead (the estimate is printed).
     """
     from vidshield.defenses import defense_defaults
+    from vidshield.defenses.spatial.comdefend import REAL_FOOTAGE_WEIGHTS
     from vidshield.io import probe
     from vidshield.io.write import check_video_output
     from vidshield.pipeline import SLOW_SPATIAL_SECONDS, build_pipeline, defend_file
@@ -153,6 +154,8 @@ def command(
     check_video_output(output, fps=float(probe(video).fps or 25.0))
     frames = _parse_frames(frames_text) if frames_text else None
     temporal = dict(qp=qp, block=block, search=search, method=search_method, transform=int(transform))
+    if method == "spatial" and comdefend is None:  # a user's file is real footage
+        comdefend = REAL_FOOTAGE_WEIGHTS
     given = {"temporal": temporal, "spatial": {"weights": comdefend}, "h264": {"crf": crf}}.get(method, {})
     dev = resolve_device(device)
     pipeline = None
@@ -190,7 +193,8 @@ def command(
     elapsed = time.perf_counter() - start
     shown = {k: v for k, v in temporal.items() if k != "method"} | {"search_method": search_method}
     if method == "auto":
-        settings = {**shown, "model": model_ref, "config": config, "comdefend": comdefend, "polluted": polluted}
+        settings = {**shown, "model": model_ref, "config": config, "polluted": polluted}
+        settings["comdefend"] = pipeline.spatial.weights
         settings |= {"verdict": result.verdict, "spatial_frames": result.spatial_frames, "model_view": model_view}
     elif method == "temporal":
         settings = {"frames": frames, "every": every, **shown}

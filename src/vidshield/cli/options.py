@@ -111,7 +111,12 @@ config_option = click.option(
     default=None,
     help="Detector config from `vidshield calibrate` (thresholds).",
 )
-comdefend_option = click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights.")
+comdefend_option = click.option(
+    "--comdefend",
+    default=None,
+    help="ComDefend weights of the spatial defense (shipped name or path). Default: the ones the "
+    "classifier's checkpoint names (comdefend-real for the UT-Interaction models), else comdefend.",
+)
 qp_option = click.option(
     "--qp", type=click.IntRange(0, 51), default=36, show_default=True, help="Temporal defense: residual QP (strength)."
 )

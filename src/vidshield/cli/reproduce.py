@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from vidshield.cli.options import (
-    comdefend_option,
     command_line,
     device_option,
     echo_json,
@@ -72,7 +71,7 @@ def print_summary(results: dict, out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (resumable).")
 @click.option("--lrcn", default=None, help="CNN+LSTM: shipped name or checkpoint [default: the data set's].")
 @click.option("--c3d", default=None, help="C3D: shipped name or checkpoint [default: the data set's].")
-@comdefend_option
+@click.option("--comdefend", default="comdefend", show_default=True, help="ComDefend weights (shipped name or path).")
 @click.option("--num-test", type=click.IntRange(min=2), default=None, help="Test clips [default: all; synthetic 100].")
 @click.option("--sparse-frames", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--sparse-steps", type=click.IntRange(min=1), default=100, show_default=True)

@@ -20,11 +20,16 @@ from vidshield.utils import seed_everything
 DATASET_CHOICES = ("synthetic", "ut-interaction", "ucf101", "folder")
 
 
-def _parse_size(value: str) -> tuple[int, int]:
+def _parse_size(value: str) -> tuple[int, int] | None:
+    """``HxW`` -> ``(H, W)``; ``native`` -> None (each video's own size)."""
+    if value.lower() == "native":
+        return None
     try:
         h, w = (int(v) for v in value.lower().split("x"))
     except ValueError:
-        raise click.BadParameter(f"expected HxW such as 112x112, got {value!r}", param_hint="--size") from None
+        raise click.BadParameter(
+            f"expected HxW such as 112x112, or native; got {value!r}", param_hint="--size"
+        ) from None
     if h < 1 or w < 1:
         raise click.BadParameter(f"sizes must be positive, got {value!r}", param_hint="--size")
     return h, w
@@ -119,7 +124,13 @@ def _pool(datasets, roots, *, split, clips, frames, size, seed, progress):
     help="Clips per data set from the test split for validation.",
 )
 @click.option("--frames", type=click.IntRange(min=1), default=16, show_default=True, help="Frames per clip.")
-@click.option("--size", default="112x112", show_default=True, help="Frame size HxW the clips are resized to.")
+@click.option(
+    "--size",
+    default="112x112",
+    show_default=True,
+    help="Frame size HxW the clips are resized to, or 'native' to keep each video's own size "
+    "(file data sets; frames of each size form one pool).",
+)
 @click.option("--steps", type=click.IntRange(min=0), default=20000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Crops per step.")
 @click.option(
@@ -136,6 +147,19 @@ def _pool(datasets, roots, *, split, clips, frames, size, seed, progress):
     help="Std of the training noise before the sigmoid (paper: 20).",
 )
 @click.option(
+    "--code-weight",
+    type=click.FloatRange(min=0),
+    default=1e-4,
+    show_default=True,
+    help="Weight lambda of mean(code^2) in the loss (paper: 1e-4).",
+)
+@click.option(
+    "--init",
+    default=None,
+    help="Start from these ComDefend weights (a path or a zoo name such as comdefend): fine-tuning. "
+    "Default: random weights from --seed.",
+)
+@click.option(
     "--val-every",
     type=click.IntRange(min=1),
     default=500,
@@ -144,6 +168,13 @@ def _pool(datasets, roots, *, split, clips, frames, size, seed, progress):
 )
 @click.option(
     "--val-crops", type=click.IntRange(min=1), default=256, show_default=True, help="Held-out crops for validation."
+)
+@click.option(
+    "--val-crop",
+    type=click.IntRange(min=4),
+    default=64,
+    show_default=True,
+    help="Side of the held-out validation crops (capped at the smallest held-out frame side).",
 )
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast. Default: on CUDA and on CPUs with native bf16.")
 @click.option(
@@ -173,8 +204,11 @@ def command(
     crop,
     lr,
     sigma,
+    code_weight,
+    init,
     val_every,
     val_crops,
+    val_crop,
     amp,
     out,
     resume,
@@ -194,6 +228,8 @@ def command(
       vidshield train-comdefend --dataset ut-interaction --dataset synthetic \\
           --root ../shared/data/ut-interaction --out runs/comdefend
       vidshield train-comdefend --dataset ut-interaction --root data/ut --save-frames frames/cd --steps 0
+      vidshield train-comdefend --dataset ut-interaction --root data/ut --size native --crop 128 \
+          --init comdefend --lr 1e-4 --out runs/comdefend-real   # fine-tune on full-size frames
       vidshield train-comdefend --frames-file frames/cd-train.safetensors \\
           --val-frames-file frames/cd-val.safetensors --device cuda --out runs/comdefend   # no PyAV needed
       vidshield train-comdefend --frames-file frames/cd-train.safetensors \
@@ -216,6 +252,8 @@ def command(
     if resume and out is None:
         raise click.UsageError("--resume needs --out")
     size_hw = _parse_size(size)
+    if size_hw is None and "synthetic" in (datasets or ("synthetic",)) and not frames_files:
+        raise click.BadParameter("the synthetic data set has no native size; give HxW", param_hint="--size")
     dev = ddp.init_from_env(device) or resolve_device(device)
     ctx.call_on_close(ddp.close)
     if dev.type == "cuda":
@@ -271,6 +309,8 @@ def command(
         crop=crop,
         lr=lr,
         sigma=sigma,
+        code_weight=code_weight,
+        init=init,
         device=dev,
         out=out,
         resume=resume,
@@ -278,6 +318,7 @@ def command(
         amp=amp,
         val_every=val_every,
         val_crops=val_crops,
+        val_crop=val_crop,
         metadata={"data": data, "command": command_line(ctx)},
         progress=progress,
     )

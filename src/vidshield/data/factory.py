@@ -38,6 +38,8 @@ def register_dataset(name: str):
 def _synthetic(*, root, split, frames, size, seed, augment, sampling, cache, num_videos=None, num_classes=10):
     if root is not None:
         raise ValueError("the synthetic data set is generated on the fly and takes no root")
+    if size is None:
+        raise ValueError("the synthetic data set has no native size; give size=(height, width)")
     height, width = size
     count = _DEFAULT_SYNTHETIC_VIDEOS.get(split, 0) if num_videos is None else num_videos
     return SyntheticActions(
@@ -93,7 +95,7 @@ def make_dataset(
     root: str | os.PathLike | None = None,
     split: str = "train",
     frames: int = 16,
-    size: Sequence[int] = (112, 112),
+    size: Sequence[int] | None = (112, 112),
     seed: int = 0,
     augment: bool = False,
     sampling: str | None = None,
@@ -108,7 +110,8 @@ def make_dataset(
         root: data folder; default from ``VIDSHIELD_DATA`` (see :func:`default_data_root`).
             ``"folder"`` needs it and uses ``root/<split>`` when that exists.
         split: ``"train"`` or ``"test"`` (``"val"`` too for synthetic).
-        frames, size: clip size T and ``(H, W)``.
+        frames, size: clip size T and ``(H, W)``; ``size=None`` keeps each video's own size (file
+            data sets, without ``augment``).
         seed: synthetic only: the clips of split ``s`` come from ``synthetic_split_seed(seed, s)``,
             so train and test never share clips. (File data sets draw their randomness from the
             loader; see :func:`vidshield.data.make_loader`.)
@@ -125,6 +128,6 @@ def make_dataset(
     if sampling is None:
         sampling = "random" if augment else "uniform"
     return DATASETS[name](
-        root=root, split=split, frames=frames, size=tuple(size), seed=seed, augment=augment,
+        root=root, split=split, frames=frames, size=None if size is None else tuple(size), seed=seed, augment=augment,
         sampling=sampling, cache=cache, **options,
     )  # fmt: skip

@@ -150,7 +150,7 @@ class ScanSettings:
     input_spec: str | None = None
     allow_mismatch: bool = False
     config: str | None = None
-    comdefend: str = "comdefend"
+    comdefend: str | None = None
     qp: int = 36
     polluted: str = "exceptions"
     squeeze_check: bool = False
@@ -178,6 +178,23 @@ def _artifact_files(ref: str, kind: str) -> list[Path]:
 
 def _artifact_digest(ref: str, kind: str) -> str:
     return "+".join(_file_digest(p) if p.is_file() else "-" for p in _artifact_files(ref, kind))
+
+
+def _named_comdefend(classifier: str, model: str) -> str:
+    """The ComDefend weights :func:`~vidshield.pipeline.build_pipeline` picks when none are given:
+    the classifier's JSON's ``comdefend``, else the detection network's, else the default (a
+    TorchScript classifier has no JSON)."""
+    from vidshield.defenses.spatial.comdefend import DEFAULT_WEIGHTS
+    from vidshield.errors import CheckpointError
+    from vidshield.jsonio import read_json
+
+    for ref in (classifier, model):
+        meta_path = _artifact_files(ref, "model")[1]
+        if meta_path.is_file():
+            name = read_json(meta_path, error=CheckpointError).get("comdefend")
+            if isinstance(name, str) and name:
+                return name
+    return DEFAULT_WEIGHTS
 
 
 def _served_ref(model: str) -> str | None:
@@ -224,7 +241,9 @@ def settings_hash(settings: ScanSettings) -> str:
         "classifier": _artifact_digest(classifier, "model") if classifier else None,
         "input_spec": _file_digest(Path(spec)) if spec and Path(spec).is_file() else spec,
         "config": _file_digest(Path(config)) if config else None,
-        "comdefend": _artifact_digest(settings.comdefend, "ComDefend weights"),
+        "comdefend": _artifact_digest(
+            settings.comdefend or _named_comdefend(classifier or settings.model, settings.model), "ComDefend weights"
+        ),
         "qp": settings.qp,
         "polluted": settings.polluted,
         "squeeze_check": settings.squeeze_check,

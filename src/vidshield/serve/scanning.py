@@ -49,7 +49,8 @@ class ScanSettings:
         input_spec: a TorchScript classifier's input spec (JSON file path or JSON text), as
             ``--input-spec``.
         allow_mismatch: pair a detection network with a classifier it was not trained for.
-        comdefend: ComDefend weights (shipped name or path).
+        comdefend: ComDefend weights (shipped name or path); None: the model's (see
+            :func:`~vidshield.pipeline.build_pipeline`).
         device: torch device string for the workers.
     """
 
@@ -58,7 +59,7 @@ class ScanSettings:
     classifier: tuple[str, str] | None = None
     input_spec: str | None = None
     allow_mismatch: bool = False
-    comdefend: str = "comdefend"
+    comdefend: str | None = None
     device: str = "cpu"
 
     def to_dict(self) -> dict:

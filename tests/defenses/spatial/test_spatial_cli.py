@@ -65,3 +65,31 @@ def test_usage_errors(tmp_path, capsys):
         == 2
     )
     assert "frames file not found" in capsys.readouterr().err
+
+
+def test_native_size_keeps_each_video_size(tmp_path, capsys):
+    from vidshield.io.write import write_video
+
+    sizes = [(40, 56), (48, 64)]
+    for i, (h, w) in enumerate(sizes):
+        (tmp_path / "videos" / "a").mkdir(parents=True, exist_ok=True)
+        write_video(tmp_path / "videos" / "a" / f"v{i}.mkv", torch.rand(4, 3, h, w), fps=25)
+    data = ["--dataset", "folder", "--root", str(tmp_path / "videos"), "--clips", "2", "--val-clips", "2"]
+    code = main(["train-comdefend", *data, "--frames", "2", "--size", "native", "--save-frames", str(tmp_path / "p"), "--steps", "0", "--json"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out) == {"train_frames": 4, "val_frames": 4}
+    pools = FrameCropSampler.load(tmp_path / "p-train.safetensors").pools
+    assert sorted(tuple(p.shape) for p in pools) == [(2, 40, 56, 3), (2, 48, 64, 3)]
+    code = main(
+        ["train-comdefend", "--frames-file", str(tmp_path / "p-train.safetensors"), "--out", str(tmp_path / "cd"),
+         "--crop", "32", "--val-crop", "40", "--code-weight", "0.001", "--steps", "1", "--batch-size", "2",
+         "--val-crops", "2", "--no-amp", "--json"]
+    )  # fmt: skip
+    assert code == 0
+    training = json.loads((tmp_path / "cd.json").read_text())["training"]
+    assert (training["crop"], training["val_crop"], training["code_weight"]) == (32, 40, 0.001)
+
+
+def test_native_size_refuses_synthetic_frames(tmp_path, capsys):
+    assert main(["train-comdefend", "--size", "native", "--out", str(tmp_path / "x")]) == 2
+    assert "no native size" in capsys.readouterr().err

@@ -149,3 +149,28 @@ def test_from_dataset_spreads_the_clips_it_decodes_over_the_whole_set():
     sampler = FrameCropSampler.from_dataset(Numbered(), crop=4, max_clips=5)
     (pool,) = sampler.pools
     assert pool[:, 0, 0, 0].tolist() == uniform_indices(37, 5).tolist() == [0, 9, 18, 27, 36]
+
+
+def test_init_starts_from_given_weights_and_resumes_exactly(tmp_path):
+    from vidshield.errors import CheckpointError
+
+    clips = smooth_clips(2, size=8)
+    kwargs = dict(batch_size=2, crop=4, amp=False, val_every=100, val_crops=2, val_crop=8, seed=3)
+    start = train_comdefend(
+        clips, steps=1, out=tmp_path / "start", seed=7, **{k: v for k, v in kwargs.items() if k != "seed"}
+    )
+    init = tmp_path / "start"
+    same = train_comdefend(clips, steps=0, init=init, **kwargs)  # no step: exactly the init weights
+    for (name, a), b in zip(start.model.state_dict().items(), same.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    straight = train_comdefend(clips, steps=4, init=init, out=tmp_path / "a", **kwargs)
+    again = train_comdefend(clips, steps=4, init=init, **kwargs)
+    assert again.losses == straight.losses  # deterministic for a seed
+    train_comdefend(clips, steps=2, init=init, out=tmp_path / "b", **kwargs)
+    resumed = train_comdefend(clips, steps=4, init=init, out=tmp_path / "b", resume=True, **kwargs)
+    assert resumed.losses == straight.losses[2:]
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert json.loads((tmp_path / "a.json").read_text())["training"]["init"] == str(init)
+    with pytest.raises(CheckpointError, match="init"):
+        train_comdefend(clips, steps=5, out=tmp_path / "b", resume=True, **kwargs)  # started from init

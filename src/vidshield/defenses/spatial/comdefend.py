@@ -188,8 +188,21 @@ def comdefend_loss(x: torch.Tensor, out: dict[str, torch.Tensor], *, code_weight
 # Purifying frames and videos
 # --------------------------------------------------------------------------------------------
 
+#: The library's default weights: the synthetic reproduction's ComDefend (``zoo/comdefend``).
 DEFAULT_WEIGHTS = "comdefend"
+#: The weights for real footage (``zoo/comdefend-real``: fine-tuned on native-size real frames):
+#: what ``vidshield defend --method spatial`` applies to a user's file and what the
+#: UT-Interaction models' checkpoints name (:func:`model_comdefend`).
+REAL_FOOTAGE_WEIGHTS = "comdefend-real"
 ARCHITECTURE = "comdefend"
+
+
+def model_comdefend(model, default: str = DEFAULT_WEIGHTS) -> str:
+    """The ComDefend weights a classifier's checkpoint names for the spatial defense that protects
+    it (``"comdefend": NAME`` in its JSON; the UT-Interaction models name
+    :data:`REAL_FOOTAGE_WEIGHTS`), else ``default``."""
+    name = (getattr(model, "metadata", None) or {}).get("comdefend")
+    return name if isinstance(name, str) and name else default
 
 
 def frames_to_tiles(frames: torch.Tensor, tile: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -408,6 +421,8 @@ class SpatialDefense(Defense):
             raise ValueError(f"memory_mb must be None or an int >= 64, got {memory_mb!r}")
         if dtype != "auto" and dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}")
+        #: the weights reference the defense was built from (None: a model passed in)
+        self.weights = None if model is not None else str(DEFAULT_WEIGHTS if weights is None else weights)
         if model is None:
             model, self.metadata = load_comdefend(weights)
         else:

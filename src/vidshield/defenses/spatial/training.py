@@ -49,6 +49,7 @@ from vidshield.defenses.spatial.comdefend import (
     ComDefend,
     comdefend_loss,
     cpu_supports_bf16,
+    load_comdefend,
 )
 from vidshield.errors import CheckpointError, DataRootError
 from vidshield.io.read import uniform_indices
@@ -325,6 +326,7 @@ def train_comdefend(
     val_crops: int = 256,
     val_crop: int = 64,
     val_fraction: float = 0.1,
+    init: str | Path | None = None,
     metadata: dict | None = None,
     progress: bool = False,
 ) -> TrainResult:
@@ -352,6 +354,9 @@ def train_comdefend(
         val_crops, val_crop: number and side of the fixed held-out crops used for validation
             (the side is capped at the smallest held-out frame side).
         val_fraction: share of frames held out when ``val_source`` is None.
+        init: start from these ComDefend weights (a path or a zoo name, e.g. ``"comdefend"``)
+            instead of ``seed``'s random ones: fine-tuning. A resumed run takes its weights from
+            ``OUT-last`` (it must have been started with the same ``init``).
         metadata: extra JSON-able entries for the checkpoint metadata (data sets, command).
         progress: show a rich progress bar.
 
@@ -383,6 +388,8 @@ def train_comdefend(
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left untouched
         torch.manual_seed(seed)
         model = ComDefend()
+    if init is not None:
+        model.load_state_dict(load_comdefend(init)[0].state_dict())
     model = model.to(device).to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     crop_rng = torch.Generator().manual_seed(seed)
@@ -403,6 +410,7 @@ def train_comdefend(
         "optimizer": "Adam",
         "train_frames": train_sampler.num_frames,
         "val_frames": val_sampler.num_frames,
+        "init": None if init is None else str(init),
     }
     step, best, history = 0, -math.inf, []
     last_path = last_state_path(out) if out is not None else None
@@ -411,7 +419,7 @@ def train_comdefend(
 
         def check(meta: dict) -> None:
             saved = json_field(meta, "config", dict, what=f"training state {last_path}", error=CheckpointError)
-            for key in ("crop", "sigma", "code_weight", "batch_size"):
+            for key in ("crop", "sigma", "code_weight", "batch_size", "init"):
                 if saved.get(key) != config[key]:
                     raise CheckpointError(
                         f"cannot resume {last_path}: it was trained with {key}={printable(repr(saved.get(key)))[:40]}, "
