@@ -89,7 +89,7 @@ def load_clips(dataset: str, model, n: int, root: str | None, seed: int) -> tupl
 
 
 def main(argv=None) -> dict:
-    from vidshield.eval.security import SWEEP_THREATS, plot_curves, plot_sweep, run_cases, summary_table
+    from vidshield.eval.security import SWEEP_THREATS, plot_curves, plot_sweep, run_cases, summary_table, sweep_table
     from vidshield.models import load_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -181,6 +181,8 @@ def main(argv=None) -> dict:
     ran = {r["threat"] for k, r in results["cases"].items() if not k.startswith("clean/")}
     order = ["sparse", "dense", *SWEEP_THREATS, "eps32-all", "eps64-all"]
     print(summary_table(results, pipes, [t for t in order if t in ran]))
+    if ran & set(SWEEP_THREATS):
+        print(sweep_table(results, pipes))
     return results
 
 

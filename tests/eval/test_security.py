@@ -17,6 +17,7 @@ from vidshield.eval.security import (
     plot_sweep,
     run_cases,
     summary_table,
+    sweep_table,
     worst_case,
 )
 from vidshield.models import create_model
@@ -137,6 +138,11 @@ def test_the_sweep_covers_every_budget_and_each_process_command_is_kept(tmp_path
     )
     assert res["meta"]["commands"] == ["a", "b"] and res["meta"]["command"] == "b"
     assert plot_sweep(res, ["none"], tmp_path / "sweep.png").stat().st_size > 0
+    table = sweep_table(res, ["none", "paper"]).splitlines()
+    acc = {t: f"{100 * res['cases'][f'none/{t}/pgd']['accuracy']:.1f} %" for t in ("eps2-f1", "eps16-f1", "eps16-all")}
+    assert table[2].startswith("| every frame | none |  |  |  | " + acc["eps16-all"])  # only 16/255 ran
+    assert table[3].startswith(f"| 1 | none | {acc['eps2-f1']}") and acc["eps16-f1"] in table[3]
+    assert len(table) == 4  # no row for a pipeline or frame count that did not run
     assert plot_sweep(res, ["paper"], tmp_path / "none.png") is None  # no sweep case of that pipeline
     # a budget of 16/255 on one frame changes at most that frame, by at most 16/255
     assert res["cases"]["none/eps16-f1/pgd"]["max_frames_changed"] <= 1

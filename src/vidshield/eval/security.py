@@ -38,6 +38,7 @@ __all__ = [
     "judge",
     "run_cases",
     "summary_table",
+    "sweep_table",
     "plot_curves",
     "plot_sweep",
 ]
@@ -332,6 +333,27 @@ def summary_table(results: dict, pipelines: list[str], threats: list[str]) -> st
             )
         frames = "every frame" if th.frames is None else f"{th.frames} frames"
         lines.append(f"| {frames}, {th.eps_255}/255 | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def sweep_table(results: dict, pipelines: list[str]) -> str:
+    """Markdown: robust accuracy (per-clip worst case, detection rate of the strongest attack in
+    brackets) per number of attacked frames and pipeline (rows) and l_inf budget (columns); a
+    budget not run is left empty, a row with no case run is left out."""
+    head = "| frames attacked | pipeline | " + " | ".join(f"{e}/255" for e in SWEEP_EPS_255) + " |\n"
+    head += "|---|---|" + "---:|" * len(SWEEP_EPS_255) + "\n"
+    lines = []
+    for f in reversed(SWEEP_FRAMES):
+        for p in pipelines:
+            cells = [worst_case(results, p, Threat(e, f).name) for e in SWEEP_EPS_255]
+            if any(c is not None for c in cells):
+                text = [
+                    ""
+                    if c is None
+                    else f"{100 * c['accuracy']:.1f} % (det. {100 * c['detection_rate_strongest']:.0f} %)"
+                    for c in cells
+                ]
+                lines.append(f"| {'every frame' if f is None else f} | {p} | " + " | ".join(text) + " |")
     return head + "\n".join(lines) + "\n"
 
 
