@@ -114,9 +114,11 @@ def test_a_budgeted_scan_keeps_summaries_and_defends_the_fired_windows_on_a_seco
     assert [w for w, (_, r) in enumerate(result.windows) if r.defense == "temporal"] == sorted(fire)
     assert all(r.defended is None for _, r in result.windows)
     assert len(alive) == 60  # two passes of 30 windows
-    # at most: the prefetch queue (2), the batch in the models (2), one in the producer's hand and
-    # the decoder's previous window (the previous batch is released before the next is gathered)
-    assert most[0] <= 6
+    # bounded, not 60: at most the decoder's previous window and the one in the producer's hand
+    # (2), the prefetch queue (2), the prefetcher's last item handed on (1), the batch being
+    # gathered (2) and one of the previous batch not yet dropped by the consumer thread (1); which
+    # of these are alive at once depends on thread timing (6 on an idle machine, 7 under load)
+    assert most[0] <= 8
     assert sum(n for n, _ in pipe.temporal.calls) == 4  # only the fired windows were defended
     decoded = read_video(clip)
     assert len(got) == 300

@@ -345,11 +345,11 @@ class JobManager:
         store, c = self.store, self.config
         for job in store.running():
             if job["attempts"] < c.max_attempts:
-                store.requeue(job["id"], "queued again after a restart of the service")
                 self._clear(job["id"], keep_input=True)
+                store.requeue(job["id"], "queued again after a restart of the service")
             else:
-                store.fail(job["id"], "the service stopped while this job was running (twice)")
                 self._clear(job["id"], keep_input=False)
+                store.fail(job["id"], "the service stopped while this job was running (twice)")
         for p in c.tmp_dir.iterdir():
             _remove(p)
         known = store.ids()
@@ -473,14 +473,15 @@ class JobManager:
             for job in self.store.running():
                 if job["worker_pid"] != p.pid:
                     continue
+                # files first: once the state changes, a client may look (and a worker may take it)
                 if job["attempts"] < self.config.max_attempts:
-                    self.store.requeue(job["id"], f"the worker scanning it died ({why}); retried")
                     self._clear(job["id"], keep_input=True)
+                    self.store.requeue(job["id"], f"the worker scanning it died ({why}); retried")
                 else:
+                    self._clear(job["id"], keep_input=False)
                     self.store.fail(
                         job["id"], f"the worker scanning it died ({why}) on each of {job['attempts']} tries"
                     )
-                    self._clear(job["id"], keep_input=False)
             if time.monotonic() - slot.started < 1.0:
                 time.sleep(1.0)  # a worker that dies at once: do not restart it in a tight loop
             if not self._stop.is_set():
@@ -496,8 +497,8 @@ class JobManager:
             if slot is not None:
                 slot.process.kill()
                 slot.process.join(10)
+            self._clear(job["id"], keep_input=False)  # before the state says so: a client may look at once
             self.store.fail(job["id"], f"exceeded the time limit of {limit:g} s per job")
-            self._clear(job["id"], keep_input=False)
 
     def _observe_finished(self) -> None:
         for job in self.store.finished_since(self._seen_until):
