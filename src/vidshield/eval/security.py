@@ -373,7 +373,7 @@ def plot_sweep(results: dict, pipelines: list[str], path: Path) -> Path | None:
                 if w is not None:
                     points.append((e, 100 * w["accuracy"]))
             if points:
-                lines["every frame" if f is None else f"{f} frames"] = points
+                lines["every frame" if f is None else f"{f} frame{'s' if f > 1 else ''}"] = points
         if lines:
             panels.append((p, lines))
     if not panels:
