@@ -31,6 +31,20 @@ def _setup():
     return model, x, torch.tensor(ds.labels, dtype=torch.int64)
 
 
+@pytest.fixture
+def median_spatial(monkeypatch):
+    """run_cases builds its pipelines with a median filter as the spatial defense (no ComDefend)."""
+    import vidshield.eval.security as sec
+
+    monkeypatch.setattr(
+        sec,
+        "configured_pipeline",
+        lambda m, name, networks=None, spatial=None: configured_pipeline(
+            m, name, networks=networks, spatial=MedianDefense()
+        ),
+    )
+
+
 def test_judge_is_the_pipeline_run():
     model, x, y = _setup()
     pipe = configured_pipeline(model, "paper", spatial=MedianDefense())
@@ -41,17 +55,8 @@ def test_judge_is_the_pipeline_run():
     assert got["accuracy"] == sum(got["correct"]) / 4
 
 
-def test_run_cases_records_budget_and_resumes(tmp_path, monkeypatch):
-    import vidshield.eval.security as sec
-
+def test_run_cases_records_budget_and_resumes(tmp_path, monkeypatch, median_spatial):
     model, x, y = _setup()
-    monkeypatch.setattr(
-        sec,
-        "configured_pipeline",
-        lambda m, name, networks=None, spatial=None: configured_pipeline(
-            m, name, networks=networks, spatial=MedianDefense()
-        ),
-    )
     out = tmp_path / "sec.json"
     cases = [("none", "sparse", "pgd"), ("paper", "sparse", "transfer")]
     res = run_cases(model, x, y, cases, out, steps=3, restarts=1, log=lambda s: None)
@@ -61,7 +66,7 @@ def test_run_cases_records_budget_and_resumes(tmp_path, monkeypatch):
     assert set(res["cases"]) == {"clean/none", "clean/paper", "none/sparse/pgd", "paper/sparse/transfer"}
     before = json.loads(out.read_text())
     calls = []
-    monkeypatch.setattr(sec, "judge", lambda *a: calls.append(a))
+    monkeypatch.setattr("vidshield.eval.security.judge", lambda *a: calls.append(a))
     again = run_cases(model, x, y, cases, out, steps=3, restarts=1, log=lambda s: None)
     assert calls == [] and again["cases"] == before["cases"]
     w = worst_case(again, "paper", "sparse")
@@ -115,21 +120,12 @@ def test_a_separate_detection_network_is_what_the_vote_attack_differentiates():
     assert not torch.equal(votes, mine)  # the two networks vote differently on these clips
 
 
-def test_the_sweep_covers_every_budget_and_each_process_command_is_kept(tmp_path, monkeypatch):
-    import vidshield.eval.security as sec
-
+def test_the_sweep_covers_every_budget_and_each_process_command_is_kept(tmp_path, median_spatial):
     assert len(SWEEP_THREATS) == 20 and len(set(SWEEP_THREATS)) == 20
     assert {(THREATS[t].eps_255, THREATS[t].frames) for t in SWEEP_THREATS} == {
         (e, f) for e in (2, 4, 8, 16) for f in (1, 2, 4, 8, None)
     }
     model, x, y = _setup()
-    monkeypatch.setattr(
-        sec,
-        "configured_pipeline",
-        lambda m, name, networks=None, spatial=None: configured_pipeline(
-            m, name, networks=networks, spatial=MedianDefense()
-        ),
-    )
     out = tmp_path / "sweep.json"
     first = [("none", "eps2-f1", "pgd"), ("none", "eps16-f1", "pgd")]
     run_cases(model, x, y, first, out, steps=2, restarts=1, meta={"command": "a"}, log=lambda s: None)
