@@ -15,6 +15,9 @@ next to it and prints the markdown table (per-clip worst case over the attacks).
     # pipeline x threat x attack instead of filtering the mode's plan; "sweep" names the 20 threats
     python benchmarks/bench_security.py --grid --only none,vote-robust --threats sweep,eps32-all \
         --attacks pgd --robust-detector synthetic-lrcn-robust --out results/security-sweep.json
+    # the randomised temporal defense (paper-random, vote-robust-random; the attacks use EOT)
+    python benchmarks/bench_security.py --grid --only paper-random --threats sparse --attacks pgd,adaptive-run \
+        --out results/security-synthetic-random.json
     # the adversarially trained detection network (paper-robust, vote-robust columns)
     python benchmarks/bench_security.py --mode reduced --robust-detector synthetic-lrcn-robust \
         --only vote-robust,paper-robust --out results/security-synthetic-robust.json
@@ -66,8 +69,8 @@ def plan(mode: str, robust: bool = False) -> list[tuple[str, str, str]]:
     return cases + (_ROBUST if robust else [])
 
 
-PIPELINE_NAMES = ("none", "temporal", "spatial", "paper", "squeeze", "vote", "vote+squeeze")
-ROBUST_NAMES = ("paper-robust", "vote-robust")
+PIPELINE_NAMES = ("none", "temporal", "spatial", "paper", "squeeze", "vote", "vote+squeeze", "paper-random")
+ROBUST_NAMES = ("paper-robust", "vote-robust", "vote-robust-random")
 
 MODES = {
     "reduced": {"clips": 12, "steps": 40, "restarts": 2, "spsa_clips": 4, "spsa_steps": 10},
@@ -120,6 +123,7 @@ def main(argv=None) -> dict:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)  # the randomised defenses' draws (the attacks' starts have their own generator)
     cfg = dict(MODES[args.mode])
     for k in ("clips", "steps", "restarts"):
         if getattr(args, k) is not None:

@@ -143,3 +143,18 @@ def test_the_sweep_covers_every_budget_and_each_process_command_is_kept(tmp_path
     # a budget of 16/255 on one frame changes at most that frame, by at most 16/255
     assert res["cases"]["none/eps16-f1/pgd"]["max_frames_changed"] <= 1
     assert res["cases"]["none/eps16-f1/pgd"]["linf_255"] <= 16 + 1e-3
+
+
+def test_a_randomised_temporal_defense_is_attacked_with_eot_and_the_budget_kept(tmp_path, median_spatial):
+    from vidshield.eval.security import ATTACK_KINDS, EOT_SAMPLES, RANDOM_TEMPORAL
+
+    model, x, y = _setup()
+    pipe = configured_pipeline(model, "paper-random", spatial=MedianDefense())
+    assert pipe.temporal.randomised and pipe.temporal.qp_range == RANDOM_TEMPORAL["qp_range"]
+    assert not configured_pipeline(model, "paper", spatial=MedianDefense()).temporal.randomised
+    attack = ATTACK_KINDS["pgd"](model, pipe, THREATS["sparse"], 3, 1)
+    assert attack.eot == EOT_SAMPLES
+    assert ATTACK_KINDS["pgd"](model, configured_pipeline(model, "paper"), THREATS["sparse"], 3, 1).eot == 1
+    res = run_cases(model, x, y, [("paper-random", "sparse", "adaptive-run")], tmp_path / "r.json", steps=2, restarts=1)
+    case = res["cases"]["paper-random/sparse/adaptive-run"]
+    assert case["linf_255"] <= 16 + 1e-3 and case["max_frames_changed"] <= 4

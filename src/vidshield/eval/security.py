@@ -30,6 +30,8 @@ from vidshield.utils import atomic_write_json, module_device
 
 __all__ = [
     "PIPELINES",
+    "RANDOM_TEMPORAL",
+    "EOT_SAMPLES",
     "SWEEP_THREATS",
     "THREATS",
     "ATTACK_KINDS",
@@ -43,12 +45,18 @@ __all__ = [
     "plot_sweep",
 ]
 
+#: The randomised temporal defense (a hardening switch of issue 13): each video's block grid shifted
+#: by a random offset and its QP drawn from 30..42 around the paper's 36 (``TemporalDefense``'s
+#: ``random_grid`` and ``qp_range``).
+RANDOM_TEMPORAL = {"random_grid": True, "qp_range": (30, 42)}
+
 #: Pipeline configurations: the single defenses (every clip defended the same way), the paper's
 #: routing and the hardening switches on and off. Every switch is explicit: the model's own vote
 #: default (on for the shipped synthetic-lrcn) never decides a column. ``network: "robust"``: the
 #: detector's network (its per-frame labels, its score, the vote) is the adversarially trained
 #: detection network given as ``networks["robust"]`` (``vidshield train-detector
-#: --adversarial-eps``), not the classifier's own per-frame path.
+#: --adversarial-eps``), not the classifier's own per-frame path. ``temporal``: settings of the
+#: temporal defense (``-random``: :data:`RANDOM_TEMPORAL`; the attacks then use EOT).
 PIPELINES: dict[str, dict] = {
     "none": {"strategy": "none", "vote": False},
     "temporal": {"strategy": "temporal", "vote": False},
@@ -59,7 +67,13 @@ PIPELINES: dict[str, dict] = {
     "vote+squeeze": {"strategy": "routed", "vote": True, "squeeze_check": True},
     "paper-robust": {"strategy": "routed", "vote": False, "network": "robust"},
     "vote-robust": {"strategy": "routed", "vote": True, "network": "robust"},
+    "paper-random": {"strategy": "routed", "vote": False, "temporal": RANDOM_TEMPORAL},
+    "vote-robust-random": {"strategy": "routed", "vote": True, "network": "robust", "temporal": RANDOM_TEMPORAL},
 }
+
+#: Draws of the defenses' randomness the attacks average over per step (EOT, Athalye et al. 2018)
+#: against a pipeline whose temporal defense is randomised.
+EOT_SAMPLES = 4
 
 
 @dataclass(frozen=True)
@@ -91,22 +105,46 @@ THREATS: dict[str, Threat] = {
     **{Threat(e, None).name: Threat(e, None) for e in (32, 64)},
 }
 
+
+def _eot(pipeline) -> int:
+    """EOT samples for attacks on ``pipeline``: :data:`EOT_SAMPLES` when a defense is randomised."""
+    return EOT_SAMPLES if getattr(pipeline.temporal, "randomised", False) else 1
+
+
 #: attack kind -> factory(model, pipeline, threat, steps, restarts) -> Attack. ``pgd`` is plain PGD
 #: through the routed pipeline (no detector term); ``adaptive`` adds the detector penalty with its
 #: schedule; ``*-run`` perturb a contiguous run; ``consistent`` keeps the detector's scores low on
 #: the undefended classifier (``evasive-dense`` for every frame).
 ATTACK_KINDS: dict[str, Callable] = {
     "pgd": lambda m, p, th, s, r: PipelineAttack(
-        m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="spread", steps=s, restarts=r, lam=0.0, limits={}
+        m,
+        pipeline=p,
+        eps=th.eps,
+        num_frames=th.frames,
+        layout="spread",
+        steps=s,
+        restarts=r,
+        lam=0.0,
+        limits={},
+        eot=_eot(p),
     ),
     "pgd-run": lambda m, p, th, s, r: PipelineAttack(
-        m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="run", steps=s, restarts=r, lam=0.0, limits={}
+        m,
+        pipeline=p,
+        eps=th.eps,
+        num_frames=th.frames,
+        layout="run",
+        steps=s,
+        restarts=r,
+        lam=0.0,
+        limits={},
+        eot=_eot(p),
     ),
     "adaptive": lambda m, p, th, s, r: PipelineAttack(
-        m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="spread", steps=s, restarts=r, lam=0.1
+        m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="spread", steps=s, restarts=r, lam=0.1, eot=_eot(p)
     ),
     "adaptive-run": lambda m, p, th, s, r: PipelineAttack(
-        m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="run", steps=s, restarts=r, lam=0.1
+        m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="run", steps=s, restarts=r, lam=0.1, eot=_eot(p)
     ),
     "consistent": lambda m, p, th, s, r: (
         EvasiveDenseAttack(
@@ -140,6 +178,9 @@ def configured_pipeline(model, name: str, *, networks: Mapping | None = None, sp
         raise ValueError(f"unknown pipeline {name!r}; known: {sorted(PIPELINES)}")
     settings = dict(PIPELINES[name])
     network = settings.pop("network", None)
+    temporal_settings = settings.pop("temporal", None)
+    if temporal_settings is not None:
+        temporal = create_defense("temporal", **temporal_settings)
     if network is not None and network not in (networks or {}):
         raise ValueError(f"pipeline {name!r} needs the detection network {network!r}; given: {sorted(networks or {})}")
     return DefensePipeline(

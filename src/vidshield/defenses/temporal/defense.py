@@ -369,12 +369,22 @@ class TemporalDefense(Defense):
             prediction, differentiable with respect to the reference frames).
         chunk: polluted frames processed at once (memory bound).
         backend: block-matching backend ("auto": numba on CPU when installed, torch otherwise).
+        random_grid: beyond the paper (issue 13, a hardening switch, off by default): shift the
+            block and transform grid of each video by a random ``(dy, dx)`` in ``[0, block)``: the
+            frame from row ``dy`` and column ``dx`` on is rebuilt on a grid that starts there, the
+            strips above and left of it (fewer than ``block`` pixels) on the grid at 0 (twice the
+            work when the offset is not 0; padding the frame instead leaves its edge blocks
+            unmatched, since the padding does not move with the content).
+        qp_range: beyond the paper (with ``random_grid``, the randomised defense): ``(lo, hi)``,
+            each video's QP drawn uniformly from ``lo..hi`` (inclusive) instead of ``qp``.
 
     Shape:
         ``forward(video (N, T, 3, H, W) float [0, 1], *, polluted bool (N, T) = None,
         generator=None) -> same``. ``polluted`` is required unless ``key_every`` is set (a
-        :class:`ValueError` otherwise); a video with every frame marked is refused. The defense is
-        deterministic: ``generator`` is accepted and ignored.
+        :class:`ValueError` otherwise); a video with every frame marked is refused. Without
+        ``random_grid`` and ``qp_range`` the defense is deterministic and ignores ``generator``;
+        with them each video draws its offset and QP from ``generator`` (torch's global generator
+        when None). Unmarked frames are returned bit-identical either way.
     """
 
     differentiable = False
@@ -394,9 +404,17 @@ class TemporalDefense(Defense):
         surrogate: str = "identity",
         chunk: int = 32,
         backend: str = "auto",
+        random_grid: bool = False,
+        qp_range: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         _check_params(block, search, method, qp, transform, channels)
+        if qp_range is not None:
+            if len(qp_range) != 2 or qp_range[0] > qp_range[1]:
+                raise ValueError(f"qp_range must be (lo, hi) with lo <= hi, got {qp_range!r}")
+            for v in qp_range:
+                _check_params(block, search, method, v, transform, channels)
+            qp_range = tuple(qp_range)
         if surrogate not in _SURROGATES:
             raise ValueError(f"surrogate must be one of {_SURROGATES}, got {surrogate!r}")
         if key_every is not None and (isinstance(key_every, bool) or not isinstance(key_every, int) or key_every < 1):
@@ -406,20 +424,28 @@ class TemporalDefense(Defense):
         self.block, self.search, self.method, self.qp = block, search, method, qp
         self.transform, self.channels, self.bidirectional, self.residual = transform, channels, bidirectional, residual
         self.key_every, self.surrogate_kind, self.chunk, self.backend = key_every, surrogate, chunk, backend
+        self.random_grid, self.qp_range = bool(random_grid), qp_range
+
+    @property
+    def randomised(self) -> bool:
+        """True when each call draws a grid offset or a QP (the attacker then needs EOT)."""
+        return self.random_grid or self.qp_range is not None
 
     def extra_repr(self) -> str:
+        extra = ", random_grid=True" if self.random_grid else ""
+        extra += f", qp_range={self.qp_range}" if self.qp_range is not None else ""
         return (
             f"block={self.block}, search={self.search}, method={self.method!r}, qp={self.qp}, "
             f"transform={self.transform}, channels={self.channels!r}, bidirectional={self.bidirectional}, "
-            f"residual={self.residual}"
+            f"residual={self.residual}{extra}"
         )
 
-    def _options(self) -> dict:
+    def _options(self, qp: int | None = None) -> dict:
         return dict(
             block=self.block,
             search=self.search,
             method=self.method,
-            qp=self.qp,
+            qp=self.qp if qp is None else qp,
             transform=self.transform,
             channels=self.channels,
             residual=self.residual,
@@ -456,11 +482,36 @@ class TemporalDefense(Defense):
         """Rebuild the frames marked in ``polluted``; unmarked frames are copied unchanged."""
         check_batch(video)
         mask = self._mask(video, polluted)
+        if not self.randomised:
+            return self._rebuild(video, mask, self._options())
+        out = video.detach().clone(memory_format=torch.contiguous_format)
+        for i, (dy, dx, qp) in enumerate(self.draw(video.shape[0], generator)):
+            if not bool(mask[i].any()):
+                continue
+            one, marked, options = video[i : i + 1].detach(), mask[i : i + 1], self._options(qp)
+            rebuilt = self._rebuild(one, marked, options)
+            if dy or dx:  # the grid from (dy, dx) on; the strips above and left of it keep the grid at 0
+                rebuilt[..., dy:, dx:] = self._rebuild(one[..., dy:, dx:], marked, options)
+            out[i] = rebuilt[0]
+        return out
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> list[tuple[int, int, int]]:
+        """Per video ``(dy, dx, qp)``: the grid offset (0, 0 without ``random_grid``) and the QP
+        (``qp`` without ``qp_range``) that a randomised ``forward`` uses."""
+        offsets = torch.randint(0, self.block, (n, 2), generator=generator) if self.random_grid else torch.zeros(n, 2)
+        lo, hi = self.qp_range or (self.qp, self.qp)
+        qps = (
+            torch.randint(lo, hi + 1, (n,), generator=generator) if self.qp_range is not None else torch.full((n,), lo)
+        )
+        return [(int(o[0]), int(o[1]), int(q)) for o, q in zip(offsets, qps)]
+
+    def _rebuild(self, video: torch.Tensor, mask: torch.Tensor, options: dict) -> torch.Tensor:
+        """The deterministic defense with ``options`` (:meth:`_options`) on ``video (N, T, 3, H, W)``."""
         out = video.detach().clone(memory_format=torch.contiguous_format)
         jobs = self._plan(mask)
         kernels = _numba_kernels() if self.backend != "torch" else None
         if kernels is not None and video.device.type == "cpu":
-            self._forward_numba(kernels, video, out, jobs)
+            self._forward_numba(kernels, video, out, jobs, options)
             return out
         for start in range(0, len(jobs), self.chunk):
             part = jobs[start : start + self.chunk]
@@ -476,12 +527,12 @@ class TemporalDefense(Defense):
                 video[n_idx, a_idx] if bool(has_a.any()) else None,
                 has_prev=has_b,
                 has_next=has_a,
-                **self._options(),
+                **options,
             )
             out[n_idx, t_idx] = rebuilt.to(out.dtype)
         return out
 
-    def _forward_numba(self, kernels, video: torch.Tensor, out: torch.Tensor, jobs: list) -> None:
+    def _forward_numba(self, kernels, video: torch.Tensor, out: torch.Tensor, jobs: list, options: dict) -> None:
         """Rebuild frame by frame straight into ``out`` (contiguous; no gathered copies), the
         reference planes reused along a run of polluted frames. A float32 ``out`` (a copy of the
         input) is also read from, instead of a second contiguous copy of a strided input: a
@@ -489,7 +540,7 @@ class TemporalDefense(Defense):
         direct = out.dtype == torch.float32
         frames = out.numpy() if direct else video.detach().to(torch.float32).contiguous().numpy()
         target = out.numpy() if direct else np.empty_like(frames[0, :1])
-        worker = _NumbaRebuilder(kernels, **{k: v for k, v in self._options().items() if k != "backend"})
+        worker = _NumbaRebuilder(kernels, **{k: v for k, v in options.items() if k != "backend"})
         for n, t, b, a in jobs:
             dst = target[n, t : t + 1] if direct else target
             worker.rebuild(frames[n, t : t + 1], [(frames[n, r : r + 1], (n, r)) for r in (b, a) if r >= 0], dst)
@@ -565,8 +616,10 @@ def defend_stream(
 
     Raises:
         ValueError: a flag count that differs from the frame count, frames of mixed kinds or
-            sizes, or no clean frame at all.
+            sizes, no clean frame at all, or a randomised ``defense`` (streams use fixed settings).
     """
+    if defense.randomised:
+        raise ValueError("defend_stream needs a deterministic TemporalDefense (no random_grid / qp_range)")
     sentinel = object()
     flags = map(polluted, itertools.count()) if callable(polluted) else iter(polluted)
     last_clean = None
