@@ -103,6 +103,8 @@ def main(argv=None) -> dict:
     p.add_argument("--clips", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--restarts", type=int, default=None)
+    p.add_argument("--spsa-clips", type=int, default=None, help="clips SPSA attacks (the first ones)")
+    p.add_argument("--spsa-steps", type=int, default=None)
     p.add_argument("--only", default=None, help="comma-separated pipelines to run (default: the mode's plan)")
     p.add_argument("--threats", default=None, help="comma-separated threats to run (default: the mode's plan)")
     p.add_argument("--attacks", default=None, help="comma-separated attacks to run (default: the mode's plan)")
@@ -125,7 +127,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # the randomised defenses' draws (the attacks' starts have their own generator)
     cfg = dict(MODES[args.mode])
-    for k in ("clips", "steps", "restarts"):
+    for k in ("clips", "steps", "restarts", "spsa_clips", "spsa_steps"):
         if getattr(args, k) is not None:
             cfg[k] = getattr(args, k)
     model = load_model(args.model, device=args.device).eval()
