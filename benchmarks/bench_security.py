@@ -70,7 +70,7 @@ def plan(mode: str, robust: bool = False) -> list[tuple[str, str, str]]:
 
 
 PIPELINE_NAMES = ("none", "temporal", "spatial", "paper", "squeeze", "vote", "vote+squeeze", "paper-random")
-ROBUST_NAMES = ("paper-robust", "vote-robust", "vote-robust-random")
+ROBUST_NAMES = ("paper-robust", "vote-robust", "vote-robust+squeeze", "vote-robust-random")
 
 MODES = {
     "reduced": {"clips": 12, "steps": 40, "restarts": 2, "spsa_clips": 4, "spsa_steps": 10},

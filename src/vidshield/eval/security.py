@@ -67,6 +67,7 @@ PIPELINES: dict[str, dict] = {
     "vote+squeeze": {"strategy": "routed", "vote": True, "squeeze_check": True},
     "paper-robust": {"strategy": "routed", "vote": False, "network": "robust"},
     "vote-robust": {"strategy": "routed", "vote": True, "network": "robust"},
+    "vote-robust+squeeze": {"strategy": "routed", "vote": True, "squeeze_check": True, "network": "robust"},
     "paper-random": {"strategy": "routed", "vote": False, "temporal": RANDOM_TEMPORAL},
     "vote-robust-random": {"strategy": "routed", "vote": True, "network": "robust", "temporal": RANDOM_TEMPORAL},
 }
