@@ -107,9 +107,22 @@ THREATS: dict[str, Threat] = {
 }
 
 
-def _eot(pipeline) -> int:
-    """EOT samples for attacks on ``pipeline``: :data:`EOT_SAMPLES` when a defense is randomised."""
-    return EOT_SAMPLES if getattr(pipeline.temporal, "randomised", False) else 1
+def _pipeline_attack(model, pipeline, threat: Threat, steps: int, restarts: int, *, layout: str, lam: float):
+    """:class:`PipelineAttack` on ``pipeline`` within ``threat``; ``lam`` 0: no detector term (plain
+    PGD through the routed pipeline). EOT over :data:`EOT_SAMPLES` draws when a defense is randomised."""
+    eot = EOT_SAMPLES if getattr(pipeline.temporal, "randomised", False) else 1
+    return PipelineAttack(
+        model,
+        pipeline=pipeline,
+        eps=threat.eps,
+        num_frames=threat.frames,
+        layout=layout,
+        steps=steps,
+        restarts=restarts,
+        lam=lam,
+        eot=eot,
+        **({"limits": {}} if lam == 0.0 else {}),
+    )
 
 
 #: attack kind -> factory(model, pipeline, threat, steps, restarts) -> Attack. ``pgd`` is plain PGD
@@ -117,36 +130,10 @@ def _eot(pipeline) -> int:
 #: schedule; ``*-run`` perturb a contiguous run; ``consistent`` keeps the detector's scores low on
 #: the undefended classifier (``evasive-dense`` for every frame).
 ATTACK_KINDS: dict[str, Callable] = {
-    "pgd": lambda m, p, th, s, r: PipelineAttack(
-        m,
-        pipeline=p,
-        eps=th.eps,
-        num_frames=th.frames,
-        layout="spread",
-        steps=s,
-        restarts=r,
-        lam=0.0,
-        limits={},
-        eot=_eot(p),
-    ),
-    "pgd-run": lambda m, p, th, s, r: PipelineAttack(
-        m,
-        pipeline=p,
-        eps=th.eps,
-        num_frames=th.frames,
-        layout="run",
-        steps=s,
-        restarts=r,
-        lam=0.0,
-        limits={},
-        eot=_eot(p),
-    ),
-    "adaptive": lambda m, p, th, s, r: PipelineAttack(
-        m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="spread", steps=s, restarts=r, lam=0.1, eot=_eot(p)
-    ),
-    "adaptive-run": lambda m, p, th, s, r: PipelineAttack(
-        m, pipeline=p, eps=th.eps, num_frames=th.frames, layout="run", steps=s, restarts=r, lam=0.1, eot=_eot(p)
-    ),
+    "pgd": lambda m, p, th, s, r: _pipeline_attack(m, p, th, s, r, layout="spread", lam=0.0),
+    "pgd-run": lambda m, p, th, s, r: _pipeline_attack(m, p, th, s, r, layout="run", lam=0.0),
+    "adaptive": lambda m, p, th, s, r: _pipeline_attack(m, p, th, s, r, layout="spread", lam=0.1),
+    "adaptive-run": lambda m, p, th, s, r: _pipeline_attack(m, p, th, s, r, layout="run", lam=0.1),
     "consistent": lambda m, p, th, s, r: (
         EvasiveDenseAttack(
             m, detector_model=p.detector.model, eps=th.eps, steps=s, restarts=r, gamma1=p.detector.gamma1
