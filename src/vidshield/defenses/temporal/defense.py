@@ -375,7 +375,7 @@ class TemporalDefense(Defense):
             strips above and left of it (fewer than ``block`` pixels) on the grid at 0 (twice the
             work when the offset is not 0; padding the frame instead leaves its edge blocks
             unmatched, since the padding does not move with the content).
-        qp_range: beyond the paper (with ``random_grid``, the randomised defense): ``(lo, hi)``,
+        qp_range: beyond the paper (the other half of the randomised defense): ``(lo, hi)``,
             each video's QP drawn uniformly from ``lo..hi`` (inclusive) instead of ``qp``.
 
     Shape:
