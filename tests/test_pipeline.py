@@ -234,6 +234,11 @@ def test_shipped_detection_models_carry_their_vote_default():
     assert build_pipeline(model="ut-lrcn").vote is False
     assert build_pipeline(model="synthetic-lrcn", vote=False).vote is False
     assert build_pipeline(model="ut-lrcn", vote=True).vote is True
+    # the squeeze check: the robust network's default (so synthetic-lrcn's), off for ut-lrcn
+    assert synthetic.squeeze_check is True and build_pipeline(model="ut-lrcn").squeeze_check is False
+    assert build_pipeline(model="synthetic-lrcn", classifier="synthetic-lrcn").squeeze_check is False
+    assert build_pipeline(model="synthetic-lrcn", squeeze_check=False).squeeze_check is False
+    assert build_pipeline(model="ut-lrcn", squeeze_check=True).squeeze_check is True
 
 
 def test_a_malformed_detector_section_is_a_checkpoint_error(tmp_path):
@@ -246,7 +251,8 @@ def test_a_malformed_detector_section_is_a_checkpoint_error(tmp_path):
     assert load_model(path).metadata["detector"] == {"vote": True}
     meta = tmp_path / "m.json"
     bads = (({"vote": "yes"}, "'vote' must be true/false"), ([1], "'detector' must be an object"))
-    for bad, message in (*bads, ({"network": 3}, "'network' must be")):
+    more = (({"network": 3}, "'network' must be"), ({"squeeze_check": 1}, "'squeeze_check' must be true/false"))
+    for bad, message in (*bads, *more):
         meta.write_text(json.dumps({**json.loads(meta.read_text()), "detector": bad}))
         with pytest.raises(CheckpointError, match=message):
             load_model(path)

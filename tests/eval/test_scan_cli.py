@@ -62,7 +62,7 @@ def test_scan_writes_report_plot_and_defended_video(tiny_models, tmp_path, capsy
     library = scan_report(pipe, scan_file(pipe, clip), video=str(clip), model=tiny_models["lrcn"], classifier=None)
     assert list(printed) == [*library, "report", "plot", "defended"]
     assert (printed["report"], printed["plot"], printed["defended"]) == (str(report), str(plot), str(defended))
-    head = ["video", "model", "classifier", "label_space", "gamma1", "gamma2", "vote", "target_fpr"]
+    head = ["video", "model", "classifier", "label_space", "gamma1", "gamma2", "vote", "squeeze_check", "target_fpr"]
     assert list(library)[: len(head)] == head
     assert library["classifier"] == tiny_models["lrcn"] and library["label_space"] == pipe.classifier.class_names
     for d in (printed, library):
@@ -173,15 +173,23 @@ def test_scan_votes_by_the_models_default_and_no_vote_turns_it_off(tmp_path, cap
     video, _ = SyntheticActions(1, frames=16, height=64, width=64, seed=3)[0]
     clip = write_video(tmp_path / "clip.mkv", video, fps=25.0)
     reports = {}
-    for flag in ([], ["--no-vote"]):
+    for flag in (["--no-squeeze-check"], ["--no-vote", "--no-squeeze-check"]):
         report = tmp_path / f"r{len(flag)}.json"
         args = ["scan", str(clip), "--model", "synthetic-lrcn", "--report", str(report)]
         assert main([*args, "--plot", str(tmp_path / "r.png"), *flag, "--json"]) == 0
         capsys.readouterr()
         reports[tuple(flag)] = json.loads(report.read_text())
-    assert reports[()]["vote"] is True and reports[("--no-vote",)]["vote"] is False
-    (voted,), (plain,) = reports[()]["windows"], reports[("--no-vote",)]["windows"]
+    voted_report, plain_report = reports[("--no-squeeze-check",)], reports[("--no-vote", "--no-squeeze-check")]
+    assert voted_report["vote"] is True and plain_report["vote"] is False
+    assert voted_report["squeeze_check"] is False
+    (voted,), (plain,) = voted_report["windows"], plain_report["windows"]
     assert plain["label"] == max(range(len(plain["probs"])), key=plain["probs"].__getitem__)
     counts = torch.bincount(torch.tensor(voted["frame_labels"]), minlength=len(voted["probs"]))
     assert counts[voted["label"]] == counts.max()  # clean clip, no defense: the vote of the input's frames
     assert voted["defense"] == "none"
+    default = tmp_path / "default.json"  # the default: the robust network's squeeze check on too
+    assert main(["scan", str(clip), "--model", "synthetic-lrcn", "--report", str(default), "--json"]) == 0
+    capsys.readouterr()
+    both = json.loads(default.read_text())
+    assert both["squeeze_check"] is True and both["vote"] is True
+    assert both["windows"][0]["squeezed"] is False and both["windows"][0]["label"] == voted["label"]  # a clean clip

@@ -80,10 +80,12 @@ def test_every_configuration_sets_the_vote_explicitly_and_resume_refuses_bad_jso
     model, x, y = _setup()
     model.metadata = {"detector": {"vote": True}}  # as the shipped synthetic-lrcn says
     networks = {"robust": create_model("test-lrcn", num_classes=3, input_size=(8, 32, 32)).eval()}
+    model.metadata["detector"]["squeeze_check"] = True
+    networks["robust"].metadata = {"detector": {"vote": True, "squeeze_check": True}}
     for name, settings in PIPELINES.items():
-        assert "vote" in settings
+        assert "vote" in settings and "squeeze_check" in settings
         pipe = configured_pipeline(model, name, networks=networks, spatial=MedianDefense())
-        assert pipe.vote is settings["vote"]
+        assert pipe.vote is settings["vote"] and pipe.squeeze_check is settings["squeeze_check"]
         assert pipe.detector.model is (networks["robust"] if settings.get("network") == "robust" else model)
     with pytest.raises(ValueError, match="needs the detection network 'robust'"):
         configured_pipeline(model, "vote-robust", spatial=MedianDefense())

@@ -298,7 +298,7 @@ def command(
             "comdefend": pipeline.spatial.weights,
             "qp": qp,
             "polluted": polluted,
-            "squeeze_check": squeeze_check,
+            "squeeze_check": pipeline.squeeze_check,
         }
         defender["vote"] = pipeline.vote
         defender["detection_network"] = pipeline.detector.config.model  # e.g. the one the model names

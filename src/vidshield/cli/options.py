@@ -129,10 +129,12 @@ polluted_option = click.option(
     "majority label, or the exception frames plus the end frames when they disagree with two agreeing neighbours.",
 )
 squeeze_check_option = click.option(
-    "--squeeze-check",
-    is_flag=True,
+    "--squeeze-check/--no-squeeze-check",
+    default=None,
     help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
-    "defense marks them as attacked (catches universal perturbations that alpha misses).",
+    "defense marks them as attacked (catches universal perturbations that alpha misses; one spatial pass "
+    "per clip) [default: the detection network's: on for synthetic-lrcn-robust, so for synthetic-lrcn, "
+    "off otherwise].",
 )
 vote_option = click.option(
     "--vote/--no-vote",

@@ -25,6 +25,7 @@ from vidshield.detection.detector import (
     detect_file,
     load_detector,
     model_default_network,
+    model_squeeze_default,
     model_vote_default,
 )
 from vidshield.detection.exception import VERDICTS, Detection, exception_index, exception_mask, route
@@ -44,6 +45,7 @@ __all__ = [
     "load_detector",
     "model_default_network",
     "model_vote_default",
+    "model_squeeze_default",
     "calibrate",
     "collect_videos",
     "compare_scores",

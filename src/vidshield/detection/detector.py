@@ -43,6 +43,7 @@ __all__ = [
     "load_detector",
     "shipped_config",
     "model_vote_default",
+    "model_squeeze_default",
     "model_default_network",
     "collect_videos",
     "detect_file",
@@ -183,6 +184,20 @@ def model_vote_default(model: torch.nn.Module) -> bool:
     return section.get("vote") is True
 
 
+def model_squeeze_default(model: torch.nn.Module) -> bool:
+    """Whether the pipeline runs the squeeze check by default on this detection network: its
+    checkpoint's ``"detector": {"squeeze_check": ...}`` (checked by
+    :func:`~vidshield.models.load_model`), else False (the paper).
+
+    The shipped ``synthetic-lrcn-robust`` says true: on top of its robust vote the check keeps
+    66.7 % of synthetic clips right against PGD through ComDefend on every frame at 8/255 where the
+    vote alone keeps 41.7 %, at no clean cost and one ComDefend pass per clip
+    (``results/security.md``). No UT-Interaction network says so (the check costs clean accuracy there).
+    """
+    section = (getattr(model, "metadata", None) or {}).get("detector") or {}
+    return section.get("squeeze_check") is True
+
+
 def model_default_network(model: torch.nn.Module) -> str | None:
     """The detection network a model's checkpoint names for the pipeline built on it alone
     (``"detector": {"network": NAME}``, a shipped name or checkpoint path, checked by
@@ -280,6 +295,12 @@ class TemporalConsistencyDetector:
         default: the config's ``vote``, or when that is None the model's
         (:func:`model_vote_default`)."""
         return self.config.vote if self.config.vote is not None else model_vote_default(self.model)
+
+    @property
+    def squeeze_check(self) -> bool:
+        """Whether a :class:`~vidshield.pipeline.DefensePipeline` built on this detector runs the
+        squeeze check by default: the detection network's (:func:`model_squeeze_default`)."""
+        return model_squeeze_default(self.model)
 
     # -- per-frame logits ------------------------------------------------------------------
 

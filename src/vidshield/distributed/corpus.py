@@ -153,7 +153,7 @@ class ScanSettings:
     comdefend: str | None = None
     qp: int = 36
     polluted: str = "exceptions"
-    squeeze_check: bool = False
+    squeeze_check: bool | None = None
     vote: bool | None = None
     max_frames: int | None = None
     device: str = "cpu"

@@ -51,25 +51,32 @@ __all__ = [
 RANDOM_TEMPORAL = {"random_grid": True, "qp_range": (30, 42)}
 
 #: Pipeline configurations: the single defenses (every clip defended the same way), the paper's
-#: routing and the hardening switches on and off. Every switch is explicit: the model's own vote
-#: default (on for the shipped synthetic-lrcn) never decides a column. ``network: "robust"``: the
-#: detector's network (its per-frame labels, its score, the vote) is the adversarially trained
-#: detection network given as ``networks["robust"]`` (``vidshield train-detector
-#: --adversarial-eps``), not the classifier's own per-frame path. ``temporal``: settings of the
-#: temporal defense (``-random``: :data:`RANDOM_TEMPORAL`; the attacks then use EOT).
+#: routing and the hardening switches on and off. Every switch is explicit: the models' own vote and
+#: squeeze defaults (on for the shipped synthetic-lrcn / synthetic-lrcn-robust) never decide a
+#: column. ``network: "robust"``: the detector's network (its per-frame labels, its score, the
+#: vote) is the adversarially trained detection network given as ``networks["robust"]``
+#: (``vidshield train-detector --adversarial-eps``), not the classifier's own per-frame path.
+#: ``temporal``: settings of the temporal defense (``-random``: :data:`RANDOM_TEMPORAL`; the
+#: attacks then use EOT).
 PIPELINES: dict[str, dict] = {
-    "none": {"strategy": "none", "vote": False},
-    "temporal": {"strategy": "temporal", "vote": False},
-    "spatial": {"strategy": "spatial", "vote": False},
-    "paper": {"strategy": "routed", "vote": False},
+    "none": {"strategy": "none", "squeeze_check": False, "vote": False},
+    "temporal": {"strategy": "temporal", "squeeze_check": False, "vote": False},
+    "spatial": {"strategy": "spatial", "squeeze_check": False, "vote": False},
+    "paper": {"strategy": "routed", "squeeze_check": False, "vote": False},
     "squeeze": {"strategy": "routed", "squeeze_check": True, "vote": False},
-    "vote": {"strategy": "routed", "vote": True},
+    "vote": {"strategy": "routed", "squeeze_check": False, "vote": True},
     "vote+squeeze": {"strategy": "routed", "vote": True, "squeeze_check": True},
-    "paper-robust": {"strategy": "routed", "vote": False, "network": "robust"},
-    "vote-robust": {"strategy": "routed", "vote": True, "network": "robust"},
+    "paper-robust": {"strategy": "routed", "squeeze_check": False, "vote": False, "network": "robust"},
+    "vote-robust": {"strategy": "routed", "squeeze_check": False, "vote": True, "network": "robust"},
     "vote-robust+squeeze": {"strategy": "routed", "vote": True, "squeeze_check": True, "network": "robust"},
-    "paper-random": {"strategy": "routed", "vote": False, "temporal": RANDOM_TEMPORAL},
-    "vote-robust-random": {"strategy": "routed", "vote": True, "network": "robust", "temporal": RANDOM_TEMPORAL},
+    "paper-random": {"strategy": "routed", "squeeze_check": False, "vote": False, "temporal": RANDOM_TEMPORAL},
+    "vote-robust-random": {
+        "strategy": "routed",
+        "squeeze_check": False,
+        "vote": True,
+        "network": "robust",
+        "temporal": RANDOM_TEMPORAL,
+    },
 }
 
 #: Draws of the defenses' randomness the attacks average over per step (EOT, Athalye et al. 2018)

@@ -179,9 +179,10 @@ def load_model(name_or_path: str | Path, *, device: str | torch.device = "cpu") 
     names = field(meta, "class_names", (list, type(None)), max_len=MAX_CLASSES, items=str, **check)
     field(meta, "input_spec", dict, default={}, **check)
     # defaults of a detector built on this model (vidshield.detection.model_vote_default,
-    # model_default_network)
+    # model_squeeze_default, model_default_network)
     section = field(meta, "detector", dict, default={}, **check)
     field(section, "vote", bool, default=None, what=f"{what} (detector)", error=CheckpointError)
+    field(section, "squeeze_check", bool, default=None, what=f"{what} (detector)", error=CheckpointError)
     field(section, "network", str, default=None, max_len=4096, what=f"{what} (detector)", error=CheckpointError)
     try:
         # the architecture is first built without memory ("meta" tensors) and checked against the

@@ -328,7 +328,10 @@ def create_app(config: ServeConfig) -> FastAPIOffline:
                                     "type": "string",
                                     "description": "a detector config registered by the operator",
                                 },
-                                "squeeze_check": {"type": "boolean", "default": False},
+                                "squeeze_check": {
+                                    "type": "boolean",
+                                    "description": "also purify clips detected clean [default: the detection network's]",
+                                },
                                 "defend": {"type": "boolean", "default": True},
                                 "qp": {"type": "integer", "minimum": 0, "maximum": 51, "default": 36},
                                 "polluted": {

@@ -75,13 +75,14 @@ class ScanSettings:
 
 @dataclass(frozen=True)
 class ScanOptions:
-    """One job's options, as in ``vidshield scan``: model and config by name, the squeeze check,
-    the temporal defense's QP and polluted-frame rule, the per-frame vote (None: the detector's
-    default, as ``scan`` without ``--vote/--no-vote``), and whether to write the defended video."""
+    """One job's options, as in ``vidshield scan``: model and config by name, the squeeze check and
+    the per-frame vote (None: the detector's default, as ``scan`` without ``--squeeze-check`` /
+    ``--vote`` and their ``--no-`` forms), the temporal defense's QP and polluted-frame rule, and
+    whether to write the defended video."""
 
     model: str
     config: str | None = None
-    squeeze_check: bool = False
+    squeeze_check: bool | None = None
     defend: bool = True
     qp: int = 36
     polluted: str = "exceptions"
@@ -115,7 +116,7 @@ class ScanOptions:
         return cls(
             model=model,
             config=config,
-            squeeze_check=_flag(fields, "squeeze_check", False),
+            squeeze_check=_flag(fields, "squeeze_check", None),
             defend=_flag(fields, "defend", True),
             qp=qp,
             polluted=polluted,
