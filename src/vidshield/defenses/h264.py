@@ -67,7 +67,9 @@ class H264Defense(Defense):
     Shape:
         ``forward(video (N, T, 3, H, W) float [0, 1], *, polluted=None, generator=None) -> same``:
         every video is encoded whole; with ``polluted``, only the marked frames of the result
-        replace the input's. Not differentiable (BPDA surrogate: identity).
+        replace the input's. Not differentiable (BPDA surrogate: identity). Not bit-reproducible:
+        libx264 through PyAV here returns a different encode now and then for the same input (about
+        1 call in 40 on 6 frames of noise, also with one encoder thread), so two calls may differ.
     """
 
     differentiable = False
