@@ -234,11 +234,9 @@ def test_shipped_detection_models_carry_their_vote_default():
     assert build_pipeline(model="ut-lrcn").vote is False
     assert build_pipeline(model="synthetic-lrcn", vote=False).vote is False
     assert build_pipeline(model="ut-lrcn", vote=True).vote is True
-    # the squeeze check: the robust network's default (so synthetic-lrcn's), off for ut-lrcn
-    assert synthetic.squeeze_check is True and build_pipeline(model="ut-lrcn").squeeze_check is False
-    assert build_pipeline(model="synthetic-lrcn", classifier="synthetic-lrcn").squeeze_check is False
-    assert build_pipeline(model="synthetic-lrcn", squeeze_check=False).squeeze_check is False
-    assert build_pipeline(model="ut-lrcn", squeeze_check=True).squeeze_check is True
+    # the squeeze check: off for every shipped network, on when asked
+    assert synthetic.squeeze_check is False and build_pipeline(model="ut-lrcn").squeeze_check is False
+    assert build_pipeline(model="synthetic-lrcn", squeeze_check=True).squeeze_check is True
 
 
 def test_a_malformed_detector_section_is_a_checkpoint_error(tmp_path):
@@ -297,14 +295,16 @@ def test_a_models_checkpoint_can_name_its_default_detection_network(tmp_path):
     torch.manual_seed(1)
     robust = create_model("test-lrcn", num_classes=3)
     serves = {"ref": str(tmp_path / "clf"), "sha256": classifier_hash(clf)}
-    save_model(robust, robust_path, metadata={"serves": serves, "detector": {"vote": True}})
+    save_model(robust, robust_path, metadata={"serves": serves, "detector": {"vote": True, "squeeze_check": True}})
     clf_path = save_model(clf, tmp_path / "clf", metadata={"detector": {"network": str(robust_path)}})
 
     pipe = build_pipeline(model=str(clf_path), comdefend=comdefend)
     assert torch.equal(pipe.classifier.state_dict()["classifier.weight"], clf.state_dict()["classifier.weight"])
     assert torch.equal(pipe.detector.model.state_dict()["classifier.weight"], robust.state_dict()["classifier.weight"])
     assert pipe.vote is True and pipe.detector.config.model == str(robust_path)
+    assert pipe.squeeze_check is True  # the network's JSON turns the squeeze check on
     assert build_pipeline(model=str(clf_path), comdefend=comdefend, vote=False).vote is False
+    assert build_pipeline(model=str(clf_path), comdefend=comdefend, squeeze_check=False).squeeze_check is False
     own = build_pipeline(model=str(clf_path), classifier=str(clf_path), comdefend=comdefend)
     assert torch.equal(own.detector.model.state_dict()["classifier.weight"], clf.state_dict()["classifier.weight"])
 

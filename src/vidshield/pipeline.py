@@ -113,9 +113,8 @@ class DefensePipeline:
             feature-squeezing check, Xu et al. 2018). Costs a spatial pass on clean videos. A
             universal dense perturbation flips every frame alike, so alpha misses it; this does not.
             None (default): the detection network's default
-            (:func:`~vidshield.detection.detector.model_squeeze_default`: on for the shipped
-            ``synthetic-lrcn-robust``, whose vote it takes from 41.7 % to 66.7 % against PGD on
-            every frame at 8/255; off otherwise).
+            (:func:`~vidshield.detection.detector.model_squeeze_default`; off for every shipped
+            network).
         vote: beyond the paper (issue 13): the answer is the majority of the detection network's
             per-frame labels of the defended video (:func:`~vidshield.detection.vote.frame_vote`,
             ties broken by the classifier) instead of the classifier's label, and the squeeze check
@@ -922,8 +921,8 @@ def build_pipeline(
             network's, else ``comdefend`` (:func:`~vidshield.defenses.spatial.comdefend.model_comdefend`).
         temporal: settings of the temporal defense (registry defaults overridden).
         polluted: as :class:`DefensePipeline`.
-        squeeze_check: True / False, or None for the detection network's default (on for
-            ``synthetic-lrcn-robust``, so for ``synthetic-lrcn`` alone; see :class:`DefensePipeline`).
+        squeeze_check: True / False, or None for the detection network's default (off for every
+            shipped network; see :class:`DefensePipeline`).
         vote: the per-frame vote: True / False, or None for the detector's default (the config's
             ``vote``, else the detection network's checkpoint: on for ``synthetic-lrcn``, off for
             ``ut-lrcn``; see :class:`DefensePipeline`).

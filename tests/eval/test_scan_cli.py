@@ -173,13 +173,13 @@ def test_scan_votes_by_the_models_default_and_no_vote_turns_it_off(tmp_path, cap
     video, _ = SyntheticActions(1, frames=16, height=64, width=64, seed=3)[0]
     clip = write_video(tmp_path / "clip.mkv", video, fps=25.0)
     reports = {}
-    for flag in (["--no-squeeze-check"], ["--no-vote", "--no-squeeze-check"]):
+    for flag in ([], ["--no-vote"]):
         report = tmp_path / f"r{len(flag)}.json"
         args = ["scan", str(clip), "--model", "synthetic-lrcn", "--report", str(report)]
         assert main([*args, "--plot", str(tmp_path / "r.png"), *flag, "--json"]) == 0
         capsys.readouterr()
         reports[tuple(flag)] = json.loads(report.read_text())
-    voted_report, plain_report = reports[("--no-squeeze-check",)], reports[("--no-vote", "--no-squeeze-check")]
+    voted_report, plain_report = reports[()], reports[("--no-vote",)]
     assert voted_report["vote"] is True and plain_report["vote"] is False
     assert voted_report["squeeze_check"] is False
     (voted,), (plain,) = voted_report["windows"], plain_report["windows"]
@@ -187,9 +187,9 @@ def test_scan_votes_by_the_models_default_and_no_vote_turns_it_off(tmp_path, cap
     counts = torch.bincount(torch.tensor(voted["frame_labels"]), minlength=len(voted["probs"]))
     assert counts[voted["label"]] == counts.max()  # clean clip, no defense: the vote of the input's frames
     assert voted["defense"] == "none"
-    default = tmp_path / "default.json"  # the default: the robust network's squeeze check on too
-    assert main(["scan", str(clip), "--model", "synthetic-lrcn", "--report", str(default), "--json"]) == 0
+    squeezed = tmp_path / "squeezed.json"  # --squeeze-check: ComDefend on the clip routed clean
+    assert main(["scan", str(clip), "--model", "synthetic-lrcn", "--report", str(squeezed), "--squeeze-check"]) == 0
     capsys.readouterr()
-    both = json.loads(default.read_text())
+    both = json.loads(squeezed.read_text())
     assert both["squeeze_check"] is True and both["vote"] is True
     assert both["windows"][0]["squeezed"] is False and both["windows"][0]["label"] == voted["label"]  # a clean clip

@@ -133,8 +133,7 @@ squeeze_check_option = click.option(
     default=None,
     help="Beyond the paper: also purify videos detected clean; a label change under the spatial "
     "defense marks them as attacked (catches universal perturbations that alpha misses; one spatial pass "
-    "per clip) [default: the detection network's: on for synthetic-lrcn-robust, so for synthetic-lrcn, "
-    "off otherwise].",
+    "per clip) [default: the detection network's checkpoint; off for the shipped ones].",
 )
 vote_option = click.option(
     "--vote/--no-vote",

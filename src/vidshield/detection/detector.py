@@ -189,10 +189,10 @@ def model_squeeze_default(model: torch.nn.Module) -> bool:
     checkpoint's ``"detector": {"squeeze_check": ...}`` (checked by
     :func:`~vidshield.models.load_model`), else False (the paper).
 
-    The shipped ``synthetic-lrcn-robust`` says true: on top of its robust vote the check keeps
-    66.7 % of synthetic clips right against PGD through ComDefend on every frame at 8/255 where the
-    vote alone keeps 41.7 %, at no clean cost and one ComDefend pass per clip
-    (``results/security.md``). No UT-Interaction network says so (the check costs clean accuracy there).
+    No shipped network says true: on top of ``synthetic-lrcn-robust``'s vote the check kept 66.7 %
+    of 12 synthetic clips against 20-step PGD through ComDefend on every frame at 8/255 but 50.0 %
+    against 50 steps (the vote alone: 41.7 %), for one ComDefend pass per clip (20x the time), and
+    it costs clean accuracy on UT-Interaction (``results/security.md``).
     """
     section = (getattr(model, "metadata", None) or {}).get("detector") or {}
     return section.get("squeeze_check") is True
