@@ -52,7 +52,8 @@ RANDOM_TEMPORAL = {"random_grid": True, "qp_range": (30, 42)}
 
 #: Pipeline configurations: the single defenses (every clip defended the same way), the paper's
 #: routing and the hardening switches on and off. Every switch is explicit: the models' own vote and
-#: squeeze defaults (the checkpoint JSON's ``"detector"`` section) never decide a column. ``network: "robust"``: the detector's network (its per-frame labels, its score, the
+#: squeeze defaults (the checkpoint JSON's ``"detector"`` section) never decide a column.
+#: ``network: "robust"``: the detector's network (its per-frame labels, its score, the
 #: vote) is the adversarially trained detection network given as ``networks["robust"]``
 #: (``vidshield train-detector --adversarial-eps``), not the classifier's own per-frame path.
 #: ``temporal``: settings of the temporal defense (``-random``: :data:`RANDOM_TEMPORAL`; the

@@ -330,7 +330,7 @@ def create_app(config: ServeConfig) -> FastAPIOffline:
                                 },
                                 "squeeze_check": {
                                     "type": "boolean",
-                                    "description": "also purify clips detected clean [default: the detection network's]",
+                                    "description": "also purify clips detected clean [default: the network's]",
                                 },
                                 "defend": {"type": "boolean", "default": True},
                                 "qp": {"type": "integer", "minimum": 0, "maximum": 51, "default": 36},
