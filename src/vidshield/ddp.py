@@ -32,6 +32,7 @@ __all__ = [
     "world",
     "init_from_env",
     "close",
+    "finish",
     "share",
     "LossModule",
     "wrap",
@@ -88,6 +89,16 @@ def init_from_env(device: str = "auto") -> torch.device | None:
     if not dist.is_initialized():
         dist.init_process_group(backend)
     return dev
+
+
+def finish() -> None:
+    """At the end of a run that went well: wait until every process gets here (no-op outside a
+    process group), so no process leaves gloo while another still runs its last collective or
+    writes the checkpoints (measured: 1 run in 6 of the two-process detector test aborted with
+    "terminate called without an active exception" without it). Not called on errors: a crashed
+    peer would make it wait."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def close() -> None:

@@ -94,8 +94,8 @@ def _worker(rank: int, world_size: int, port: int, job: str, out: str) -> None:
             raise AssertionError("the run was not interrupted")
         if job == "detector":
             _train_detector(out)
-            return
-        _train_comdefend(out, steps=4, resume=True)
+        else:
+            _train_comdefend(out, steps=4, resume=True)
     finally:
         dist.destroy_process_group()
 

@@ -413,6 +413,7 @@ def train_detector(
                     f"epoch {epoch + 1}/{epochs}: loss {metrics['train_loss']:.4f}, "
                     f"frame agreement {metrics['train_frame_agreement']:.4f}, {metrics['seconds']} s"
                 )
+    ddp.finish()
     return {"best_path": best_path, "history": history, "epochs_run": epochs - start, "serves": serves}
 
 

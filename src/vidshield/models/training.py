@@ -289,6 +289,7 @@ def train_classifier(
                         if k != "epoch"
                     )
                 )
+    ddp.finish()
     return {"best_path": best_path, "last_path": last_path, "best": best, "history": history, "epochs_run": epochs_run}
 
 

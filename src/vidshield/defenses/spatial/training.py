@@ -516,4 +516,5 @@ def train_comdefend(
     if not history or history[-1]["step"] != step:  # nothing run in this call: report the state
         validate(float("nan"), time.perf_counter() - start)
     result.step, result.best_psnr_db = step, best
+    ddp.finish()
     return result
