@@ -47,7 +47,7 @@ def test_the_defend_command_offers_every_registered_defense():
 def test_scan_imports_no_scipy_and_matplotlib_only_for_its_plot(lossless_video_file, tmp_path):
     """A whole ``vidshield scan`` (default detector, false-alarm budget, in-domain check) never
     imports scipy (the video rule's binomial tail is numpy), and imports matplotlib, and Pillow
-    with it, only where it draws the plot (``vidshield.detection.plots.new_figure``)."""
+    with it, only where it draws the plot (``vidshield.plotting.new_figure``)."""
     import json
     import subprocess
     import sys

@@ -79,3 +79,16 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["train", "--model", "test-c3d", "--dataset", "folder", "--out", str(tmp_path / "x")]) == 2
     assert main(["train", "--model", "nope", "--out", str(tmp_path / "x"), "--device", "cpu"]) == 2
     assert "model 'nope' not found: tried nope.safetensors, nope.json" in capsys.readouterr().err
+
+
+def test_train_builds_a_motion_model_at_the_size_asked(tmp_path, capsys):
+    argv = ["train", "--model", "test-c3d", "--size", "24", "24", "--motion", "--num-videos", "8", "--test-videos", "0"]
+    assert main([*argv, "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "m"), "--device", "cpu"]) == 0
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["arch_config"] == {"motion": True, "input_size": [16, 24, 24]}
+    assert meta["input_spec"]["height"] == 24 and meta["run"]["arch_config"] == meta["arch_config"]
+    assert (tmp_path / "m.curve.png").is_file()
+    capsys.readouterr()
+    # a checkpoint's architecture is fixed: --size / --motion only build a new one
+    assert main(["train", "--model", str(tmp_path / "m"), "--motion", "--out", str(tmp_path / "n")]) == 2
+    assert "give an architecture as --model" in capsys.readouterr().err

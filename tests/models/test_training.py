@@ -124,3 +124,21 @@ def test_label_smoothing_is_applied_to_video_and_frame_losses(blobs):
     assert not torch.allclose(plain, loss)
     with pytest.raises(ValueError, match="label_smoothing"):
         train_classifier(model, blobs(2, seed=0), epochs=1, out="unused", label_smoothing=1.0)
+
+
+def test_training_draws_its_learning_curve_every_epoch(tmp_path, blobs):
+    from PIL import Image
+
+    from vidshield.models.training import format_duration, learning_curve_path
+
+    torch.manual_seed(0)
+    out = tmp_path / "m"
+    curve = learning_curve_path(out)
+    assert curve == tmp_path / "m.curve.png"
+    train_classifier(
+        create_model("test-lrcn", num_classes=2), blobs(16, seed=0), blobs(8, seed=1), epochs=1, out=out,
+        batch_size=8, progress=False,
+    )  # fmt: skip
+    with Image.open(curve) as im:
+        assert im.format == "PNG" and im.width > 300
+    assert (format_duration(12.4), format_duration(250), format_duration(3900)) == ("12s", "4m 10s", "1h 05m")

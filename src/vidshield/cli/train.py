@@ -32,6 +32,19 @@ from vidshield.utils import seed_everything
     "name / checkpoint path to start from its weights.",
 )
 @dataset_options
+@click.option(
+    "--size",
+    nargs=2,
+    type=click.IntRange(min=16),
+    default=None,
+    metavar="H W",
+    help="Frame size of a new model's input (default: the architecture's; pack the clips at this size).",
+)
+@click.option(
+    "--motion",
+    is_flag=True,
+    help="A new model also sees each frame's difference to the previous one (3 more input channels).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option(
@@ -119,6 +132,8 @@ def command(
     model_name,
     dataset,
     root,
+    size,
+    motion,
     epochs,
     batch_size,
     lr,
@@ -173,15 +188,16 @@ def command(
     require_root(dataset, root)
     dev = ddp.init_from_env(device) or resolve_device(device)
     ctx.call_on_close(ddp.close)
+    arch_config = _arch_config(model_name, size=size, motion=motion)
     run = dict(
-        model_name=model_name, dataset=dataset, root=root, epochs=epochs, batch_size=batch_size, lr=lr,
+        model_name=model_name, arch_config=arch_config, dataset=dataset, root=root, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, frame_loss_weight=frame_loss_weight, label_smoothing=label_smoothing,
         augment=augment, strong_augment=strong_augment, clips_per_video=clips_per_video, cache=cache,
         resume=resume, amp=amp, num_workers=num_workers, device=dev, seed=seed, progress=not as_json,
         command_line=command_line_of(ctx),
     )  # fmt: skip
     if model_name in MODEL_REGISTRY:
-        spec = create_model(model_name, num_classes=1).input_spec
+        spec = create_model(model_name, num_classes=1, **arch_config).input_spec
     else:
         spec = load_model(model_name).input_spec
 
@@ -222,6 +238,23 @@ def command(
     return 0
 
 
+def _arch_config(model_name: str, *, size, motion: bool) -> dict:
+    """The architecture overrides of ``--size`` / ``--motion`` (only for a new model)."""
+    from vidshield.models import MODEL_REGISTRY, create_model
+
+    if not size and not motion:
+        return {}
+    if model_name not in MODEL_REGISTRY:
+        raise click.UsageError(
+            "--size and --motion build a new model: give an architecture as --model, not a checkpoint"
+        )
+    config: dict = {"motion": True} if motion else {}
+    if size:
+        frames = create_model(model_name, num_classes=1).input_spec.frames
+        config["input_size"] = [frames, int(size[0]), int(size[1])]
+    return config
+
+
 def _test_line(test: dict) -> str:
     line = f"test top-1 {test['top1']:.4f}, top-5 {test['top5']:.4f}"
     if "frame_top1" in test:
@@ -245,7 +278,7 @@ def _train_one(spec, train_set, val_set, test_set, classes, out, run, *, data_in
     name, dataset, dev = run["model_name"], run["dataset"], run["device"]
     seed_everything(run["seed"])
     if name in MODEL_REGISTRY:
-        model, init_from = create_model(name, num_classes=len(classes)), None
+        model, init_from = create_model(name, num_classes=len(classes), **run["arch_config"]), None
     else:
         model, init_from = load_model(name), str(name)
         if model.num_classes != len(classes):
@@ -293,7 +326,7 @@ def _train_one(spec, train_set, val_set, test_set, classes, out, run, *, data_in
 
 def _fold_settings(run: dict) -> dict:
     """What must match for a finished fold to count for this run."""
-    keys = ("model_name", "dataset", "epochs", "batch_size", "lr", "weight_decay", "frame_loss_weight",
+    keys = ("model_name", "arch_config", "dataset", "epochs", "batch_size", "lr", "weight_decay", "frame_loss_weight",
             "label_smoothing", "augment", "strong_augment", "clips_per_video", "seed")  # fmt: skip
     return {k: run[k] for k in keys}
 

@@ -17,35 +17,13 @@ import numpy as np
 
 from vidshield.detection.calibration import RocCurve
 from vidshield.detection.exception import exception_mask
+from vidshield.plotting import PLAIN as _PLAIN
+from vidshield.plotting import new_figure, save_figure
 from vidshield.text import printable
-from vidshield.utils import atomic_write_bytes
 
-__all__ = ["new_figure", "save_figure", "plot_score_distributions", "plot_label_strips", "plot_roc_curves"]
+__all__ = ["plot_score_distributions", "plot_label_strips", "plot_roc_curves"]
 
 _COLOURS = {"clean": "tab:green", "sparse": "tab:orange", "dense": "tab:red"}
-
-
-def new_figure(width: float, height: float):
-    """A matplotlib ``Figure`` of ``width`` x ``height`` inches on its own Agg canvas (no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
-
-
-# Text drawn verbatim: no mathtext, no TeX.
-_PLAIN = {"parse_math": False, "usetex": False}
-
-
-def save_figure(fig, path: str | Path, dpi: int) -> Path:
-    """Write ``fig`` as a PNG at ``dpi`` (atomically); returns ``path``."""
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_score_distributions(

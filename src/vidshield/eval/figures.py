@@ -82,8 +82,8 @@ def reproduction_figures(
 def figure7(sets: dict, examples: Path, path: Path) -> Path:
     """Figure 7: a clean frame, its attacked version, the perturbation, and the defended frames
     (``examples``: the folder of the stages' ``example_SET_DEFENSE.safetensors``)."""
-    from vidshield.detection.plots import new_figure, save_figure
     from vidshield.io import load_clips
+    from vidshield.plotting import new_figure, save_figure
 
     rows = []
     for set_name, defenses in (("sparse", ("temporal", "spatial")), ("dense", ("spatial",))):

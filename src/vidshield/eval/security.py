@@ -397,7 +397,7 @@ def plot_sweep(results: dict, pipelines: list[str], path: Path) -> Path | None:
     """Robust accuracy (per-clip worst case over the attacks run) against the l_inf budget, one
     panel per pipeline, one line per number of attacked frames; clean accuracy dotted. None when
     no sweep case of these pipelines was run."""
-    from vidshield.detection.plots import new_figure, save_figure
+    from vidshield.plotting import new_figure, save_figure
 
     panels = []
     for p in pipelines:
@@ -437,7 +437,7 @@ def plot_sweep(results: dict, pipelines: list[str], path: Path) -> Path | None:
 def plot_curves(results: dict, path: Path, keys: list[str] | None = None) -> Path:
     """Loss curves (mean objective of the attacked clips per step, one line per restart) of the
     given cases (default: every case with a curve), one panel each, saved as PNG."""
-    from vidshield.detection.plots import new_figure, save_figure
+    from vidshield.plotting import new_figure, save_figure
 
     keys = keys or [k for k, r in results["cases"].items() if r.get("curves")]
     cols = 3

@@ -87,3 +87,13 @@ def normalize_video(video: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     mean = video.new_tensor(spec.mean).view(1, 1, 3, 1, 1)
     std = video.new_tensor(spec.std).view(1, 1, 3, 1, 1)
     return (video - mean) / std
+
+
+def with_frame_differences(x: torch.Tensor) -> torch.Tensor:
+    """Append each frame's difference to the frame before it as 3 more channels (the motion input
+    of ``motion=True`` models; the first frame's difference is 0).
+
+    Shape: ``(N, T, 3, H, W)`` (normalised) -> ``(N, T, 6, H, W)``; new tensor.
+    """
+    diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+    return torch.cat([x, diff], dim=2)

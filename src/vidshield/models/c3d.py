@@ -11,7 +11,8 @@ Eight 3x3x3 convolutions and five max-pools, then two 4096-wide fully connected 
 
 About 78.4 M parameters with 101 classes. ``width`` scales every channel count and the fc size
 (``width=1/8`` gives a ~1 M parameter model that trains on a CPU); ``input_size`` sets (T, H, W)
-and the flattened size follows from it. ``batch_norm`` (off in the published model, on in the
+and the flattened size follows from it. ``motion`` feeds each frame's difference to the previous
+one as three more input channels (not in the paper; see :class:`C3D`). ``batch_norm`` (off in the published model, on in the
 small variants) adds BatchNorm after each convolution.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vidshield.models.base import InputSpec, VideoClassifier, normalize_video
+from vidshield.models.base import InputSpec, VideoClassifier, normalize_video, with_frame_differences
 
 # (name, output channels at width 1, pool after it: (kernel, padding) or None)
 _C3D_LAYERS: tuple[tuple[str, int, tuple | None], ...] = (
@@ -73,10 +74,12 @@ class C3D(VideoClassifier):
             it because plain C3D trained from scratch on a small data set sits at chance for many
             epochs). In eval mode it is a fixed per-channel affine map, so clips stay independent.
         mean, std: per-channel normalisation applied inside ``forward`` to [0, 1] RGB input.
+        motion: append the frame differences as three more channels (computed inside the model,
+            so the input is still RGB): a motion input for small data sets with a static scene.
 
     Shape:
         ``forward``: ``float32 (N, T, 3, H, W)`` in [0, 1], exactly ``input_size`` -> ``(N, K)``
-        logits. The model permutes to ``(N, 3, T, H, W)`` internally.
+        logits. The model permutes to ``(N, C, T, H, W)`` internally (C = 6 with ``motion``).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class C3D(VideoClassifier):
         batch_norm: bool = False,
         mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
         std: tuple[float, float, float] = (0.25, 0.25, 0.25),
+        motion: bool = False,
     ):
         super().__init__()
         if num_classes < 1:
@@ -99,9 +103,10 @@ class C3D(VideoClassifier):
         out_t, out_h, out_w = c3d_feature_shape((t, h, w))
         self.input_spec = InputSpec(frames=t, height=h, width=w, mean=tuple(mean), std=tuple(std))
         self.num_classes = int(num_classes)
+        self.motion = bool(motion)
 
         layers: list[nn.Module] = []
-        in_ch = 3
+        in_ch = 6 if self.motion else 3
         for _, channels, pool in _C3D_LAYERS:
             out_ch = scaled_channels(channels, width)
             layers.append(nn.Conv3d(in_ch, out_ch, kernel_size=3, padding=1))
@@ -138,5 +143,8 @@ class C3D(VideoClassifier):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         self.check_input(video, exact_frames=True)
-        x = normalize_video(video, self.input_spec).permute(0, 2, 1, 3, 4)  # (N, 3, T, H, W)
+        x = normalize_video(video, self.input_spec)
+        if self.motion:
+            x = with_frame_differences(x)
+        x = x.permute(0, 2, 1, 3, 4)  # (N, C, T, H, W)
         return self.classifier(self.features(x).flatten(1))

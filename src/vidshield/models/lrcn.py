@@ -25,7 +25,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from vidshield.models.base import InputSpec, VideoClassifier, normalize_video
+from vidshield.models.base import InputSpec, VideoClassifier, normalize_video, with_frame_differences
 
 _STAGE_CHANNELS = (64, 128, 256, 512)
 
@@ -60,17 +60,17 @@ class FrameCNN(nn.Module):
     followed by a 2x2 max-pool, then global average pooling.
 
     Shape:
-        ``(M, 3, H, W)`` normalised frames -> ``(M, out_features)``. In eval mode each frame's
+        ``(M, C, H, W)`` normalised frames (``in_channels`` C) -> ``(M, out_features)``. In eval mode each frame's
         output depends on that frame only (BatchNorm uses its running statistics), so at inference
         on a CPU (eval mode, autograd off) the frames go through in passes of about :data:`INFERENCE_PIXELS`
         (equal sizes, at least 2 frames each: oneDNN's convolution gives a lone frame other roundings,
         a pass of 2 or more frames the same bits as one pass of all of them).
     """
 
-    def __init__(self, *, width: float = 1.0, blocks: int = 2):
+    def __init__(self, *, width: float = 1.0, blocks: int = 2, in_channels: int = 3):
         super().__init__()
         layers: list[nn.Module] = []
-        in_ch = 3
+        in_ch = in_channels
         for channels in _STAGE_CHANNELS:
             out_ch = max(1, int(round(channels * width)))
             for _ in range(blocks):
@@ -105,6 +105,9 @@ class LRCN(VideoClassifier):
         input_size: clip size (T, H, W) the model is trained for; any T >= 1 is accepted at
             inference, H x W must match.
         mean, std: per-channel normalisation applied inside the model to [0, 1] RGB input.
+        motion: the CNN also sees each frame's difference to the previous frame (three more
+            channels, computed inside the model; not in the paper). The per-frame path then labels
+            frame t from frames t and t-1, still with no recurrence.
 
     Shape:
         ``forward``: ``(N, T, 3, H, W)`` in [0, 1] -> video logits ``(N, K)`` (mean over steps).
@@ -126,6 +129,7 @@ class LRCN(VideoClassifier):
         input_size: tuple[int, int, int] = (40, 112, 112),
         mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
         std: tuple[float, float, float] = (0.25, 0.25, 0.25),
+        motion: bool = False,
     ):
         super().__init__()
         if num_classes < 1:
@@ -137,7 +141,8 @@ class LRCN(VideoClassifier):
             raise ValueError(f"LRCN input_size (T, H, W) needs T >= 1 and H, W >= 16; got {tuple(input_size)}")
         self.input_spec = InputSpec(frames=t, height=h, width=w, mean=tuple(mean), std=tuple(std))
         self.num_classes = int(num_classes)
-        self.cnn = FrameCNN(width=width, blocks=blocks)
+        self.motion = bool(motion)
+        self.cnn = FrameCNN(width=width, blocks=blocks, in_channels=6 if self.motion else 3)
         # One layer, no inter-layer dropout: deterministic in train mode (see rnn_backward_mode).
         self.lstm = nn.LSTM(self.cnn.out_features, hidden, num_layers=1, batch_first=True)
         self.dropout = nn.Dropout(dropout)
@@ -147,8 +152,10 @@ class LRCN(VideoClassifier):
         """CNN features of every frame. Shape: ``(N, T, 3, H, W)`` in [0, 1] -> ``(N, T, F)``."""
         self.check_input(video, exact_frames=False)
         n, t = video.shape[:2]
-        frames = normalize_video(video, self.input_spec).flatten(0, 1)
-        return self.cnn(frames).view(n, t, -1)
+        x = normalize_video(video, self.input_spec)
+        if self.motion:
+            x = with_frame_differences(x)
+        return self.cnn(x.flatten(0, 1)).view(n, t, -1)
 
     def _recurrent_logits(self, features: torch.Tensor) -> torch.Tensor:
         """``(N, T, F)`` -> per-step logits ``(N, T, K)`` of the LSTM run over the sequence."""

@@ -280,7 +280,11 @@ def train_classifier(
                         "settings": settings,
                     },
                 )
+            if world.is_main:
+                plot_learning_curve(history, learning_curve_path(out), epochs=epochs)
             if progress:
+                this_call = history[-epochs_run:]
+                eta = sum(m["seconds"] for m in this_call) / epochs_run * (epochs - epoch - 1)
                 bar.console.print(
                     f"epoch {epoch + 1}/{epochs}: "
                     + ", ".join(
@@ -288,9 +292,54 @@ def train_classifier(
                         for k, v in metrics.items()
                         if k != "epoch"
                     )
+                    + f", eta {format_duration(eta)}"
                 )
     ddp.finish()
     return {"best_path": best_path, "last_path": last_path, "best": best, "history": history, "epochs_run": epochs_run}
+
+
+def learning_curve_path(out: str | Path) -> Path:
+    """Where :func:`train_classifier` draws its learning curve: ``x.curve.png`` beside ``x.safetensors``."""
+    return checkpoint_paths(out)[0].with_suffix(".curve.png")
+
+
+def format_duration(seconds: float) -> str:
+    """``"1h 05m"``, ``"4m 10s"`` or ``"12s"``."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def plot_learning_curve(history: list[dict], path: str | Path, *, epochs: int | None = None) -> Path:
+    """The training loss (left) and the train / validation top-1 (right) of every epoch so far,
+    as a PNG (rewritten after each epoch, so an unfinished run has one too).
+
+    Args:
+        history: one dict per epoch with ``epoch``, ``train_loss``, ``train_top1`` and, when
+            validated, ``val_top1`` (and ``val_frame_top1``), as :func:`train_classifier` keeps it.
+        epochs: the run's planned length (the x axis spans it), default the epochs so far.
+    """
+    from vidshield.plotting import PLAIN, new_figure, save_figure
+
+    x = [m["epoch"] for m in history]
+    fig = new_figure(8.0, 3.0)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot(x, [m["train_loss"] for m in history], "o-", ms=3, label="train")
+    loss_ax.set_ylabel("loss", **PLAIN)
+    acc_ax.plot(x, [m["train_top1"] for m in history], "o-", ms=3, label="train top-1")
+    for key, label in (("val_top1", "validation top-1"), ("val_frame_top1", "validation per-frame top-1")):
+        if any(key in m for m in history):
+            acc_ax.plot([m["epoch"] for m in history if key in m], [m[key] for m in history if key in m], "o-",
+                        ms=3, label=label)  # fmt: skip
+    acc_ax.set_ylim(0, 1.02)
+    acc_ax.set_ylabel("top-1", **PLAIN)
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch", **PLAIN)
+        ax.set_xlim(0.5, max(epochs or 0, x[-1]) + 0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return save_figure(fig, path, 100)
 
 
 def _check_resumable(path, model, epochs: int):
