@@ -37,6 +37,8 @@ RECIPES: dict[str, dict] = {
     "c3d-rgb-32": {"arch": "c3d-small", "motion": False, "size": 32},
     "lrcn-rgb": {"arch": "lrcn-small", "motion": False},
     "lrcn-motion": {"arch": "lrcn-small", "motion": True},
+    "lrcn-motion-32": {"arch": "lrcn-small", "motion": True, "size": 32},
+    "lrcn-rgb-32": {"arch": "lrcn-small", "motion": False, "size": 32},
 }
 DEFAULTS = {"size": 64, "frames": 16, "epochs": 40, "clips_per_video": 4, "batch_size": 8, "lr": 2e-3,
             "weight_decay": 5e-4, "label_smoothing": 0.1, "frame_loss_weight": 1.0}  # fmt: skip

@@ -142,3 +142,16 @@ def test_training_draws_its_learning_curve_every_epoch(tmp_path, blobs):
     with Image.open(curve) as im:
         assert im.format == "PNG" and im.width > 300
     assert (format_duration(12.4), format_duration(250), format_duration(3900)) == ("12s", "4m 10s", "1h 05m")
+
+
+def test_select_last_keeps_the_last_epoch_whatever_validation_says(tmp_path, blobs):
+    torch.manual_seed(0)
+    result = train_classifier(
+        create_model("test-lrcn", num_classes=2), blobs(16, seed=0), blobs(8, seed=1), epochs=3, out=tmp_path / "m",
+        batch_size=8, progress=False, select="last",
+    )  # fmt: skip
+    assert result["best"]["epoch"] == 3 and all("val_top1" in h for h in result["history"])
+    assert load_model(result["best_path"]).metadata["metrics"]["epoch"] == 3
+    with pytest.raises(ValueError, match="select"):
+        train_classifier(create_model("test-lrcn", num_classes=2), blobs(8, seed=0), epochs=1, out=tmp_path / "n",
+                         select="first", progress=False)  # fmt: skip

@@ -100,6 +100,13 @@ from vidshield.utils import seed_everything
     help="Label smoothing of the video and per-frame cross-entropies.",
 )
 @click.option(
+    "--select",
+    type=click.Choice(["best", "last"]),
+    default="best",
+    show_default=True,
+    help="Keep the epoch with the best validation top-1, or the last one (a validation set too small to choose by).",
+)
+@click.option(
     "--protocol",
     type=click.Choice(TRAINING_PROTOCOLS),
     default="split",
@@ -146,6 +153,7 @@ def command(
     strong_augment,
     clips_per_video,
     label_smoothing,
+    select,
     protocol,
     folds,
     cache,
@@ -192,7 +200,7 @@ def command(
     run = dict(
         model_name=model_name, arch_config=arch_config, dataset=dataset, root=root, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, frame_loss_weight=frame_loss_weight, label_smoothing=label_smoothing,
-        augment=augment, strong_augment=strong_augment, clips_per_video=clips_per_video, cache=cache,
+        augment=augment, strong_augment=strong_augment, clips_per_video=clips_per_video, select=select, cache=cache,
         resume=resume, amp=amp, num_workers=num_workers, device=dev, seed=seed, progress=not as_json,
         command_line=command_line_of(ctx),
     )  # fmt: skip
@@ -306,6 +314,7 @@ def _train_one(spec, train_set, val_set, test_set, classes, out, run, *, data_in
         weight_decay=run["weight_decay"], device=dev, resume=run["resume"], seed=run["seed"], amp=run["amp"],
         num_workers=run["num_workers"], frame_loss_weight=run["frame_loss_weight"],
         label_smoothing=run["label_smoothing"], class_names=classes, extra_metadata=metadata, progress=run["progress"],
+        select=run["select"],
     )  # fmt: skip
     if not ddp.world().is_main:
         return None
@@ -327,7 +336,7 @@ def _train_one(spec, train_set, val_set, test_set, classes, out, run, *, data_in
 def _fold_settings(run: dict) -> dict:
     """What must match for a finished fold to count for this run."""
     keys = ("model_name", "arch_config", "dataset", "epochs", "batch_size", "lr", "weight_decay", "frame_loss_weight",
-            "label_smoothing", "augment", "strong_augment", "clips_per_video", "seed")  # fmt: skip
+            "label_smoothing", "augment", "strong_augment", "clips_per_video", "select", "seed")  # fmt: skip
     return {k: run[k] for k in keys}
 
 

@@ -122,6 +122,7 @@ def train_classifier(
     class_names: list[str] | None = None,
     extra_metadata: dict | None = None,
     progress: bool = True,
+    select: str = "best",
 ) -> dict:
     """Train ``model`` in place and keep its best and last checkpoints under ``out``.
 
@@ -144,6 +145,9 @@ def train_classifier(
         class_names: stored in the checkpoints (default: ``train_set.classes`` if present).
         extra_metadata: extra JSON fields for the best checkpoint (data set, command line...).
         progress: show rich progress bars and one summary line per epoch.
+        select: ``"best"`` keeps the epoch of the highest validation top-1 (then per-frame top-1);
+            ``"last"`` keeps the last epoch (validation is still reported): for a validation set
+            too small to choose an epoch by (UT-Interaction's LOSO folds hold 6 clips).
 
     Returns:
         ``dict(best_path, last_path, best (metrics of the best epoch), history (one dict per
@@ -158,6 +162,8 @@ def train_classifier(
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if len(train_set) == 0:
         raise ValueError("the training set is empty")
+    if select not in ("best", "last"):
+        raise ValueError(f"select must be 'best' or 'last', got {select!r}")
     world = ddp.world()
     if batch_size < world.size:
         raise ValueError(f"the global batch ({batch_size}) is smaller than the number of processes ({world.size})")
@@ -185,6 +191,7 @@ def train_classifier(
         "frame_loss_weight": frame_loss_weight,
         "label_smoothing": label_smoothing,
         "max_grad_norm": max_grad_norm,
+        "select": select,
         "train_videos": len(train_set),
         "val_videos": len(val_set) if val_set is not None else 0,
         "processes": world.size,
@@ -258,7 +265,7 @@ def train_classifier(
             metrics["seconds"] = round(time.perf_counter() - started, 2)
             history.append(metrics)
             epochs_run += 1
-            if best is None or val_set is None or _selection_key(metrics) > _selection_key(best):
+            if best is None or val_set is None or select == "last" or _selection_key(metrics) > _selection_key(best):
                 best = dict(metrics)
                 if world.is_main:
                     save_model(
