@@ -18,6 +18,35 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
+def assert_valid_scan_report(report: dict) -> None:
+    """``report`` fits the versioned scan-report schema, and its verdict agrees with its fields."""
+    import jsonschema
+
+    from vidshield.schema import SCAN_REPORT_SCHEMA
+
+    jsonschema.validate(report, SCAN_REPORT_SCHEMA)
+    if report["in_domain"] is not False:
+        assert report["verdict"] == report["detector_verdict"]
+    assert report["frames_decoded"] == report["num_frames"]
+    if report["truncated"]:
+        assert report["frames_declared"] is None or report["frames_declared"] > report["frames_decoded"]
+
+
+@pytest.fixture(autouse=True)
+def _every_scan_report_is_schema_checked(monkeypatch):
+    """Every report any test makes in-process (``scan``, the service, the corpus) is validated."""
+    import vidshield.pipeline as pipeline
+
+    made = pipeline.scan_report
+
+    def checked(*args, **kwargs):
+        report = made(*args, **kwargs)
+        assert_valid_scan_report(report)
+        return report
+
+    monkeypatch.setattr(pipeline, "scan_report", checked)
+
+
 @pytest.fixture
 def rng() -> torch.Generator:
     """A ``torch.Generator`` seeded with 0."""

@@ -16,7 +16,7 @@ from vidshield.attacks.dataset import read_set_manifest
 from vidshield.cli import main
 from vidshield.detection.detector import collect_videos
 from vidshield.errors import CheckpointError, InputFormatError, VideoDecodeError
-from vidshield.io import iter_chunks, write_video
+from vidshield.io import CorruptVideoWarning, iter_chunks, write_video
 from vidshield.jsonio import MAX_DEPTH, contained_path, field, read_json
 from vidshield.models import create_model, load_model, save_model
 from vidshield.text import printable
@@ -223,21 +223,47 @@ def test_pyav_index_errors_become_decode_errors(tmp_path, lossless_video_file, m
         list(src.frames())
 
 
-def test_truncated_avi_with_a_frame_count_is_refused(tmp_path):
-    path = tmp_path / "clip.avi"
+def _truncated_avi(path, frames=60):
+    """An MJPEG AVI whose header declares ``frames`` frames and whose data holds about a third
+    of them (like OpenCV's sample tree.avi: 68 of 444 frames present, which players show)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("mjpeg", rate=25)
         stream.width = stream.height = 32
         stream.pix_fmt = "yuvj420p"
-        for i in range(30):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 8 * i, np.uint8), format="rgb24")
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 4 * i, np.uint8), format="rgb24")
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
-    with pytest.raises(VideoDecodeError, match="truncated"):
-        list(iter_chunks(path))
+    return path
+
+
+def test_a_truncated_avi_is_read_as_far_as_it_decodes_and_refused_when_strict(tmp_path):
+    path = _truncated_avi(tmp_path / "clip.avi")
+    with pytest.warns(CorruptVideoWarning, match="truncated") as record:
+        chunks = list(iter_chunks(path))
+    decoded = sum(c.shape[0] for _, c in chunks)
+    warning = next(w.message for w in record if w.message.truncated)
+    assert 3 < decoded < 60 and warning.frames_declared == 60
+    with pytest.raises(VideoDecodeError, match=r"truncated: .*--strict"):
+        list(iter_chunks(path, strict=True))
+
+
+def test_scan_gives_a_verdict_on_a_truncated_file_and_strict_refuses_it(tmp_path, capsys):
+    path = _truncated_avi(tmp_path / "clip.avi")
+    report = tmp_path / "r.json"
+    args = ["scan", str(path), "--model", "synthetic-lrcn", "--report", str(report), "--plot", str(tmp_path / "p.png")]
+    assert main([*args, "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the file is truncated; scanned the" in err and "of the 60 its container declares" in err
+    saved = json.loads(report.read_text())
+    assert saved["truncated"] is True and saved["frames_declared"] == 60 and 3 < saved["frames_decoded"] < 60
+    assert saved["verdict"] in ("clean", "sparse", "dense")
+    assert main([*args, "--strict"]) == 2
+    line = _one_error_line(capsys)
+    assert "truncated" in line and "--strict" in line
 
 
 def test_defend_checks_the_output_before_the_work(tmp_path, capsys, monkeypatch):
@@ -377,3 +403,17 @@ def test_a_resumed_attack_set_removes_temp_files_of_a_killed_write(tmp_path):
     (tmp_path / "clip_00000.mkv").write_bytes(b"kept")
     assert remove_stale_temp_files(tmp_path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_00000.mkv"]
+
+
+def test_defend_keeps_what_a_truncated_file_holds_and_strict_refuses_it(tmp_path, capsys):
+    path = _truncated_avi(tmp_path / "clip.avi")
+    out = tmp_path / "o.mkv"
+    args = ["defend", str(path), "-o", str(out), "--method", "temporal", "--every", "4"]
+    assert main([*args, "--strict"]) == 2
+    line = _one_error_line(capsys)
+    assert "truncated" in line and "--strict" in line and not out.exists()
+    assert main(args) == 0
+    assert "warning: the file is truncated; defending the" in capsys.readouterr().err
+    from vidshield.io import probe
+
+    assert probe(out).num_frames == probe(path).num_frames

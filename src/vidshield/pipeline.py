@@ -21,6 +21,7 @@ from vidshield.detection.vote import frame_vote
 from vidshield.models.adapter import resample_video
 from vidshield.models.base import InputSpec
 from vidshield.routing import POLLUTED_RULES, STRATEGIES, polluted_frames, route_defense
+from vidshield.schema import SCAN_REPORT_VERSION
 from vidshield.text import printable
 from vidshield.utils import eval_mode, module_device
 from vidshield.video import check_video
@@ -330,6 +331,8 @@ class ScanResult:
         num_frames: frames scanned (the frames that decoded).
         frames_declared: frames the container declares (None if it does not say).
         warnings: damage found while decoding (frames skipped, a file that looks truncated).
+        truncated: the file's data ends before what its container declares (or demuxing broke
+            off): the frames that decode were scanned (:func:`scan_file` with ``strict`` refuses).
         windows_fired: windows the detector did not call clean.
         windows_allowed: with a false-alarm budget, windows that may fire on a clean video of this
             length (:func:`~vidshield.detection.calibration.windows_allowed`); None without one.
@@ -345,6 +348,7 @@ class ScanResult:
     num_frames: int
     frames_declared: int | None = None
     warnings: list[str] = field(default_factory=list)
+    truncated: bool = False
     windows_fired: int = 0
     windows_allowed: int | None = None
     domain: dict | None = None
@@ -366,6 +370,7 @@ class ScanResult:
             "num_frames": self.num_frames,
             "frames_decoded": self.num_frames,
             "frames_declared": self.frames_declared,
+            "truncated": self.truncated,
             "warnings": [printable(w) for w in self.warnings],
             "label_before": self.label_before,
             "label": self.label,
@@ -426,6 +431,7 @@ def scan_file(
     batch_windows: int = 4,
     prefetch: int = 4,
     check_domain: bool = False,
+    strict: bool = False,
 ) -> ScanResult:
     """Run the pipeline over a video file in consecutive windows of the detector model's clip
     length, at :func:`working_spec`'s view (see :func:`model_view_windows`; the work is
@@ -447,14 +453,20 @@ def scan_file(
             first (a false-alarm budget), the check uses that pass's own CNN features and frame
             logits (:class:`~vidshield.detection.domain.DomainCheck`); otherwise
             :func:`domain_check` decodes the video once more before the scan.
+        strict: refuse a truncated file before any work (one demux pass); by default the frames
+            that decode are scanned and ``result.truncated`` says so.
 
     Raises:
-        VideoDecodeError: the file cannot be read, or fewer than 3 frames decode.
+        VideoDecodeError: the file cannot be read, fewer than 3 frames decode, or (``strict``)
+            it is truncated.
         VidshieldError: the in-domain profile does not fit the detection network.
     """
+    from vidshield.io import probe
     from vidshield.io._source import VideoSource
     from vidshield.utils import fewer_torch_threads, prefetched
 
+    if strict:
+        probe(path, strict=True)
     spec = working_spec(pipeline)
     profile = pipeline.detector.config.domain_profile() if check_domain else None
     domain = None
@@ -506,19 +518,27 @@ def _domain_on_first_pass(pipeline: DefensePipeline, profile, spec: InputSpec, m
     )
 
 
+class DecodeDamage(list):
+    """The :class:`~vidshield.io.CorruptVideoWarning` messages of a decode (a list of str), and
+    ``truncated``: whether one said the data ends early."""
+
+    truncated: bool = False
+
+
 @contextlib.contextmanager
 def decode_damage():
     """Collect the :class:`~vidshield.io.CorruptVideoWarning` messages raised inside (damage found
-    while decoding) into the list it yields, filled on exit; other warnings pass on."""
+    while decoding) into the :class:`DecodeDamage` it yields, filled on exit; other warnings pass on."""
     from vidshield.io import CorruptVideoWarning
 
-    damage: list[str] = []
+    damage = DecodeDamage()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CorruptVideoWarning)
         yield damage
     for w in caught:
         if issubclass(w.category, CorruptVideoWarning):
             damage.append(str(w.message))
+            damage.truncated = damage.truncated or bool(getattr(w.message, "truncated", False))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
@@ -642,6 +662,7 @@ def scan_windows(
         num_frames=last_start + len(last.frame_labels),
         frames_declared=frames_declared,
         warnings=[*damage, *found],
+        truncated=bool(getattr(damage, "truncated", False) or found.truncated),
         windows_fired=fired,
         windows_allowed=None if budget is None else windows_allowed(len(summaries), budget),
         domain=in_domain,
@@ -710,6 +731,16 @@ def domain_check(pipeline: DefensePipeline, path) -> dict | None:
         raise VidshieldError(f"in-domain check: {printable(e)}") from e
 
 
+#: the report's verdict when the video is outside the detection network's calibrated domain
+OUT_OF_DOMAIN = "out_of_domain"
+
+
+def reported_verdict(detector_verdict: str, in_domain: bool | None) -> str:
+    """The verdict a report gives: the detector's (``clean`` / ``sparse`` / ``dense``), or
+    :data:`OUT_OF_DOMAIN` when the in-domain check failed (no verdict is acted on there)."""
+    return OUT_OF_DOMAIN if in_domain is False else detector_verdict
+
+
 def scan_report(
     pipeline: DefensePipeline,
     result: ScanResult,
@@ -731,7 +762,9 @@ def scan_report(
     (:func:`vidshield.detection.domain.check_file`; None: not checked), reported as ``config``,
     ``in_domain`` and ``domain``; ``about`` is the line saying which classifier and label space the
     verdict is about (:func:`label_space_line`), and ``domain_warning`` the one line that replaces
-    the verdict out of domain (None in domain or unchecked)."""
+    the verdict out of domain (None in domain or unchecked). ``verdict`` is
+    :func:`reported_verdict` (``out_of_domain`` there) and ``detector_verdict`` what the detector
+    alone said. The shape is :data:`vidshield.schema.SCAN_REPORT_SCHEMA`."""
     names = pipeline.classifier.class_names
     classifier = classifier or getattr(pipeline.classifier, "source", None) or model
     out_of_domain = domain is not None and not domain["in_domain"]
@@ -756,6 +789,9 @@ def scan_report(
             else None
         ),
         **result.to_dict(names),
+        "verdict": reported_verdict(result.verdict, None if domain is None else domain["in_domain"]),
+        "detector_verdict": result.verdict,
+        "schema": SCAN_REPORT_VERSION,
     }
 
 

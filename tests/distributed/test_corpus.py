@@ -166,7 +166,8 @@ def test_a_video_out_of_domain_is_scanned_with_nothing_defended(corpus, monkeypa
     assert scan_one(path, SETTINGS)["in_domain"] is None  # synthetic-lrcn's paper thresholds: no profile
     monkeypatch.setattr(vidshield.pipeline, "domain_check", lambda pipeline, p: {"in_domain": False})
     row = scan_one(path, SETTINGS)
-    assert (row["in_domain"], row["verdict"], row["defense"], row["error"]) == (False, "sparse", "none", None)
+    assert (row["in_domain"], row["verdict"], row["defense"], row["error"]) == (False, "out_of_domain", "none", None)
+    assert row["detector_verdict"] == "sparse"  # what the detector alone said is kept beside it
     head, windows = decode_video(str(path), SETTINGS, working_spec(pipeline_for(SETTINGS)))
     assert without_timing([scan_decoded(head, windows, SETTINGS)]) == without_timing([row])
     assert pipeline_for(SETTINGS).strategy == "routed"  # the shared pipeline is left as it was
@@ -179,6 +180,7 @@ def test_the_default_detector_checks_the_domain(tmp_path):
     write_video(tmp_path / "noise.mkv", torch.rand(24, 3, 64, 64, generator=torch.Generator().manual_seed(0)), fps=25.0)
     row = scan_one(tmp_path / "noise.mkv", ScanSettings())
     assert row["error"] is None and row["in_domain"] is False and row["defense"] == "none"
+    assert row["verdict"] == "out_of_domain"
 
 
 def _row(path: str, settings: str = "s1", **fields) -> dict:

@@ -3,6 +3,7 @@ frames), never a crash, a hang or a silent empty result. The files are made here
 
 from __future__ import annotations
 
+import re
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -107,13 +108,50 @@ def test_absurd_frame_size_in_file(tmp_path):
     _assert_all_fail(path, "outside 1..16384")
 
 
+def _strict_readers(path: Path):
+    return {
+        "probe": lambda: probe(path, strict=True),
+        "read_all": lambda: read_frames(path, strict=True),
+        "sample": lambda: read_frames(path, num_frames=4, strict=True),
+        "chunks": lambda: list(iter_chunks(path, chunk_frames=3, strict=True)),
+    }
+
+
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_truncated_file(tmp_path, moving_video, fraction, suffix):
-    whole = write_video(tmp_path / f"whole{suffix}", moving_video).read_bytes()
+    """What decodes of a truncated file is read, with a warning that says truncated (a player
+    shows those frames); strict reading refuses it and names the option."""
+    whole = write_video(tmp_path / f"whole{suffix}", moving_video)
     path = tmp_path / f"cut{suffix}"
-    path.write_bytes(whole[: int(len(whole) * fraction)])
-    _assert_all_fail(path, "truncated|not a video|no decodable frames|damaged")
+    path.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * fraction)])
+    try:
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always", CorruptVideoWarning)
+            frames = read_frames(path)
+    except VideoDecodeError as e:  # nothing decodable is left: refused whatever the mode
+        reason = "not a video|no decodable frames|no video data|no video stream"
+        assert re.search(reason, str(e)), e
+        for name, read in _readers(path).items():
+            if name == "probe":  # probe demuxes without decoding: packets may be there
+                try:
+                    assert read().truncated
+                except VideoDecodeError as err:
+                    assert re.search(reason, str(err))
+                continue
+            with pytest.raises(VideoDecodeError, match=reason):
+                read()
+        return
+    warning = next(w.message for w in record if getattr(w.message, "truncated", False))
+    assert "truncated" in str(warning) or "damaged" in str(warning)
+    assert 0 < len(frames) < moving_video.shape[0] and warning.frames_decoded == len(frames)
+    np.testing.assert_array_equal(frames, tensor_to_frames(moving_video)[: len(frames)])
+    info = probe(path)
+    assert info.truncated and info.frames_declared == moving_video.shape[0] and not probe(whole).truncated
+    for name, read in _strict_readers(path).items():
+        with pytest.raises(VideoDecodeError, match="--strict") as err:
+            read()
+        assert "truncated" in str(err.value) or "damaged" in str(err.value), name
 
 
 def test_window_before_the_truncation_still_reads(tmp_path, moving_video):

@@ -41,6 +41,7 @@ def test_upload_is_queued_with_202_and_readable_with_200(make_client, clip, tmp_
         "qp": 30,
         "polluted": "exceptions",
         "vote": None,
+        "strict": False,
     }
     assert job["video"]["num_frames"] == 20 and job["video"]["width"] == 32
     got = client.get(f"/v1/scans/{job['id']}")
@@ -103,8 +104,9 @@ def test_not_a_video_gets_415_and_a_broken_video_422_with_the_decoder_reason(mak
     assert str(tmp_path) not in r.json()["detail"]  # no server path in the reason
     truncated = tmp_path / "cut.mkv"
     truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size * 2 // 3])
-    r = post(client, truncated)
+    r = post(client, truncated, data={"strict": "true"})  # strict refuses it, naming the option
     assert r.status_code == 422 and "truncated" in r.json()["detail"] and "\n" not in r.json()["detail"]
+    assert "strict" in r.json()["detail"]
     short = write_clip(tmp_path / "short.mkv", frames=2)
     r = post(client, short)
     assert r.status_code == 422 and r.json()["detail"] == "2 frame(s); detection needs at least 3"
@@ -112,6 +114,8 @@ def test_not_a_video_gets_415_and_a_broken_video_422_with_the_decoder_reason(mak
     r = client.post("/v1/scans", content=b"raw", headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 415
     assert temp_files(tmp_path / "data") == [] and files_under(tmp_path / "data" / "jobs") == []
+    r = post(client, truncated)  # by default what decodes is accepted for the scan
+    assert r.status_code == 202 and r.json()["video"]["truncated"] is True, r.text
 
 
 def test_bad_options_get_422(make_client, clip, tmp_path):

@@ -104,6 +104,10 @@ def test_out_of_domain_jobs_carry_scans_warning_and_are_not_defended(make_client
             )
             assert report["domain_warning"].endswith("): no verdict, nothing defended")
             assert {w["defense"] for w in report["windows"]} == {"none"}
+            # no verdict: a client reading `verdict` is not told "attacked" for a video out of domain
+            assert report["verdict"] == "out_of_domain" and report["detector_verdict"] in ("clean", "sparse", "dense")
+        if expected:
+            assert report["verdict"] == report["detector_verdict"]
         assert report["about"] == label_space_line("tiny", model.class_names)
         cli = _scan_json(
             capsys,

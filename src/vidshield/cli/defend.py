@@ -97,6 +97,11 @@ def _parse_frames(text: str) -> list[int]:
     help="Go ahead when the spatial defense is estimated to take more than 3 minutes (without it, defend stops "
     "before the work, prints the estimate and the faster options: --model-view, --device cuda).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse a truncated file instead of defending the frames that decode.",
+)
 @device_option
 @json_option
 def command(
@@ -117,6 +122,7 @@ def command(
     crf,
     model_view,
     assume_yes,
+    strict,
     device,
     as_json,
 ):
@@ -151,7 +157,14 @@ def command(
     if model_view and method != "auto":
         raise click.UsageError("--model-view goes with --method auto (the detection network's view)")
     # what can fail at the end is checked before the work: the output's format, folder and frame rate
-    check_video_output(output, fps=float(probe(video).fps or 25.0))
+    info = probe(video, strict=strict)
+    if info.truncated:
+        click.echo(
+            printable(f"{video}: warning: the file is truncated; defending the {info.num_frames} frames it holds "
+                      f"(--strict refuses such files)"),
+            err=True,
+        )  # fmt: skip
+    check_video_output(output, fps=float(info.fps or 25.0))
     frames = _parse_frames(frames_text) if frames_text else None
     temporal = dict(qp=qp, block=block, search=search, method=search_method, transform=int(transform))
     if method == "spatial" and comdefend is None:  # a user's file is real footage

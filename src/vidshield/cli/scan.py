@@ -45,6 +45,12 @@ def default_output(video: Path, suffix: str) -> Path:
     default=None,
     help="Also write the defended video (model view, lossless .mkv), window by window as the scan goes.",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse a truncated file (data ending before what its container declares) instead of scanning "
+    "the frames that decode.",
+)
 @json_option
 def command(
     video,
@@ -62,6 +68,7 @@ def command(
     report,
     plot,
     defended,
+    strict,
     as_json,
 ):
     """Detect whether VIDEO was adversarially manipulated, defend it, classify it.
@@ -74,8 +81,14 @@ def command(
     The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config: feature_spike
     calibrated on clean real footage for a 1 % window false-alarm budget. When the config holds an in-domain
     profile and VIDEO is far from the footage it was calibrated on (median embedding distance or
-    motion above the calibrated range), the report says "in_domain": false, one
+    motion above the calibrated range), the report says "in_domain": false and "verdict":
+    "out_of_domain" (no verdict; "detector_verdict" keeps what the detector alone said), one
     warning line replaces the verdict, and nothing is defended.
+
+    A truncated file (its data ends before what its container declares, as many real files do)
+    is scanned on the frames that decode: the report says "truncated": true with
+    "frames_decoded" and "frames_declared", and a warning goes to stderr; --strict refuses it.
+    The exit status is 0 for every verdict and 2 for input that cannot be scanned.
 
     \b
     Examples:
@@ -127,7 +140,12 @@ def command(
     with progress_bar(disable=as_json) as progress:
         try:  # out of the calibrated domain, the verdict is not acted on (nothing defended)
             result = scan_file(
-                pipe, video, progress=progress, on_defended=writer.write if writer else None, check_domain=True
+                pipe,
+                video,
+                progress=progress,
+                on_defended=writer.write if writer else None,
+                check_domain=True,
+                strict=strict,
             )
         except BaseException:
             if writer is not None:
@@ -153,6 +171,15 @@ def command(
     if writer is not None:
         summary["defended"] = str(defended)
     atomic_write_json(report, summary)
+    if result.truncated:
+        click.echo(
+            printable(
+                f"{video}: warning: the file is truncated; scanned the {result.num_frames} frames that decode"
+                + (f" of the {result.frames_declared} its container declares" if result.frames_declared else "")
+                + " (--strict refuses such files)"
+            ),
+            err=True,
+        )
     if as_json:
         echo_json(summary)
         return 0
@@ -164,7 +191,7 @@ def command(
     if domain is not None and not domain["in_domain"]:
         click.echo(
             printable(
-                f"{video}: warning: {summary['domain_warning']} (the detector alone would say {result.verdict}; "
+                f"{video}: OUT OF DOMAIN: {summary['domain_warning']} (the detector alone would say {result.verdict}; "
                 f"{detail})"
             )
         )

@@ -3,11 +3,12 @@ resumable result store.
 
 One row per video (:data:`COLUMNS`): ``path`` (absolute; :func:`row_text`), ``size`` (bytes), ``content_hash``
 (SHA-256 of the file), ``settings_hash`` (models' weights, thresholds, defense options, version:
-:func:`settings_hash`), ``verdict`` (the most severe window verdict), ``alpha`` (the largest
+:func:`settings_hash`), ``verdict`` (the most severe window verdict, or ``out_of_domain``:
+:func:`vidshield.pipeline.reported_verdict`), ``detector_verdict`` (what the detector alone said), ``alpha`` (the largest
 window exception index), ``exception_frames`` (global frame indices), ``defense`` (the strongest
 defense any window got), ``label_before`` / ``label_after`` and their class names,
 ``num_frames`` (frames decoded and scanned), ``frames_declared`` (what the container declares;
-None when it does not say), ``warnings`` (damage found while decoding: frames skipped, a file
+None when it does not say), ``truncated`` (the file's data ends early: its decodable frames were scanned), ``warnings`` (damage found while decoding: frames skipped, a file
 that looks truncated; :attr:`vidshield.pipeline.ScanResult.warnings`), ``in_domain`` (the
 detector config's in-domain check, :func:`vidshield.pipeline.domain_check`: None without a
 profile; a video out of domain is scanned with nothing defended, as ``scan`` does), ``windows``, ``seconds``
@@ -68,6 +69,7 @@ COLUMNS = (
     "content_hash",
     "settings_hash",
     "verdict",
+    "detector_verdict",
     "alpha",
     "exception_frames",
     "defense",
@@ -77,6 +79,7 @@ COLUMNS = (
     "class_after",
     "num_frames",
     "frames_declared",
+    "truncated",
     "warnings",
     "in_domain",
     "windows",
@@ -346,6 +349,8 @@ def _domain_pipeline(settings: ScanSettings, path):
 
 
 def _result_row(path, size, digest, settings, result, started: float, in_domain: bool | None) -> dict:
+    from vidshield.pipeline import reported_verdict
+
     names = getattr(pipeline_for(settings).classifier, "class_names", None)
     return _row(
         path,
@@ -353,7 +358,8 @@ def _result_row(path, size, digest, settings, result, started: float, in_domain:
         digest,
         settings,
         time.perf_counter() - started,
-        verdict=result.verdict,
+        verdict=reported_verdict(result.verdict, in_domain),
+        detector_verdict=result.verdict,
         alpha=max(r.alpha for _, r in result.windows),
         exception_frames=result.exception_frames(),
         defense=max((r.defense for _, r in result.windows), key=_DEFENSE_ORDER.index),
@@ -363,6 +369,7 @@ def _result_row(path, size, digest, settings, result, started: float, in_domain:
         class_after=row_text(names[result.label]) if names else None,
         num_frames=result.num_frames,
         frames_declared=result.frames_declared,
+        truncated=result.truncated,
         warnings=[row_text(w) for w in result.warnings],
         in_domain=in_domain,
         windows=len(result.windows),
@@ -515,6 +522,7 @@ def _schema(pa):
         "label_after": integer,
         "num_frames": integer,
         "frames_declared": integer,
+        "truncated": pa.bool_(),
         "warnings": pa.list_(string),
         "in_domain": pa.bool_(),
         "windows": integer,

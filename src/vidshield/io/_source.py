@@ -10,10 +10,13 @@ lives in one place:
   :class:`CorruptVideoWarning` with the counts; frame indices count the frames that did decode.
   Damage that the demuxer resynchronises over without any error can go unnoticed;
 - a stream whose data ends before the duration or the frame count its container declares (a
-  truncated file), a demuxer error mid-stream (damaged container) or a stream with no decodable
-  frame raises :class:`~vidshield.errors.VideoDecodeError` when the pass reaches the end;
+  truncated file), or a demuxer error after some frames (a damaged container: the frames before
+  it are kept), gives a :class:`CorruptVideoWarning` with ``truncated=True`` when the pass
+  reaches the end: what decodes is what a player shows, and a screening tool answers on that.
+  With ``strict=True`` (``--strict``) both raise :class:`~vidshield.errors.VideoDecodeError`;
+- a stream with no decodable frame (or a demuxer error before any) raises VideoDecodeError;
 - containers that declare neither (MPEG-TS, Y4M) but end inside a transport packet or a frame
-  get a :class:`CorruptVideoWarning` saying the file looks truncated;
+  get a :class:`CorruptVideoWarning` saying the file looks truncated (``truncated=True``);
 - frames whose size differs from the stream's first are scaled to it by the readers.
 """
 
@@ -51,12 +54,25 @@ class CorruptVideoWarning(UserWarning):
     """Some frames of a video could not be decoded and were skipped, or the file looks truncated.
 
     ``frames_decoded``: frames the pass decoded; ``frames_declared``: frames the container
-    declares (None when it does not say)."""
+    declares (None when it does not say); ``truncated``: the data ends early (the frames that
+    decode are all there is)."""
 
-    def __init__(self, message: str, *, frames_decoded: int | None = None, frames_declared: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        frames_decoded: int | None = None,
+        frames_declared: int | None = None,
+        truncated: bool = False,
+    ):
         super().__init__(message)
         self.frames_decoded = frames_decoded
         self.frames_declared = frames_declared
+        self.truncated = truncated
+
+
+#: what a strict refusal adds to the reason
+STRICT_HINT = "refused by strict decoding (--strict / strict=True); without it the frames that decode are used"
 
 
 def require_pyav() -> None:
@@ -93,10 +109,12 @@ class VideoSource:
     After a full pass of :meth:`frames`: ``frames_out``, ``data_packets`` (packets holding a frame),
     ``frame_slots`` (those plus dropped-frame placeholders: display slots), ``decoder_errors``,
     ``data_start``/``data_end`` (seconds spanned by the packets).
+    ``strict``: a truncated or damaged-after-some-frames file raises instead of warning.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, strict: bool = False):
         self.path = check_video_path(path)
+        self.strict = bool(strict)
         require_pyav()
         try:
             self.container = av.open(str(self.path), mode="r")
@@ -128,6 +146,7 @@ class VideoSource:
         self._packet_bytes = 0
         self.data_start: float | None = None
         self.data_end: float | None = None
+        self.damaged: str | None = None  # why demuxing stopped early, when it did
 
     def __enter__(self) -> VideoSource:
         return self
@@ -197,9 +216,10 @@ class VideoSource:
                 yield packet
         except (av.error.FFmpegError, OSError, IndexError, ValueError) as e:
             # PyAV raises IndexError for some packet lists it cannot index
-            raise VideoDecodeError(
-                self.path, f"container data is damaged after {self.data_packets} packets ({_reason(e)})"
-            ) from e
+            reason = f"container data is damaged after {self.data_packets} packets ({_reason(e)})"
+            if self.strict or self.data_packets == 0:
+                raise VideoDecodeError(self.path, f"{reason}; {STRICT_HINT}" if self.data_packets else reason) from e
+            self.damaged = reason
 
     def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
         try:
@@ -228,21 +248,19 @@ class VideoSource:
         ``frames_decoded`` is None after a demux-only pass (no decoding happened)."""
         if self.data_packets == 0 or frames_decoded == 0:
             raise VideoDecodeError(self.path, "the video stream holds no decodable frames")
-        declared = self.declared_duration()
-        if declared is not None and self.data_end is not None:
-            start = float(self.stream.start_time * self.time_base) if self.stream.start_time is not None else 0.0
-            covered = self.data_end - start
-            if covered < declared - max(0.5 * self.frame_interval, 1e-3):
-                raise VideoDecodeError(
-                    self.path,
-                    f"file is truncated: frame data ends at {covered:.3f} s but the container declares "
-                    f"{declared:.3f} s",
-                )
-        declared_count = int(self.stream.frames or 0)
-        if declared_count > self.frame_slots:
-            raise VideoDecodeError(
-                self.path,
-                f"file is truncated: {self.frame_slots} frames of the {declared_count} the container declares",
+        shortfall = self._shortfall()
+        if shortfall is not None:
+            if self.strict:
+                raise VideoDecodeError(self.path, f"{shortfall}; {STRICT_HINT}")
+            decoded = frames_decoded if frames_decoded is not None else self.data_packets
+            warnings.warn(
+                CorruptVideoWarning(
+                    f"{self.path}: {shortfall}; the {decoded} frames that decode are used",
+                    frames_decoded=frames_decoded,
+                    frames_declared=self.declared_frames(),
+                    truncated=True,
+                ),
+                stacklevel=3,
             )
         partial = self._ends_inside_a_unit()
         if partial:
@@ -251,6 +269,7 @@ class VideoSource:
                     f"{self.path}: the file looks truncated ({partial}); {frames_decoded or self.data_packets} frames "
                     "read, the container declares no frame count",
                     frames_decoded=frames_decoded,
+                    truncated=True,
                 ),
                 stacklevel=3,
             )
@@ -270,6 +289,24 @@ class VideoSource:
                 ),
                 stacklevel=3,
             )
+
+    def _shortfall(self) -> str | None:
+        """After a full pass: why the data ends before what the container declares (or where
+        demuxing broke off), None when it does not."""
+        if self.damaged:
+            return self.damaged
+        declared = self.declared_duration()
+        if declared is not None and self.data_end is not None:
+            start = float(self.stream.start_time * self.time_base) if self.stream.start_time is not None else 0.0
+            covered = self.data_end - start
+            if covered < declared - max(0.5 * self.frame_interval, 1e-3):
+                return (
+                    f"file is truncated: frame data ends at {covered:.3f} s but the container declares {declared:.3f} s"
+                )
+        declared_count = int(self.stream.frames or 0)
+        if declared_count > self.frame_slots:
+            return f"file is truncated: {self.frame_slots} frames of the {declared_count} the container declares"
+        return None
 
     def _ends_inside_a_unit(self) -> str | None:
         """For containers without a frame count: a reason if the file ends inside an MPEG-TS

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass
 
-from vidshield.io._source import VideoSource
+from vidshield.io._source import CorruptVideoWarning, VideoSource
 
 __all__ = ["VideoInfo", "probe"]
 
@@ -24,6 +25,9 @@ class VideoInfo:
         codec: the video codec's FFmpeg name (``h264``, ``ffv1``, ``mpeg4`` ...).
         pix_fmt: the decoder's pixel format (``yuv420p``, ``bgr0``, ``gray`` ...).
         has_audio: the file also holds an audio stream.
+        truncated: the data ends before what the container declares, or demuxing broke off
+            (``num_frames`` counts what is there); :func:`probe` with ``strict=True`` refuses it.
+        frames_declared: frames the container declares (None when it does not say).
     """
 
     path: str
@@ -35,12 +39,14 @@ class VideoInfo:
     codec: str
     pix_fmt: str
     has_audio: bool
+    truncated: bool = False
+    frames_declared: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def probe(path: str | os.PathLike, *, exact: bool = False) -> VideoInfo:
+def probe(path: str | os.PathLike, *, exact: bool = False, strict: bool = False) -> VideoInfo:
     """Read a video's figures.
 
     The file is demuxed once (no decoding; fast) to count the frames and measure the duration,
@@ -51,14 +57,17 @@ def probe(path: str | os.PathLike, *, exact: bool = False) -> VideoInfo:
         path: the video file.
         exact: count frames by decoding them all (slow, but equals ``len(read_frames(path))`` even
             for damaged files).
+        strict: refuse a truncated file (else ``truncated`` says so).
 
     Returns:
         A :class:`VideoInfo`.
 
     Raises:
-        VideoDecodeError: missing or unreadable file, no video stream, no frames, truncated file.
+        VideoDecodeError: missing or unreadable file, no video stream, no frames, a truncated
+            file with ``strict``.
     """
-    with VideoSource(path) as src:
+    with VideoSource(path, strict=strict) as src, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptVideoWarning)
         stream = src.stream
         codec = stream.codec_context.name
         pix_fmt = stream.codec_context.pix_fmt or "unknown"
@@ -72,6 +81,10 @@ def probe(path: str | os.PathLike, *, exact: bool = False) -> VideoInfo:
                 pass
             src.check_complete(frames_decoded=None)
             num_frames, slots, duration = src.data_packets, src.frame_slots, _span(src)
+        truncated = any(getattr(w.message, "truncated", False) for w in caught)
+        for w in caught:  # the truncation is in the result; other damage is reported as found
+            if not getattr(w.message, "truncated", False):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         fps = slots / duration if duration > 0 else (src.declared_rate() or 0.0)
         return VideoInfo(
             path=str(path),
@@ -83,6 +96,8 @@ def probe(path: str | os.PathLike, *, exact: bool = False) -> VideoInfo:
             codec=codec,
             pix_fmt=pix_fmt,
             has_audio=has_audio,
+            truncated=truncated,
+            frames_declared=src.declared_frames(),
         )
 
 

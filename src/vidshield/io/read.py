@@ -174,6 +174,7 @@ def read_frames(
     size: Size | None = None,
     short_side: int | None = None,
     crop: Size | None = None,
+    strict: bool = False,
 ) -> np.ndarray:
     """Decode frames of a video file as RGB uint8.
 
@@ -191,6 +192,8 @@ def read_frames(
 
     Args:
         path: a video file FFmpeg can decode.
+        strict: refuse a truncated or partly damaged file (see :mod:`vidshield.io`); by default
+            its frames that decode are returned, with a ``CorruptVideoWarning``.
 
     Returns:
         ``np.ndarray`` uint8 ``(T, H, W, 3)``, RGB, values 0..255.
@@ -208,7 +211,7 @@ def read_frames(
     geometry = dict(size=size, short_side=short_side, crop=crop)
 
     if num_frames is None:
-        with VideoSource(path) as src:
+        with VideoSource(path, strict=strict) as src:
             conv = _FrameConverter(src.width, src.height, **geometry, path=src.path)
             if length is None:
                 frames = [conv(f) for i, f in enumerate(src.frames()) if i >= start and (i - start) % stride == 0]
@@ -227,9 +230,9 @@ def read_frames(
                 )
             return out
 
-    total = probe(path).num_frames
+    total = probe(path, strict=strict).num_frames
     for _attempt in range(2):
-        with VideoSource(path) as src:
+        with VideoSource(path, strict=strict) as src:
             conv = _FrameConverter(src.width, src.height, **geometry, path=src.path)
             out = _collect(src, conv, uniform_indices(total, num_frames), to_end=True)
             if out is not None:
@@ -253,11 +256,12 @@ def iter_frames(
     size: Size | None = None,
     short_side: int | None = None,
     crop: Size | None = None,
+    strict: bool = False,
 ) -> Iterator[np.ndarray]:
     """Stream a video's frames one by one as decoded, uint8 RGB ``(H, W, 3)`` (geometry as
     :func:`read_frames`), without a float copy: the file paths' source (``defend``). Memory: one
     frame plus the decoder's. Damage is reported as by :func:`iter_chunks`, when the stream ends."""
-    with VideoSource(path) as src:
+    with VideoSource(path, strict=strict) as src:
         conv = _FrameConverter(src.width, src.height, size=size, short_side=short_side, crop=crop, path=src.path)
         for frame in src.frames():
             yield conv(frame)
@@ -271,14 +275,15 @@ def iter_chunks(
     size: Size | None = None,
     short_side: int | None = None,
     crop: Size | None = None,
+    strict: bool = False,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Stream a video in chunks of ``chunk_frames`` frames, holding at most one chunk in memory.
 
     Consecutive chunks share ``overlap`` frames: a chunk starting at index ``s`` covers
     ``s .. s+chunk_frames-1`` and the next starts at ``s + chunk_frames - overlap``. The last chunk
     may be shorter; it is yielded only if it holds frames not yielded before (a video shorter than
-    one chunk gives one chunk). Truncation and an empty stream raise ``VideoDecodeError`` when the
-    stream ends, after the chunks before it were yielded.
+    one chunk gives one chunk). An empty stream, and with ``strict`` a truncated one, raise
+    ``VideoDecodeError`` when the stream ends, after the chunks before it were yielded.
 
     Yields:
         ``(start, chunk)`` with ``chunk`` float32 ``(t, 3, H, W)`` in [0, 1], ``1 <= t <= chunk_frames``.
@@ -289,7 +294,7 @@ def iter_chunks(
         raise ValueError(
             f"overlap must be smaller than chunk_frames, got overlap={overlap}, chunk_frames={chunk_frames}"
         )
-    with VideoSource(path) as src:
+    with VideoSource(path, strict=strict) as src:
         conv = _FrameConverter(src.width, src.height, size=size, short_side=short_side, crop=crop, path=src.path)
         buffer = np.empty((chunk_frames, *conv.out_shape), np.uint8)
         filled = 0

@@ -96,7 +96,7 @@ class ServeConfig:
         )
 
 
-def check_upload(path: Path, *, max_side: int, max_frames: int) -> dict:
+def check_upload(path: Path, *, max_side: int, max_frames: int, strict: bool = False) -> dict:
     """Check that an upload is a video the scan can read, before it is queued.
 
     Returns:
@@ -113,7 +113,7 @@ def check_upload(path: Path, *, max_side: int, max_frames: int) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            info = probe(path)
+            info = probe(path, strict=strict)
             if max(info.width, info.height) > max_side:
                 raise UploadError(422, f"frame size {info.width}x{info.height} exceeds {max_side} pixels per side")
             if info.num_frames < 3:
@@ -124,7 +124,7 @@ def check_upload(path: Path, *, max_side: int, max_frames: int) -> dict:
     except VideoDecodeError as e:
         status = 415 if e.reason.startswith(_NOT_VIDEO) else 422
         raise UploadError(status, e.reason) from None
-    return {k: getattr(info, k) for k in ("width", "height", "fps", "num_frames", "duration", "codec")}
+    return {k: getattr(info, k) for k in ("width", "height", "fps", "num_frames", "duration", "codec", "truncated")}
 
 
 class _Metrics:
@@ -333,6 +333,11 @@ def create_app(config: ServeConfig) -> FastAPIOffline:
                                     "description": "also purify clips detected clean [default: the network's]",
                                 },
                                 "defend": {"type": "boolean", "default": True},
+                                "strict": {
+                                    "type": "boolean",
+                                    "default": False,
+                                    "description": "refuse a truncated file (422) instead of scanning the frames that decode",
+                                },
                                 "qp": {"type": "integer", "minimum": 0, "maximum": 51, "default": 36},
                                 "polluted": {
                                     "type": "string",
@@ -372,7 +377,11 @@ def create_app(config: ServeConfig) -> FastAPIOffline:
         try:
             options = ScanOptions.parse(upload.fields, config.settings)
             info = await run_in_threadpool(
-                check_upload, upload.path, max_side=config.max_side, max_frames=config.max_frames
+                check_upload,
+                upload.path,
+                max_side=config.max_side,
+                max_frames=config.max_frames,
+                strict=options.strict,
             )
             job_id = await run_in_threadpool(
                 manager.submit,

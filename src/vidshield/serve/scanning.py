@@ -77,8 +77,8 @@ class ScanSettings:
 class ScanOptions:
     """One job's options, as in ``vidshield scan``: model and config by name, the squeeze check and
     the per-frame vote (None: the detector's default, as ``scan`` without ``--squeeze-check`` /
-    ``--vote`` and their ``--no-`` forms), the temporal defense's QP and polluted-frame rule, and
-    whether to write the defended video."""
+    ``--vote`` and their ``--no-`` forms), the temporal defense's QP and polluted-frame rule,
+    whether to write the defended video, and ``strict`` (refuse a truncated file, as ``--strict``)."""
 
     model: str
     config: str | None = None
@@ -87,6 +87,7 @@ class ScanOptions:
     qp: int = 36
     polluted: str = "exceptions"
     vote: bool | None = None
+    strict: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,7 +95,9 @@ class ScanOptions:
     @classmethod
     def parse(cls, fields: dict[str, str], settings: ScanSettings) -> ScanOptions:
         """Options from form fields (strings); raise :class:`OptionsError` naming the bad one."""
-        unknown = sorted(set(fields) - {"model", "config", "squeeze_check", "defend", "qp", "polluted", "vote"})
+        unknown = sorted(
+            set(fields) - {"model", "config", "squeeze_check", "defend", "qp", "polluted", "vote", "strict"}
+        )
         if unknown:
             raise OptionsError(f"unknown option(s): {', '.join(unknown)}")
         model = fields.get("model") or next(iter(settings.models))
@@ -121,6 +124,7 @@ class ScanOptions:
             qp=qp,
             polluted=polluted,
             vote=_flag(fields, "vote", None),
+            strict=_flag(fields, "strict", False),
         )
 
 
@@ -276,6 +280,7 @@ def run_scan(
             progress=_Progress(total_frames, progress),
             on_defended=writer.write if writer else None,
             check_domain=True,
+            strict=options.strict,
         )
     except BaseException:
         if writer is not None:

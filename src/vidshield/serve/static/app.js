@@ -136,11 +136,11 @@ function renderResult(job) {
   const r = job.report;
   const alpha = Math.max(...r.windows.map((w) => w.alpha));
   const v = $("verdict");
-  const outside = r.in_domain === false; // as `scan`: a warning replaces the verdict, nothing is defended
+  const outside = r.verdict === "out_of_domain"; // as `scan`: a warning replaces the verdict, nothing is defended
   v.className = `verdict ${outside ? "out-of-domain" : r.verdict}`;
   v.replaceChildren(
     document.createTextNode(outside ? "out of domain" : r.verdict),
-    el("small", {}, outside ? `the detector alone would say ${r.verdict}` : `alpha ${alpha.toFixed(3)}`),
+    el("small", {}, outside ? `no verdict (the detector alone would say ${r.detector_verdict})` : `alpha ${alpha.toFixed(3)}`),
   );
   v.dataset.verdict = outside ? "out-of-domain" : r.verdict;
   $("result-name").textContent = job.name;
@@ -151,7 +151,7 @@ function renderResult(job) {
     ["exception frames", r.exception_frames.length ? r.exception_frames.join(", ") : "none"],
     ["defenses", [...new Set(r.windows.map((w) => w.defense))].join(", ")],
     ["thresholds", `gamma1 ${r.gamma1}, gamma2 ${r.gamma2}` + (r.target_fpr != null ? `, window FPR ${r.target_fpr}` : "")],
-    ["frames", `${r.frames_decoded}${r.frames_declared != null && r.frames_declared !== r.frames_decoded ? ` of ${r.frames_declared} declared` : ""} in ${r.windows.length} window(s) · ${job.video.width}×${job.video.height} ${job.video.codec}`],
+    ["frames", `${r.frames_decoded}${r.frames_declared != null && r.frames_declared !== r.frames_decoded ? ` of ${r.frames_declared} declared` : ""}${r.truncated ? " (truncated file: the frames that decode were scanned)" : ""} in ${r.windows.length} window(s) · ${job.video.width}×${job.video.height} ${job.video.codec}`],
     ["model", r.model + (r.classifier !== r.model ? `, classifier ${r.classifier}` : "")],
   ];
   if (r.windows_allowed != null) facts.push(["windows fired", `${r.windows_fired} of ${r.windows.length} (a clean video of this length may fire ${r.windows_allowed})`]);
