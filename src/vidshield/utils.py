@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import random
+import stat
 import sys
 import tempfile
 import threading
@@ -23,10 +24,36 @@ if TYPE_CHECKING:
     import torch
 
 
+def refuse_special_target(path: str | os.PathLike) -> None:
+    """Raise :class:`OutputError` when ``path`` exists and is not a regular file: a symbolic link
+    (outputs never follow links: the rename that makes a write atomic would replace the link
+    itself), a device, a FIFO or a socket (a rename would replace the node with a file, and
+    nothing would reach it). A missing path or a regular file passes."""
+    path = Path(path)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise output_error(path, e) from None
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISLNK(mode):
+        why = "it is a symbolic link (outputs never follow links; name the file itself, or - for stdout where offered)"
+    elif stat.S_ISDIR(mode):
+        why = "it is a folder"
+    else:
+        kind = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
+        why = f"it is {kind.get(stat.S_IFMT(mode), 'not a regular file')}, not a regular file"
+    raise OutputError(f"cannot write {printable(path)}: {why}")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so an
-    interrupted run never leaves a half-written file."""
+    interrupted run never leaves a half-written file. A target that exists and is not a regular
+    file is refused (:func:`refuse_special_target`)."""
     path = Path(path)
+    refuse_special_target(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
@@ -49,8 +76,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def check_writable(path: str | os.PathLike) -> Path:
     """Check, before any work, that ``path`` can be written by :func:`atomic_write_bytes`: its
-    name fits the file system, it is not a folder, and its folder exists (or can be created) and
-    is writable. Creates nothing.
+    name fits the file system, it is not a folder, link, device, FIFO or socket
+    (:func:`refuse_special_target`), and its folder exists (or can be created) and is writable.
+    Creates nothing.
 
     Raises:
         OutputError: with the reason.
@@ -68,8 +96,7 @@ def check_writable(path: str | os.PathLike) -> Path:
     for part in path.relative_to(folder).parts if path.is_relative_to(folder) else (path.name,):
         if len(os.fsencode(part)) > name_max:
             raise OutputError(f"cannot write {printable(path)}: the name is longer than {name_max} bytes")
-    if path.is_dir():
-        raise OutputError(f"cannot write {printable(path)}: it is a folder")
+    refuse_special_target(path)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {printable(path)}: the folder {printable(folder)} is not writable")
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -31,7 +32,8 @@ def default_output(video: Path, suffix: str) -> Path:
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the JSON report here [default: VIDEO's name + .scan.json in the current folder].",
+    help="Write the JSON report here; - writes it to stdout (the summary lines then go to stderr) "
+    "[default: VIDEO's name + .scan.json in the current folder]. An existing link, device or FIFO is refused.",
 )
 @click.option(
     "--plot",
@@ -110,9 +112,11 @@ def command(
         from vidshield.pipeline import build_pipeline, scan_file, scan_report
         from vidshield.utils import atomic_write_json, check_writable, fewer_torch_threads
 
+        report_to_stdout = report is not None and str(report) == "-"
         report = report or default_output(video, ".scan.json")
         plot = plot or default_output(video, ".scan.png")
-        check_writable(report)
+        if not report_to_stdout:
+            check_writable(report)
         check_writable(plot)
         writer = None
         if defended is not None:  # checked and opened first (before the work), written window by window
@@ -154,7 +158,6 @@ def command(
     if writer is not None:
         writer.close()
     names = pipe.classifier.class_names
-    domain = result.domain
     used = config if config is not None else shipped
     summary = scan_report(
         pipe,
@@ -163,14 +166,15 @@ def command(
         model=model_ref,
         classifier=classifier_ref,
         config=None if used is None else str(used),
-        domain=domain,
+        domain=result.domain,
     )
-    summary["report"], summary["plot"] = str(report), str(plot)
+    summary["report"], summary["plot"] = "-" if report_to_stdout else str(report), str(plot)
     labels = result.frame_labels()
     plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
     if writer is not None:
         summary["defended"] = str(defended)
-    atomic_write_json(report, summary)
+    if not report_to_stdout:
+        atomic_write_json(report, summary)
     if result.truncated:
         click.echo(
             printable(
@@ -180,40 +184,48 @@ def command(
             ),
             err=True,
         )
-    if as_json:
+    if as_json or report_to_stdout:
         echo_json(summary)
+    if as_json:
         return 0
+    _print_summary(video, pipe, result, summary, model_ref, report, plot, err=report_to_stdout)
+    return 0
+
+
+def _print_summary(video, pipe, result, summary: dict, model_ref: str, report, plot, *, err: bool) -> None:
+    """The human-readable lines of a scan (to stderr with ``err``)."""
+    domain = result.domain
+    echo = functools.partial(click.echo, err=err)
     alpha = max(r.alpha for _, r in result.windows)
     detail = (
         f"max alpha {alpha:.3f} over {len(result.windows)} window(s); "
         f"on {pipe.detector.score}: gamma1 {pipe.detector.gamma1:.4g}, gamma2 {pipe.detector.gamma2:.4g}"
     )
     if domain is not None and not domain["in_domain"]:
-        click.echo(
+        echo(
             printable(
                 f"{video}: OUT OF DOMAIN: {summary['domain_warning']} (the detector alone would say {result.verdict}; "
                 f"{detail})"
             )
         )
     else:
-        click.echo(f"{printable(video)}: {result.verdict.upper()} ({detail})")
+        echo(f"{printable(video)}: {result.verdict.upper()} ({detail})")
     declared = f" of {result.frames_declared} declared" if result.frames_declared is not None else ""
-    click.echo(f"  frames decoded: {result.num_frames}{declared}")
+    echo(f"  frames decoded: {result.num_frames}{declared}")
     for warning in summary["warnings"]:
-        click.echo(f"  warning: {warning}")
+        echo(f"  warning: {warning}")
     if result.windows_allowed is not None:
-        click.echo(
+        echo(
             f"  windows fired: {result.windows_fired} of {len(result.windows)} "
             f"(a clean video of this length may fire {result.windows_allowed} at a window FPR of "
             f"{pipe.detector.config.target_fpr:g})"
         )
-    click.echo(f"  exception frames: {result.exception_frames() or 'none'}")
-    click.echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
+    echo(f"  exception frames: {result.exception_frames() or 'none'}")
+    echo(f"  defenses: {', '.join(sorted({r.defense for _, r in result.windows}))}")
     before = printable(summary["class_before"])
     after = printable(summary["class"])
     voted = " (per-frame vote)" if pipe.vote else ""
-    click.echo(f"  label before defense: {before}   after: {after}{voted}")
-    click.echo(printable(f"  {summary['about']}"))
-    click.echo(printable(f"  detector: {model_ref}, thresholds from {summary['config'] or 'the paper (0.175 / 0.3)'}"))
-    click.echo(f"  report: {printable(report)}   plot: {printable(plot)}")
-    return 0
+    echo(f"  label before defense: {before}   after: {after}{voted}")
+    echo(printable(f"  {summary['about']}"))
+    echo(printable(f"  detector: {model_ref}, thresholds from {summary['config'] or 'the paper (0.175 / 0.3)'}"))
+    echo(f"  report: {printable(summary['report'])}   plot: {printable(plot)}")
