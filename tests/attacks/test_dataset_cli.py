@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -174,3 +175,32 @@ def test_evaluate_refuses_clips_of_another_size(tmp_path, ten_class_model, capsy
     other = save_model(create_model("test-lrcn", num_classes=10), tmp_path / "other")  # 16 x 32 x 32
     assert main(["evaluate", "--model", str(other), "--adversarial", str(clean)]) == 2
     assert "expects" in capsys.readouterr().err
+
+
+def test_a_hostile_generator_gets_one_line_before_any_clip_is_attacked(tmp_path, ten_class_model, capsys):
+    """NaN values, NaN generator weights, a perturbation of the wrong size for the model, a
+    non-perturbation shape or range: exit 2 with one line naming the file; no clip is written."""
+    from vidshield.attacks import CDUPGenerator, save_universal
+
+    _, path = ten_class_model
+    gen = CDUPGenerator(frames=8, height=32, width=32, z_dim=4, channels=(8, 8, 8, 8))
+    good = gen.perturbation(seed=0)
+    broken = CDUPGenerator(frames=8, height=32, width=32, z_dim=4, channels=(8, 8, 8, 8))
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    cases = {
+        "nan": (torch.full_like(good, float("nan")), None, "NaN or infinite"),
+        "nan-weights": (good, broken, "NaN or infinite"),
+        "size": (torch.zeros(8, 3, 8, 8), None, "the perturbation is 8x8 but the model takes 32x32"),
+        "shape": (torch.zeros(8, 8), None, r"not \(P, 3, H, W\)"),
+        "range": (torch.full((8, 3, 32, 32), 3.0), None, "exceeds 1 in magnitude"),
+    }
+    for name, (perturbation, net, message) in cases.items():
+        saved = save_universal(tmp_path / name, perturbation, generator_net=net)
+        out = tmp_path / f"out-{name}"
+        args = ["attack", "--attack", "dense", "--model", str(path), "--generator", str(saved), "--num-videos", "2"]
+        assert main([*args, "--out", str(out)]) == 2, name
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and str(tmp_path / name) in err[0], (name, err)
+        assert re.search(message, err[0]), (name, err)
+        assert not out.exists() or not list(out.glob("*.mkv")), name

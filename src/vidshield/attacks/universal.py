@@ -412,6 +412,13 @@ def load_universal(
         )
     check = dict(what=f"generator metadata {printable(path)}", error=CheckpointError)
     field(meta, "target_class", (int, type(None)), lo=0, **check)
+    perturbation = state["perturbation"]
+    if perturbation.dim() != 4 or perturbation.shape[0] < 1 or perturbation.shape[1] != 3:
+        raise CheckpointError(f"{path}: the perturbation is {tuple(perturbation.shape)}, not (P, 3, H, W)")
+    if not perturbation.is_floating_point() or not bool(torch.isfinite(perturbation).all()):
+        raise CheckpointError(f"{path}: the perturbation holds NaN or infinite values (or is not floating point)")
+    if float(perturbation.abs().max()) > 1:
+        raise CheckpointError(f"{path}: the perturbation exceeds 1 in magnitude: not a perturbation of [0, 1] video")
     gen = None
     if "generator" in meta:
         g = field(meta, "generator", dict, **check)
@@ -428,6 +435,8 @@ def load_universal(
         shapes = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
         if shapes != {k: tuple(v.shape) for k, v in weights.items()}:
             raise CheckpointError(f"{path}: the generator weights do not fit the generator its metadata describes")
+        if not all(bool(torch.isfinite(v).all()) for v in weights.values() if v.is_floating_point()):
+            raise CheckpointError(f"{path}: the generator weights hold NaN or infinite values")
         gen = CDUPGenerator(**cfg)
         gen.load_state_dict(weights)
         gen.to(device).eval()
@@ -445,5 +454,11 @@ def dense_attack(
         raise ValueError("give exactly one of checkpoint, perturbation")
     if checkpoint is not None:
         perturbation, _, meta = load_universal(checkpoint)
+        spec = getattr(model, "input_spec", None)
+        if spec is not None and tuple(perturbation.shape[-2:]) != (spec.height, spec.width):
+            raise CheckpointError(
+                f"{printable(checkpoint)}: the perturbation is {perturbation.shape[-2]}x{perturbation.shape[-1]} "
+                f"but the model takes {spec.height}x{spec.width} frames: made for another model"
+            )
         kwargs.setdefault("target_class", meta.get("target_class"))
     return UniversalAttack(model, perturbation, **kwargs)

@@ -316,6 +316,9 @@ def command(
             f"{model_name} has {model.num_classes} classes but the {dataset} data set has {len(data.classes)}"
         )
 
+    if generator_path is not None and attack_name == "dense":  # a bad file is refused before the work
+        A.create_attack("dense", model, checkpoint=generator_path)
+
     progress = progress_bar(disable=as_json, transient=False)
     with progress:
 
