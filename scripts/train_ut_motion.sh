@@ -13,7 +13,7 @@ SEED=${SEED:-0}
 OUT=${OUT:-runs/ut-motion}
 PACK=${PACK:-$OUT/pack32}
 MODELS=${MODELS:-"c3d lrcn"}
-PROTOCOLS=${PROTOCOLS:-"loso split"}
+PROTOCOLS=${PROTOCOLS:-"split loso"}
 EPOCHS=${EPOCHS:-30}
 
 if [ ! -f "$PACK/train.safetensors" ] || [ ! -f "$PACK/test.safetensors" ]; then
