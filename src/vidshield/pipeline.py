@@ -50,6 +50,8 @@ class PipelineResult:
             its per-frame labels (reported as a detection; the answer is the vote either way).
         seconds: wall-clock seconds per stage (``detect``, ``defend``, ``classify``), this
             video's share of its batch.
+        score: the value of the detector's routing score (``alpha`` unless the config routes on
+            another score), compared with gamma1 / gamma2.
     """
 
     verdict: str
@@ -66,12 +68,14 @@ class PipelineResult:
     squeezed: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     vote_flag: bool = False
+    score: float | None = None
 
     def to_dict(self, class_names: list[str] | None = None) -> dict:
         """JSON-ready summary (without the video tensor)."""
         d = {
             "verdict": self.verdict,
             "alpha": self.alpha,
+            "score": self.alpha if self.score is None else self.score,
             "exception_frames": self.exception_frames,
             "frame_labels": self.frame_labels,
             "defense": self.defense,
@@ -274,6 +278,7 @@ class DefensePipeline:
                 PipelineResult(
                     verdict=det.verdict,
                     alpha=det.alpha,
+                    score=det.alpha if det.score is None else float(det.score),
                     frame_labels=list(det.frame_labels),
                     exception_frames=list(det.exception_frames),
                     defense=defenses[i] if (defenses[i] != "temporal" or rebuilt[i]) else "none",
@@ -773,6 +778,7 @@ def scan_report(
         "model": model,
         "classifier": classifier,
         "label_space": names,
+        "score_name": pipeline.detector.score,
         "gamma1": pipeline.detector.gamma1,
         "gamma2": pipeline.detector.gamma2,
         "vote": pipeline.vote,
@@ -793,6 +799,28 @@ def scan_report(
         "detector_verdict": result.verdict,
         "schema": SCAN_REPORT_VERSION,
     }
+
+
+def timeline_thumbnails(path, num_frames: int, *, count: int = 8, short_side: int = 72) -> dict:
+    """``count`` frames spread evenly over a scanned file, for the scan picture: one more decode
+    pass at a small size (``short_side`` pixels), damage warnings dropped (the scan reported them).
+
+    Returns:
+        ``{frame index: uint8 (h, w, 3)}`` (fewer when fewer frames decode).
+    """
+    from vidshield.io import CorruptVideoWarning, iter_frames
+    from vidshield.io.read import uniform_indices
+
+    wanted = set(uniform_indices(num_frames, min(count, num_frames)).tolist())
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptVideoWarning)
+        for i, frame in enumerate(iter_frames(path, short_side=short_side)):
+            if i in wanted:
+                out[i] = frame
+            if i >= max(wanted):
+                break
+    return out
 
 
 def label_space_line(classifier: str, names: list[str] | None) -> str:

@@ -22,11 +22,12 @@ _PROBS = {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 
 
 _WINDOW = {
     "type": "object",
-    "required": ["start", "verdict", "alpha", "exception_frames", "frame_labels", "defense", "label", "probs"],
+    "required": ["start", "verdict", "alpha", "score", "exception_frames", "frame_labels", "defense", "label", "probs"],
     "properties": {
         "start": {"type": "integer", "minimum": 0},
         "verdict": {"enum": ["clean", "sparse", "dense"]},
         "alpha": {"type": "number", "minimum": 0},
+        "score": {"type": "number"},
         "exception_frames": _INDEX_LIST,
         "frame_labels": _INDEX_LIST,
         "defense": {"enum": ["none", "temporal", "spatial"]},
@@ -81,6 +82,7 @@ SCAN_REPORT_SCHEMA = {
         "domain": {"type": ["object", "null"]},
         "domain_warning": {"type": ["string", "null"]},
         "about": {"type": "string"},
+        "score_name": {"type": "string"},
         "gamma1": {"type": "number"},
         "gamma2": {"type": "number"},
         "vote": {"type": "boolean"},

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from vidshield.detection import roc
@@ -32,3 +33,41 @@ def test_figure_errors(tmp_path):
         plot_label_strips([("short", [0, 1])], tmp_path / "x.png")
     with pytest.raises(ValueError):
         plot_roc_curves({}, tmp_path / "x.png")
+
+
+def _report(**over):
+    windows = [
+        {"start": 0, "verdict": "clean", "alpha": 0.0, "score": 0.2, "frame_labels": [1] * 8, "exception_frames": []},
+        {"start": 8, "verdict": "sparse", "alpha": 0.25, "score": 1.7, "frame_labels": [1, 1, 3, 1, 1, 4, 1, 1],
+         "exception_frames": [2, 5]},
+        {"start": 12, "verdict": "clean", "alpha": 0.0, "score": 0.1, "frame_labels": [2] * 8, "exception_frames": []},
+    ]  # fmt: skip
+    report = {"video": "/x/clip.mkv", "verdict": "sparse", "detector_verdict": "sparse", "in_domain": True,
+              "num_frames": 20, "gamma1": 1.0, "gamma2": 5.0, "score_name": "feature_spike",
+              "exception_frames": [10, 13], "windows": windows, "label_space": ["a", "b", "c", "d", "e"]}  # fmt: skip
+    return {**report, **over}
+
+
+def test_the_scan_timeline_is_made_from_the_reports_numbers():
+    from vidshield.detection.plots import scan_timeline
+
+    spec = scan_timeline(_report())
+    assert spec["fired"] == [(8, 16)]  # the shaded windows are the fired ones, nothing else
+    assert [w[2] for w in spec["windows"]] == [0.2, 1.7, 0.1] and (spec["gamma1"], spec["gamma2"]) == (1.0, 5.0)
+    assert spec["labels"] == [1] * 8 + [1, 1, 3, 1] + [2] * 8  # the later window wins the overlap
+    assert spec["exception_frames"] == [10, 13] and spec["title"].startswith("clip.mkv: SPARSE   (in domain, 20")
+    outside = scan_timeline(_report(verdict="out_of_domain", in_domain=False, truncated=True))
+    assert outside["title"].startswith("clip.mkv: OUT OF DOMAIN (no verdict; the detector alone: sparse)")
+    assert "out of domain, 20 frames, truncated file" in outside["title"]
+
+
+def test_the_scan_picture_draws_thumbnails_and_stays_readable_with_a_huge_gamma2(tmp_path):
+    from PIL import Image
+
+    from vidshield.detection.plots import plot_scan_timeline
+
+    thumbs = {t: np.full((36, 48, 3), 10 * t, np.uint8) for t in (0, 10, 19)}
+    for gamma2 in (5.0, 1e6):
+        path = plot_scan_timeline(_report(gamma2=gamma2), tmp_path / f"s{gamma2}.png", thumbnails=thumbs)
+        with Image.open(path) as im:
+            assert im.format == "PNG" and im.width > 600 and im.height > 300

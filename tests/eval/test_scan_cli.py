@@ -62,7 +62,18 @@ def test_scan_writes_report_plot_and_defended_video(tiny_models, tmp_path, capsy
     library = scan_report(pipe, scan_file(pipe, clip), video=str(clip), model=tiny_models["lrcn"], classifier=None)
     assert list(printed) == [*library, "report", "plot", "defended"]
     assert (printed["report"], printed["plot"], printed["defended"]) == (str(report), str(plot), str(defended))
-    head = ["video", "model", "classifier", "label_space", "gamma1", "gamma2", "vote", "squeeze_check", "target_fpr"]
+    head = [
+        "video",
+        "model",
+        "classifier",
+        "label_space",
+        "score_name",
+        "gamma1",
+        "gamma2",
+        "vote",
+        "squeeze_check",
+        "target_fpr",
+    ]
     assert list(library)[: len(head)] == head
     assert library["classifier"] == tiny_models["lrcn"] and library["label_space"] == pipe.classifier.class_names
     for d in (printed, library):

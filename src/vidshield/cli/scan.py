@@ -78,7 +78,9 @@ def command(
     The video is cut into consecutive clips of the model's length at the model's view; each clip
     is detected (alpha, exception frames), routed (clean / sparse -> temporal defense / dense ->
     spatial defense) and classified. Prints the verdict and the label before and after defense,
-    writes a JSON report and a PNG of the per-frame labels with exception frames circled.
+    writes a JSON report and a PNG of the scan: frame thumbnails along the time axis, each
+    window's detection score against its thresholds with the fired windows shaded, and the
+    per-frame labels with the exception frames circled.
 
     The default detector is ut-lrcn (6 UT-Interaction actions) with its shipped config: feature_spike
     calibrated on clean real footage for a 1 % window false-alarm budget. When the config holds an in-domain
@@ -106,10 +108,10 @@ def command(
 
     with start_up_without_gc():  # the imports (torch) and the models, without full collections over them
         from vidshield.detection.detector import shipped_config
-        from vidshield.detection.plots import plot_label_strips
+        from vidshield.detection.plots import plot_scan_timeline
         from vidshield.io import VideoWriter, probe
         from vidshield.io.write import check_video_output
-        from vidshield.pipeline import build_pipeline, scan_file, scan_report
+        from vidshield.pipeline import build_pipeline, scan_file, scan_report, timeline_thumbnails
         from vidshield.utils import atomic_write_json, check_writable, fewer_torch_threads
 
         report_to_stdout = report is not None and str(report) == "-"
@@ -169,8 +171,7 @@ def command(
         domain=result.domain,
     )
     summary["report"], summary["plot"] = "-" if report_to_stdout else str(report), str(plot)
-    labels = result.frame_labels()
-    plot_label_strips([(f"{video.name}: {result.verdict}", labels)], plot, class_names=names)
+    plot_scan_timeline(summary, plot, thumbnails=timeline_thumbnails(video, result.num_frames), class_names=names)
     if writer is not None:
         summary["defended"] = str(defended)
     if not report_to_stdout:

@@ -21,7 +21,7 @@ from vidshield.plotting import PLAIN as _PLAIN
 from vidshield.plotting import new_figure, save_figure
 from vidshield.text import printable
 
-__all__ = ["plot_score_distributions", "plot_label_strips", "plot_roc_curves"]
+__all__ = ["plot_score_distributions", "plot_label_strips", "plot_roc_curves", "scan_timeline", "plot_scan_timeline"]
 
 _COLOURS = {"clean": "tab:green", "sparse": "tab:orange", "dense": "tab:red"}
 
@@ -138,5 +138,113 @@ def plot_roc_curves(tasks: Mapping[str, Mapping[str, RocCurve]], path: str | Pat
         ax.set_ylabel("true positive rate")
         ax.set_title(printable(task), fontsize=10, **_PLAIN)
         ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi)
+
+
+def scan_timeline(report: dict) -> dict:
+    """What the scan picture shows, taken from a scan report's numbers only (so a test can check
+    the picture against the report): per window its frame span, routing score and verdict, the
+    fired windows (verdict not clean) to shade, the thresholds, the per-frame labels (a later
+    window's labels win where windows overlap, as in :meth:`vidshield.pipeline.ScanResult.frame_labels`),
+    the exception frames and the title (verdict and in-domain check).
+
+    Returns:
+        ``dict(windows=[(start, end, score, verdict)], fired=[(start, end)], gamma1, gamma2,
+        score_name, labels (list, one per frame), exception_frames, title, frames)``; ``end``
+        is exclusive.
+    """
+    frames = int(report["num_frames"])
+    labels = [0] * frames
+    windows = []
+    for w in report["windows"]:
+        start, end = int(w["start"]), int(w["start"]) + len(w["frame_labels"])
+        labels[start:end] = w["frame_labels"]
+        windows.append((start, end, float(w.get("score", w["alpha"])), w["verdict"]))
+    verdict = report["verdict"]
+    if verdict == "out_of_domain":
+        head = f"OUT OF DOMAIN (no verdict; the detector alone: {report['detector_verdict']})"
+    else:
+        head = verdict.upper()
+    domain = {None: "in-domain check: none", True: "in domain", False: "out of domain"}[report.get("in_domain")]
+    truncated = ", truncated file" if report.get("truncated") else ""
+    return {
+        "windows": windows,
+        "fired": [(s, e) for s, e, _, v in windows if v != "clean"],
+        "gamma1": float(report["gamma1"]),
+        "gamma2": float(report["gamma2"]),
+        "score_name": report.get("score_name", "alpha"),
+        "labels": labels,
+        "exception_frames": list(report["exception_frames"]),
+        "frames": frames,
+        "title": f"{Path(report['video']).name}: {head}   ({domain}, {frames} frames{truncated})",
+    }
+
+
+def plot_scan_timeline(
+    report: dict,
+    path: str | Path,
+    *,
+    thumbnails: Mapping[int, np.ndarray] | None = None,
+    class_names: Sequence[str] | None = None,
+    dpi: int = 110,
+) -> Path:
+    """The scan picture: frame thumbnails along the time axis (top), each window's routing score
+    against gamma1 / gamma2 with the fired windows shaded (middle), the per-frame labels with the
+    exception frames circled (bottom), the verdict and the in-domain check in the title; all from
+    :func:`scan_timeline` of ``report``.
+
+    Args:
+        thumbnails: frame index -> uint8 ``(h, w, 3)`` image, drawn at its frame.
+        class_names: names for the label axis (default: the report's ``label_space``).
+    """
+    spec = scan_timeline(report)
+    names = class_names if class_names is not None else report.get("label_space")
+    n = max(spec["frames"], 1)
+    rows = [1.1, 1.3, 1.5] if thumbnails else [1.3, 1.5]
+    fig = new_figure(9.0, sum(rows) + 0.7)
+    axes = fig.subplots(len(rows), 1, sharex=True, gridspec_kw={"height_ratios": rows})
+    if thumbnails:
+        ax = axes[0]
+        width = n / max(len(thumbnails), 1) * 0.92
+        for t, image in sorted(thumbnails.items()):
+            h, w = image.shape[:2]
+            ax.imshow(image, extent=(t - width / 2 + 0.5, t + width / 2 + 0.5, 0, width * h / w), aspect="auto")
+        ax.set_ylim(0, width * max(im.shape[0] / im.shape[1] for im in thumbnails.values()))
+        ax.set_yticks([])
+        ax.set_ylabel("frames", fontsize=8, **_PLAIN)
+    score_ax, label_ax = axes[-2], axes[-1]
+    for s, e in spec["fired"]:
+        for ax in (score_ax, label_ax):
+            ax.axvspan(s, e, color="tab:red", alpha=0.15, lw=0)
+    for s, e, score, verdict in spec["windows"]:
+        score_ax.plot([s, e], [score, score], color=_COLOURS.get(verdict, "tab:blue"), lw=2)
+    top = 1.35 * max([spec["gamma1"], *(w[2] for w in spec["windows"])]) or 1.0
+    score_ax.axhline(spec["gamma1"], color="tab:orange", ls="--", lw=1, label=f"gamma1 {spec['gamma1']:.3g} (sparse)")
+    if spec["gamma2"] <= top:
+        score_ax.axhline(spec["gamma2"], color="tab:red", ls=":", lw=1, label=f"gamma2 {spec['gamma2']:.3g} (dense)")
+    else:  # a dense threshold far above every score (e.g. routing on one threshold) stays off the scale
+        top = max(top, spec["gamma1"] * 1.5)
+        score_ax.plot([], [], color="tab:red", ls=":", lw=1, label=f"gamma2 {spec['gamma2']:.3g} (off the scale)")
+    score_ax.set_ylim(min(0.0, *(w[2] for w in spec["windows"])), top)
+    score_ax.set_ylabel(printable(spec["score_name"]), fontsize=8, **_PLAIN)
+    score_ax.legend(fontsize=7, loc="upper right")
+    labels = np.asarray(spec["labels"], dtype=np.int64)
+    t = np.arange(labels.size)
+    label_ax.step(t + 0.5, labels, where="mid", color="tab:blue", lw=1.0)
+    ex = np.asarray(spec["exception_frames"], dtype=np.int64)
+    if ex.size:
+        label_ax.scatter(ex + 0.5, labels[ex], s=40, facecolors="none", edgecolors="red", lw=1.3, zorder=4,
+                         label="exception frame")  # fmt: skip
+        label_ax.legend(fontsize=7, loc="upper right")
+    shown = np.unique(labels)
+    label_ax.set_yticks(shown)
+    if names:
+        label_ax.set_yticklabels([printable(names[i]) if 0 <= i < len(names) else str(i) for i in shown], fontsize=7,
+                                 **_PLAIN)  # fmt: skip
+    label_ax.set_ylim(shown.min() - 0.7, shown.max() + 0.7)
+    label_ax.set_xlim(0, n)
+    label_ax.set_xlabel("frame", **_PLAIN)
+    fig.suptitle(printable(spec["title"]), fontsize=10, **_PLAIN)
     fig.tight_layout()
     return save_figure(fig, path, dpi)
