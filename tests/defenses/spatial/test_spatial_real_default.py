@@ -25,7 +25,7 @@ def test_shipped_models_name_their_comdefend():
         if "architecture" in meta and meta.get("format", "").startswith("vidshield-model"):
             named[path.stem] = meta.get("comdefend")
     real = {k for k, v in named.items() if v == REAL_FOOTAGE_WEIGHTS}
-    assert {"ut-lrcn", "ut-lrcn-v2", "ut-c3d", "ut-c3d-v2"} <= real
+    assert {"ut-lrcn", "ut-lrcn-v2", "ut-c3d", "ut-c3d-v2", "ut-lrcn-motion", "ut-c3d-motion"} <= real
     assert all(v is None for k, v in named.items() if k.startswith("synthetic-"))
     assert (zoo_dir() / f"{REAL_FOOTAGE_WEIGHTS}.safetensors").is_file()
 
