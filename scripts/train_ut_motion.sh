@@ -4,7 +4,7 @@
 # Leave-one-sequence-out over all 20 folds (summary.json per model) and set1 -> set2 (one model
 # each, trained on all 60 set1 clips, the last epoch kept). Resumable: rerun the same command
 # after an interruption (a run continues from its -last state, finished LOSO folds are skipped).
-#   UT=../shared/data/ut-interaction nice bash scripts/train_ut_motion.sh
+#   UT=DATA/ut-interaction nice bash scripts/train_ut_motion.sh
 #   PROTOCOLS=split MODELS=c3d bash scripts/train_ut_motion.sh
 set -euo pipefail
 export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${THREADS:-2}
