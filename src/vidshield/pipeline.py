@@ -1057,6 +1057,42 @@ class DefendResult:
     model_view: bool = False
 
 
+def comparison_frames(result: DefendResult, count: int = 4) -> list[int]:
+    """The frames a before / after picture of :func:`defend_file`'s work shows: up to ``count`` of
+    the frames the temporal defense rebuilt, else ``count`` frames spread over the video."""
+    from vidshield.io.read import uniform_indices
+
+    if result.temporal_frames:
+        picked = result.temporal_frames
+        step = max(1, len(picked) // count)
+        return sorted(picked[::step][:count])
+    return sorted(set(uniform_indices(result.num_frames, min(count, result.num_frames)).tolist()))
+
+
+def read_frame_pairs(before_path, after_path, frames: list[int]) -> list[tuple[int, object, object]]:
+    """``(frame, before, after)`` for each of ``frames`` (uint8 ``(H, W, 3)``): the input decoded
+    at the output's size (the output may be at the model's view), damage warnings dropped."""
+    from vidshield.io import CorruptVideoWarning, iter_frames, probe
+
+    info = probe(after_path)
+    wanted = set(frames)
+
+    def pick(path, **geometry):
+        out = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CorruptVideoWarning)
+            for i, frame in enumerate(iter_frames(path, **geometry)):
+                if i in wanted:
+                    out[i] = frame
+                if i >= max(wanted):
+                    break
+        return out
+
+    before = pick(before_path, size=(info.height, info.width))
+    after = pick(after_path)
+    return [(t, before[t], after[t]) for t in sorted(wanted) if t in before and t in after]
+
+
 #: Above this estimate (seconds), :func:`defend_file` asks before a spatial defense (the CLI's ``--yes``).
 SLOW_SPATIAL_SECONDS = 180.0
 

@@ -98,6 +98,13 @@ def _parse_frames(text: str) -> list[int]:
     "before the work, prints the estimate and the faster options: --model-view, --device cuda).",
 )
 @click.option(
+    "--compare",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a PNG of up to 4 frames before and after the defense and their difference x 8 "
+    "(the rebuilt frames when the temporal defense ran, else frames spread over the video).",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Refuse a truncated file instead of defending the frames that decode.",
@@ -122,6 +129,7 @@ def command(
     crf,
     model_view,
     assume_yes,
+    compare,
     strict,
     device,
     as_json,
@@ -150,13 +158,23 @@ def command(
     from vidshield.defenses.spatial.comdefend import REAL_FOOTAGE_WEIGHTS
     from vidshield.io import probe
     from vidshield.io.write import check_video_output
-    from vidshield.pipeline import SLOW_SPATIAL_SECONDS, build_pipeline, defend_file
+    from vidshield.pipeline import (
+        SLOW_SPATIAL_SECONDS,
+        build_pipeline,
+        comparison_frames,
+        defend_file,
+        read_frame_pairs,
+    )
+    from vidshield.plotting import plot_before_after
+    from vidshield.utils import check_writable
 
     if method == "temporal" and (frames_text is None) == (every is None):
         raise click.UsageError("--method temporal needs exactly one of --frames, --every (or use --method auto)")
     if model_view and method != "auto":
         raise click.UsageError("--model-view goes with --method auto (the detection network's view)")
     # what can fail at the end is checked before the work: the output's format, folder and frame rate
+    if compare is not None:
+        check_writable(compare)
     info = probe(video, strict=strict)
     if info.truncated:
         click.echo(
@@ -225,6 +243,12 @@ def command(
         "seconds": round(elapsed, 3),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items() if v is not None},
     }
+    if compare is not None:
+        frames_shown = comparison_frames(result)
+        plot_before_after(
+            read_frame_pairs(video, output, frames_shown), compare, title=f"{video.name} -> {output.name} ({method})"
+        )
+        summary["compare"] = {"path": str(compare), "frames": frames_shown}
     if as_json:
         echo_json(summary)
     else:
