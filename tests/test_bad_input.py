@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import av
 import numpy as np
@@ -417,3 +418,35 @@ def test_defend_keeps_what_a_truncated_file_holds_and_strict_refuses_it(tmp_path
     from vidshield.io import probe
 
     assert probe(out).num_frames == probe(path).num_frames
+
+
+def test_an_avi_without_its_index_reads_whole_and_a_truncated_one_without_it_says_truncated(tmp_path):
+    """A missing idx1 chunk (renamed to JUNK) costs nothing: every frame decodes, no warning;
+    cut short as well, the frames that decode are read with a truncation warning."""
+    from vidshield.io import probe, read_frames
+
+    path = tmp_path / "clip.avi"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mjpeg", rate=25)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuvj420p"
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 8 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"idx1")
+    assert at > 0
+    data[at : at + 4] = b"JUNK"
+    no_index = tmp_path / "no-index.avi"
+    no_index.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CorruptVideoWarning)
+        assert read_frames(no_index).shape == (20, 32, 32, 3)
+    assert not probe(no_index).truncated
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.warns(CorruptVideoWarning, match="truncated"):
+        frames = read_frames(cut)
+    assert 0 < len(frames) < 20 and probe(cut).truncated
