@@ -41,8 +41,11 @@ def test_deterministic_and_batch_equals_one_by_one(trained_lrcn, correct_clips):
 def test_linf_cap_is_kept(trained_lrcn, correct_clips):
     x, y = correct_clips
     eps = 4 / 255
-    _, reports = SparseAttack(trained_lrcn, num_frames=4, steps=30, lr=1e-2, eps=eps).attack_with_report(x, y)
+    adv, reports = SparseAttack(trained_lrcn, num_frames=4, steps=30, lr=1e-2, eps=eps).attack_with_report(x, y)
     assert max(r.linf for r in reports) <= eps + 1e-6
+    assert float((adv - x).abs().amax()) <= eps + 1e-6
+    # the cap binds: the attack did perturb, up to the cap on some pixel (a no-op would pass the bound)
+    assert float((adv - x).abs().amax()) >= 0.5 * eps and max(r.perturbed_frames for r in reports) >= 1
 
 
 def test_salient_mode_perturbs_k_frames_per_video(trained_lrcn, correct_clips):

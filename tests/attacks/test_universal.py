@@ -22,6 +22,13 @@ def test_generator_shapes_and_p_max():
         p = gen(torch.randn(3, 100))
     assert p.shape == (3, 8, 3, 32, 32)
     assert float(p.abs().max()) <= 10 / 255 + 1e-7
+    # p_max scales a tanh output: a non-trivial perturbation that the bound actually limits
+    assert float(p.abs().max()) > 0.2 * 10 / 255 and not torch.equal(p[0], p[1])
+    loose = CDUPGenerator(**TINY, p_max=20 / 255)
+    loose.load_state_dict(gen.state_dict())
+    z = torch.randn(2, 100, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(loose(z), 2 * gen(z), atol=1e-6)
     full = CDUPGenerator()
     with torch.no_grad():
         assert full(torch.randn(2, 100)).shape == (2, 16, 3, 112, 112)

@@ -98,13 +98,20 @@ def test_frame_saliency_attack_runs_through_the_detector_driven_temporal_defense
     model = load_model("synthetic-lrcn")
     x, y = clips(3, 64)
     detector = TemporalConsistencyDetector(model)
-    pre = TemporalDefensePreprocessor(TemporalDefense(qp=36), detector=detector)
+    defense = TemporalDefense(qp=36)
+    calls = []
+    original = defense.forward
+    defense.forward = lambda video, **kw: calls.append(kw.get("polluted")) or original(video, **kw)
+    pre = TemporalDefensePreprocessor(defense, detector=detector)
     art_clf = as_art_classifier(model, defenses=[pre])
     pgd = ProjectedGradientDescent(art_clf, eps=8 / 255, eps_step=2 / 255, max_iter=3, verbose=False)
     attack = FrameSaliencyAttack(art_clf, pgd, method="iterative_saliency", frame_index=1, verbose=False)
     adv = attack.generate(x.numpy(), y=np.eye(10)[y.numpy()])
     assert adv.shape == x.shape and adv.dtype == np.float32
     assert np.abs(adv - x.numpy()).max() <= 8 / 255 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert np.abs(adv - x.numpy()).max() > 1 / 255  # the attack changed pixels
+    # its predictions went through the detector-driven defense: the detector's marks were passed on
+    assert calls and all(p is not None for p in calls)
 
 
 def test_detector_as_an_art_evasion_detector():

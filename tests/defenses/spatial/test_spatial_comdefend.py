@@ -88,6 +88,11 @@ def test_shape_and_range_kept_on_odd_sizes(defense, rng, tile):
     out = defense(video)
     assert out.shape == video.shape and out.dtype == torch.float32
     assert float(out.min()) >= 0 and float(out.max()) <= 1
+    # the defense is ComDefend's purification of each frame (whole or in tiles), not a pass-through
+    with torch.no_grad():
+        expected = purify_frames(defense.model, video[0], tile=tile)
+    assert torch.allclose(out[0], expected, atol=1e-5)
+    assert float((out - video).abs().mean()) > 0.01
 
 
 def test_input_not_mutated_and_deterministic(defense, rng):
