@@ -225,15 +225,16 @@ function drawTimeline(r) {
   }
   svg.append(exc);
   const wins = svgEl("g", { class: "windows" });
+  const decided = r.detector_verdict ?? r.verdict; // out of domain: the windows the detector alone fired
   r.windows.forEach((w, i) => {
-    const fired = w.verdict !== "clean" && w.verdict === r.verdict;
+    const fired = w.verdict !== "clean" && w.verdict === decided;
     const x0 = x(w.start), x1 = x(w.start + w.frame_labels.length - 1);
     const rect = svgEl("rect", {
       x: x0, y: winTop + (i % 2) * (winH + 4), width: Math.max(2, x1 - x0), height: winH, rx: 3,
       fill: COLOURS[w.verdict] || "#888", "fill-opacity": fired ? 1 : 0.45,
       stroke: fired ? "#1d2330" : "none", "stroke-width": 2, class: fired ? "window fired" : "window",
     });
-    rect.append(svgEl("title", {}, `frames ${w.start}-${w.start + w.frame_labels.length - 1}: ${w.verdict}, alpha ${w.alpha.toFixed(3)}, defense ${w.defense}`));
+    rect.append(svgEl("title", {}, `frames ${w.start}-${w.start + w.frame_labels.length - 1}: ${w.verdict}, ${r.score_name ?? "alpha"} ${(w.score ?? w.alpha).toFixed(3)} (gamma1 ${r.gamma1}), alpha ${w.alpha.toFixed(3)}, defense ${w.defense}`));
     wins.append(rect);
   });
   svg.append(wins);
@@ -244,7 +245,7 @@ function drawTimeline(r) {
     const anchor = k === ticks && ticks > 0 ? "end" : "middle";
     svg.append(svgEl("text", { x: x(t), y: H - 8, "text-anchor": anchor, "font-size": 11, fill: "#5b6474" }, String(t)));
   }
-  const fired = r.windows.filter((w) => w.verdict !== "clean" && w.verdict === r.verdict);
+  const fired = r.windows.filter((w) => w.verdict !== "clean" && w.verdict === decided);
   const caption = fired.length
     ? `fired: ${fired.map((w) => `frames ${w.start}-${w.start + w.frame_labels.length - 1} (alpha ${w.alpha.toFixed(3)})`).join("; ")}`
     : r.windows_fired
