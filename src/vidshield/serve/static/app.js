@@ -289,7 +289,7 @@ async function loadRecent() {
     tr.append(el("td", { title: j.name }, j.name));
     tr.append(el("td", {}, j.state === "running" ? `running ${j.frames_done}/${j.frames_total}` : j.state));
     const v = el("td");
-    if (j.verdict) v.append(el("span", { class: `tag ${j.verdict}` }, j.verdict));
+    if (j.verdict) v.append(el("span", { class: `tag ${j.verdict}` }, j.verdict === "out_of_domain" ? "out of domain" : j.verdict));
     else if (j.state === "failed") v.append(el("span", { class: "tag failed", title: j.error || "" }, "failed"));
     tr.append(v);
     tr.append(el("td", {}, new Date(j.created * 1000).toLocaleString()));
