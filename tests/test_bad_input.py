@@ -224,19 +224,25 @@ def test_pyav_index_errors_become_decode_errors(tmp_path, lossless_video_file, m
         list(src.frames())
 
 
-def _truncated_avi(path, frames=60):
-    """An MJPEG AVI whose header declares ``frames`` frames and whose data holds about a third
-    of them (like OpenCV's sample tree.avi: 68 of 444 frames present, which players show)."""
+def _mjpeg_avi(path, frames: int, *, step: int = 4):
+    """An MJPEG AVI of ``frames`` 32x32 grey frames (frame i at level ``step * i``); its header
+    declares the frame count and it ends with an idx1 index."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("mjpeg", rate=25)
         stream.width = stream.height = 32
         stream.pix_fmt = "yuvj420p"
         for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 4 * i, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), step * i, np.uint8), format="rgb24")
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-    data = path.read_bytes()
+    return path
+
+
+def _truncated_avi(path, frames=60):
+    """An MJPEG AVI whose header declares ``frames`` frames and whose data holds about a third
+    of them (like OpenCV's sample tree.avi: 68 of 444 frames present, which players show)."""
+    data = _mjpeg_avi(path, frames).read_bytes()
     path.write_bytes(data[: len(data) // 3])
     return path
 
@@ -425,17 +431,7 @@ def test_an_avi_without_its_index_reads_whole_and_a_truncated_one_without_it_say
     cut short as well, the frames that decode are read with a truncation warning."""
     from vidshield.io import probe, read_frames
 
-    path = tmp_path / "clip.avi"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mjpeg", rate=25)
-        stream.width = stream.height = 32
-        stream.pix_fmt = "yuvj420p"
-        for i in range(20):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 8 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    data = bytearray(path.read_bytes())
+    data = bytearray(_mjpeg_avi(tmp_path / "clip.avi", 20, step=8).read_bytes())
     at = data.rfind(b"idx1")
     assert at > 0
     data[at : at + 4] = b"JUNK"
